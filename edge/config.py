@@ -1,0 +1,203 @@
+"""The site file `beltcam.yaml`, validated by pydantic.
+
+A technician edits this file by hand, so every mistake must come back as one line naming the file,
+the field path and the reason, and relative paths must mean "next to this file" wherever the agent
+is started from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CameraId = Literal["c1", "c2"]
+FrameLabel = Literal["before", "after", "unlabeled"]
+DEFAULT_CONFIG_PATH = Path("beltcam.yaml")
+
+
+class ConfigError(ValueError):
+    """A site file that cannot be used; the message is meant to be shown to a technician as is."""
+
+
+class _Strict(BaseModel):
+    """Unknown keys are typos in a hand-written file, so they are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Strict):
+    id: CameraId
+    kind: Literal["simulated", "opencv"]
+    source: str = Field(
+        default="",
+        description="opencv: device index, URL or video file; simulated: unused",
+    )
+    resolution: tuple[int, int] = Field(default=(640, 480), description="width, height in pixels")
+    fps: float = Field(default=10.0, gt=0, le=240)
+
+    @field_validator("resolution")
+    @classmethod
+    def _positive_resolution(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 16 or max(value) > 8192:
+            raise ValueError("each of width and height must be between 16 and 8192 pixels")
+        return value
+
+
+class RetentionConfig(_Strict):
+    keep_masked: bool = Field(default=True, description="never evict recordings with ground-truth masks")
+    keep_live_model_data: bool = Field(
+        default=True, description="never evict recordings the live model was trained on"
+    )
+    low_watermark: float = Field(
+        default=0.9, gt=0.1, le=1.0, description="evict down to this fraction of the quota"
+    )
+
+
+class StorageConfig(_Strict):
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="any SQLAlchemy URL; default: SQLite file beltcam.db in data_dir"
+    )
+    image_format: Literal["jpg", "png"] = "jpg"
+    jpeg_quality: int = Field(default=90, ge=10, le=100)
+    disk_quota_mb: float | None = Field(default=None, gt=0)
+    retention: RetentionConfig = RetentionConfig()
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'beltcam.db'}"
+
+
+class RecorderConfig(_Strict):
+    queue_size: int = Field(default=64, ge=1, description="frames waiting to be written before drops")
+    segment_s: float = Field(default=300.0, gt=0, description="a new recording starts after this long")
+    pair_tolerance_ms: float = Field(default=50.0, gt=0)
+    stall_timeout_s: float = Field(default=2.0, gt=0)
+    reconnect_initial_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+    commit_every_s: float = Field(default=0.5, gt=0)
+
+
+class SimulatedFault(_Strict):
+    """A scripted failure of one simulated camera, for commissioning drills and tests."""
+
+    camera: CameraId
+    at_s: float = Field(ge=0, description="simulation time at which the fault starts")
+    kind: Literal["error", "stall"]
+    duration_s: float = Field(default=1.0, gt=0)
+
+
+class SimulatorConfig(_Strict):
+    seed: int = 0
+    belt_width_mm: float = Field(default=600.0, gt=0)
+    belt_speed_mm_s: float = Field(default=250.0, gt=0)
+    speed_jitter: float = Field(default=0.02, ge=0, lt=0.5, description="relative speed wobble")
+    c1_to_c2_mm: float = Field(default=3000.0, gt=0)
+    c2_clock_offset_ms: float = Field(default=0.0, description="C2's clock minus C1's clock")
+    objects_per_m: float = Field(default=4.0, ge=0)
+    illegal_fraction: float = Field(default=0.5, ge=0, le=1)
+    missed_illegal_rate: float = Field(default=0.05, ge=0, le=1)
+    object_size_mm: tuple[float, float] = (60.0, 180.0)
+    noise_sigma: float = Field(default=2.0, ge=0)
+    lighting_drift: float = Field(default=0.08, ge=0, lt=1)
+    truth_every: int = Field(
+        default=0, ge=0, description="store ground truth masks for every Nth C1 frame (0: never)"
+    )
+    realtime: bool = Field(default=True, description="pace frames at the camera fps")
+    faults: list[SimulatedFault] = []
+
+
+class ModelConfig(_Strict):
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
+    image_size: int = Field(default=256, ge=32)
+    pretrained_weights: Path | None = None
+
+
+class ScheduleConfig(_Strict):
+    enabled: bool = True
+    nightly_cron: str = "0 2 * * *"
+
+
+class BridgeConfig(_Strict):
+    transport: Literal["simulator", "modbus_tcp", "serial"] = "simulator"
+    host: str = "127.0.0.1"
+    port: int = Field(default=5020, ge=1, le=65535)
+    serial_port: str | None = None
+    dry_run: bool = False
+
+
+class SiteConfig(_Strict):
+    site_name: str = "beltcam"
+    cameras: list[CameraConfig]
+    storage: StorageConfig = StorageConfig()
+    recorder: RecorderConfig = RecorderConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    model: ModelConfig = ModelConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    calibration_file: Path | None = None
+    bridge: BridgeConfig = BridgeConfig()
+
+    @model_validator(mode="after")
+    def _one_camera_each(self) -> SiteConfig:
+        ids = sorted(camera.id for camera in self.cameras)
+        if ids != ["c1", "c2"]:
+            raise ValueError(f"exactly one camera c1 and one camera c2 are needed, found {ids or 'none'}")
+        return self
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        return next(camera for camera in self.cameras if camera.id == camera_id)
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    reason = first["msg"]
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{path}: {field}: {reason}{more}"
+
+
+def _resolve_relative_paths(config: SiteConfig, base: Path) -> SiteConfig:
+    def resolve(value: Path | None) -> Path | None:
+        if value is None or value.is_absolute():
+            return value
+        return (base / value).resolve()
+
+    storage = config.storage.model_copy(update={"data_dir": resolve(config.storage.data_dir)})
+    database_url = storage.database_url
+    if database_url and database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////"):
+        relative = database_url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            database_url = f"sqlite:///{resolve(Path(relative))}"
+    storage = storage.model_copy(update={"database_url": database_url})
+    model = config.model.model_copy(update={"pretrained_weights": resolve(config.model.pretrained_weights)})
+    return config.model_copy(
+        update={"storage": storage, "model": model, "calibration_file": resolve(config.calibration_file)}
+    )
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> SiteConfig:
+    """Read and validate a site file; raises ConfigError with a one-line reason."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config FILE)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    try:
+        config = SiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, exc)) from None
+    return _resolve_relative_paths(config, path.resolve().parent)

@@ -1,0 +1,75 @@
+"""One thread per camera: read frames, hand them over without ever blocking on the writer.
+
+A full queue drops the frame and counts it (capture must keep the camera's pace); a failing or
+stalled camera is closed and reopened with exponential back-off while the other camera keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from edge.config import RecorderConfig
+from edge.sources.base import Frame, FrameSource, SourceError
+
+log = logging.getLogger(__name__)
+
+
+class CaptureWorker(threading.Thread):
+    def __init__(
+        self,
+        source: FrameSource,
+        frames: queue.Queue[Frame],
+        settings: RecorderConfig,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=f"capture-{source.camera_id}", daemon=True)
+        self.source = source
+        self.frames = frames
+        self.settings = settings
+        self.stop = stop
+        self.captured = 0
+        self.dropped = 0
+        self.errors = 0
+        self.reconnects = 0
+        self.last_error: str | None = None
+
+    def run(self) -> None:
+        backoff = self.settings.reconnect_initial_s
+        is_open = False
+        ever_opened = False
+        try:
+            while not self.stop.is_set():
+                if not is_open:
+                    try:
+                        self.source.open()
+                    except SourceError as exc:
+                        self._failed(exc)
+                        self.stop.wait(backoff)
+                        backoff = min(backoff * 2, self.settings.reconnect_max_s)
+                        continue
+                    if ever_opened:
+                        self.reconnects += 1
+                        log.info("camera %s reconnected", self.source.camera_id)
+                    is_open = ever_opened = True
+                try:
+                    frame = self.source.read(self.settings.stall_timeout_s)
+                except SourceError as exc:
+                    self._failed(exc)
+                    self.source.close()
+                    is_open = False
+                    continue
+                backoff = self.settings.reconnect_initial_s
+                self.captured += 1
+                try:
+                    self.frames.put_nowait(frame)
+                except queue.Full:
+                    self.dropped += 1
+        finally:
+            self.source.close()
+
+    def _failed(self, exc: SourceError) -> None:
+        self.errors += 1
+        self.last_error = str(exc)
+        log.warning("camera %s: %s", self.source.camera_id, exc)

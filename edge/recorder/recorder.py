@@ -1,0 +1,104 @@
+"""`beltcam record`: capture C1 and C2 into the store until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tqdm import tqdm
+
+from edge.config import SiteConfig
+from edge.recorder.capture import CaptureWorker
+from edge.recorder.writer import FrameWriter
+from edge.sources.base import Frame, FrameSource
+from edge.store.frame_store import FrameStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecordingSummary:
+    session: str
+    recording_ids: tuple[int, ...]
+    written: dict[str, int]
+    dropped: dict[str, int]
+    errors: dict[str, int]
+    reconnects: dict[str, int]
+    paired: int
+    evicted_frames: int
+    seconds: float
+
+
+class Recorder:
+    def __init__(self, config: SiteConfig, store: FrameStore, sources: dict[str, FrameSource]) -> None:
+        self.config = config
+        self.store = store
+        self.stop_event = threading.Event()
+        self.frames: queue.Queue[Frame] = queue.Queue(maxsize=config.recorder.queue_size)
+        self.workers = {
+            camera: CaptureWorker(source, self.frames, config.recorder, self.stop_event)
+            for camera, source in sources.items()
+        }
+        self.session_name = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.writer = FrameWriter(store, config, self.session_name, self.workers)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self, duration_s: float | None = None, progress: bool = True) -> RecordingSummary:
+        """Record until `duration_s` passes or `stop()` is called; always closes its recordings."""
+        started = time.monotonic()
+        deadline = None if duration_s is None else started + duration_s
+        bar = tqdm(total=duration_s, unit="s", disable=not progress, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+        for worker in self.workers.values():
+            worker.start()
+        try:
+            while True:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stop_event.set()
+                capturing = not self.stop_event.is_set()
+                try:
+                    frame = self.frames.get(timeout=0.05)
+                except queue.Empty:
+                    frame = None
+                if frame is not None:
+                    self.writer.write(frame)
+                elif not capturing:
+                    break  # stopped and drained
+                if self.writer.commit_due():
+                    self.writer.commit()
+                    self._show(bar, started)
+        finally:
+            self.stop_event.set()
+            for worker in self.workers.values():
+                worker.join(timeout=5)
+            while not self.frames.empty():  # frames captured after the last read
+                self.writer.write(self.frames.get_nowait())
+            self.writer.close()
+            bar.close()
+        return self._summary(time.monotonic() - started)
+
+    def _show(self, bar: tqdm, started: float) -> None:
+        elapsed = time.monotonic() - started
+        bar.n = min(elapsed, bar.total) if bar.total else elapsed
+        bar.set_postfix_str(
+            " ".join(f"{c}:{self.writer.written[c]} ok/{w.dropped} drop" for c, w in self.workers.items())
+        )
+
+    def _summary(self, seconds: float) -> RecordingSummary:
+        workers = self.workers
+        return RecordingSummary(
+            session=self.session_name,
+            recording_ids=tuple(sorted(self.writer.recording_ids)),
+            written=dict(self.writer.written),
+            dropped={c: w.dropped + self.writer.quota_drops[c] for c, w in workers.items()},
+            errors={c: w.errors for c, w in workers.items()},
+            reconnects={c: w.reconnects for c, w in workers.items()},
+            paired=self.writer.pairing.stats.paired,
+            evicted_frames=self.writer.quota.evicted_frames if self.writer.quota else 0,
+            seconds=seconds,
+        )

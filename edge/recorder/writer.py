@@ -1,0 +1,206 @@
+"""The recorder's writing side: files, index rows, C1/C2 pairing, segments, quota and counters.
+
+Frames are written one by one as they arrive but indexed in batches (every `commit_every_s`), after
+their directories are fsynced: one transaction per batch keeps SQLite fast, and the order (durable
+file, then row) means a crash can only leave unindexed files, never rows without files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import update
+
+from edge.config import SiteConfig
+from edge.recorder.capture import CaptureWorker
+from edge.recorder.stream_pair import StreamPair
+from edge.store.files import encode_image, fsync_directory
+from edge.store.frame_store import FrameStore, utc_now
+from edge.store.models import Frame as FrameRow
+from edge.store.models import Mask, Recording
+from edge.store.retention import DiskQuota, QuotaExhausted
+
+log = logging.getLogger(__name__)
+CAMERA_LABELS = {"c1": "before", "c2": "after"}
+
+
+@dataclass
+class _Segment:
+    recording_id: int
+    started_ns: int
+    next_seq: int = 0  # our own numbering: a camera's counter may restart when it reconnects
+    synced_counters: dict[str, int] = field(default_factory=lambda: {"dropped": 0, "errors": 0, "reconnects": 0})
+
+
+@dataclass
+class _Pending:
+    camera: str
+    row: FrameRow
+    mask: Mask | None
+
+
+class FrameWriter:
+    def __init__(
+        self, store: FrameStore, config: SiteConfig, session_name: str, workers: dict[str, CaptureWorker]
+    ) -> None:
+        self.store = store
+        self.workers = workers
+        self.config = config
+        self.session_name = session_name
+        storage = config.storage
+        self.quota = (
+            DiskQuota(store, int(storage.disk_quota_mb * 1e6), storage.retention) if storage.disk_quota_mb else None
+        )
+        offset_ns = round(config.simulator.c2_clock_offset_ms * 1e6) if self._simulated else 0
+        self.pairing = StreamPair(round(config.recorder.pair_tolerance_ms * 1e6), offset_ns)
+        self._segments: dict[str, _Segment] = {}
+        self._pending: list[_Pending] = []
+        self._dirty_dirs: set[Path] = set()
+        self._last_commit = time.monotonic()
+        self.written = {"c1": 0, "c2": 0}
+        self.quota_drops = {"c1": 0, "c2": 0}
+        self.quota_alarm: str | None = None
+        self.recording_ids: set[int] = set()
+
+    @property
+    def _simulated(self) -> bool:
+        return all(camera.kind == "simulated" for camera in self.config.cameras)
+
+    def write(self, frame) -> None:
+        storage = self.config.storage
+        segment = self._segment_for(frame)
+        camera = frame.camera
+        truth_every = self.config.simulator.truth_every
+        with_truth = camera == "c1" and frame.truth is not None and truth_every and frame.seq % truth_every == 0
+        seq = segment.next_seq
+        frame_path = self.store.frame_relpath(camera, segment.recording_id, seq, storage.image_format)
+        frame_data = encode_image(frame.image, storage.image_format, storage.jpeg_quality)
+        mask_path = self.store.mask_relpath(camera, segment.recording_id, seq)
+        mask_data = encode_image(frame.truth.label_map, "png") if with_truth else b""
+        if not self._room_for(camera, len(frame_data) + len(mask_data)):
+            return
+        written = self.store.write_file(frame_path, frame_data)
+        segment.next_seq += 1
+        self._dirty_dirs.add(self.store.absolute(written.path).parent)
+        row = FrameRow(
+            recording_id=segment.recording_id,
+            seq=seq,
+            path=written.path,
+            bytes=written.bytes,
+            capture_utc=frame.capture_utc,
+            capture_ns=frame.capture_ns,
+        )
+        mask = None
+        if with_truth:
+            mask_file = self.store.write_file(mask_path, mask_data)
+            self._dirty_dirs.add(self.store.absolute(mask_file.path).parent)
+            mask = Mask(
+                path=mask_file.path,
+                bytes=mask_file.bytes,
+                origin="simulator",
+                objects=[vars(obj) | {"extent_mm": list(obj.extent_mm)} for obj in frame.truth.objects],
+                created_utc=utc_now(),
+            )
+        if self.quota is not None:
+            self.quota.added(len(frame_data) + len(mask_data))
+        self._pending.append(_Pending(camera, row, mask))
+        self.written[camera] += 1
+
+    def _room_for(self, camera: str, nbytes: int) -> bool:
+        if self.quota is None:
+            return True
+        try:
+            self.quota.make_room(nbytes)
+        except QuotaExhausted as exc:
+            self.quota_drops[camera] += 1
+            if self.quota_alarm is None:
+                log.error("%s", exc)
+            self.quota_alarm = str(exc)
+            return False
+        return True
+
+    def commit_due(self) -> bool:
+        return time.monotonic() - self._last_commit >= self.config.recorder.commit_every_s
+
+    def commit(self) -> None:
+        """Make the batch durable, index it, pair it, and bring the counters up to date."""
+        self._last_commit = time.monotonic()
+        for directory in self._dirty_dirs:
+            fsync_directory(directory)
+        self._dirty_dirs.clear()
+        pending, self._pending = self._pending, []
+        with self.store.session() as session:
+            session.add_all(item.row for item in pending)
+            session.flush()
+            for item in pending:
+                if item.mask is not None:
+                    item.mask.frame_id = item.row.id
+                    session.add(item.mask)
+            recording_ids = {item.row.recording_id for item in pending}
+            recording_ids |= {segment.recording_id for segment in self._segments.values()}
+            recordings = {rid: session.get(Recording, rid) for rid in recording_ids}
+            for item in pending:
+                recordings[item.row.recording_id].frame_count += 1
+                pair = self.pairing.add(item.camera, item.row.id, item.row.capture_ns)
+                if pair is not None:
+                    self._link_pair(session, pair, recordings)
+            for camera, segment in self._segments.items():
+                self._sync_counters(recordings[segment.recording_id], segment, self.workers.get(camera), camera)
+
+    def _link_pair(self, session, pair: tuple[int, int], recordings: dict[int, Recording]) -> None:
+        c1_id, c2_id = pair
+        for frame_id, partner in ((c1_id, c2_id), (c2_id, c1_id)):
+            session.execute(update(FrameRow).where(FrameRow.id == frame_id).values(pair_frame_id=partner))
+        for camera in ("c1", "c2"):
+            segment = self._segments.get(camera)
+            if segment is not None:
+                recordings[segment.recording_id].paired_frames += 1
+
+    def _sync_counters(
+        self, recording: Recording, segment: _Segment, worker: CaptureWorker | None, camera: str
+    ) -> None:
+        now = {
+            "dropped": (worker.dropped if worker else 0) + self.quota_drops[camera],
+            "errors": worker.errors if worker else 0,
+            "reconnects": worker.reconnects if worker else 0,
+        }
+        delta = {key: now[key] - segment.synced_counters[key] for key in now}
+        recording.dropped_frames += delta["dropped"]
+        recording.source_errors += delta["errors"]
+        recording.reconnects += delta["reconnects"]
+        segment.synced_counters = now
+
+    def _segment_for(self, frame) -> _Segment:
+        segment = self._segments.get(frame.camera)
+        segment_ns = self.config.recorder.segment_s * 1e9
+        if segment is not None and frame.capture_ns - segment.started_ns < segment_ns:
+            return segment
+        if segment is not None:
+            self.commit()
+            self.store.close_recording(segment.recording_id)
+        camera = self.config.camera(frame.camera)
+        height, width = frame.image.shape[:2]
+        recording_id = self.store.begin_recording(
+            camera=frame.camera,
+            label=CAMERA_LABELS[frame.camera],
+            source=f"{camera.kind}:{camera.source}" if camera.source else camera.kind,
+            image_format=self.config.storage.image_format,
+            size=(width, height),
+            fps=camera.fps,
+            session_name=self.session_name,
+        )
+        carried = segment.synced_counters if segment is not None else None
+        new_segment = _Segment(recording_id, frame.capture_ns)
+        if carried is not None:
+            new_segment.synced_counters = dict(carried)
+        self._segments[frame.camera] = new_segment
+        self.recording_ids.add(recording_id)
+        return new_segment
+
+    def close(self) -> None:
+        self.commit()
+        for segment in self._segments.values():
+            self.store.close_recording(segment.recording_id)

@@ -1,0 +1,21 @@
+"""Camera sources behind one interface (`FrameSource`); `build_sources` makes C1 and C2 from config."""
+
+from __future__ import annotations
+
+import time
+
+from edge.config import SiteConfig
+from edge.sources.base import FrameSource
+from edge.sources.belt_world import BeltWorld
+from edge.sources.simulated import SimulatedCamera
+
+
+def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
+    """C1 and C2 sources; simulated cameras share one world and one time base, as on a real belt."""
+    epoch_ns = time.monotonic_ns()
+    world = BeltWorld(config.simulator)
+    sources: dict[str, FrameSource] = {}
+    for camera in config.cameras:
+        if camera.kind == "simulated":
+            sources[camera.id] = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
+    return sources

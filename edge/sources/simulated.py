@@ -1,0 +1,115 @@
+"""The simulated belt as a camera source, behind the same interface as the real cameras.
+
+Two `SimulatedCamera`s built on the same config and time base (epoch) show one consistent belt: C1
+sees every object, C2 sees the same flow later with the sorter's removals. In real-time mode a camera
+runs on its own clock like hardware does: a reader that falls behind loses frames (the sequence
+number jumps), it does not slow the belt down.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from edge.config import CameraConfig, SimulatorConfig
+from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
+from edge.sources.belt_render import BeltRenderer
+from edge.sources.belt_world import BeltWorld, camera_view, implied_calibration
+
+
+class SimulatedCamera(FrameSource):
+    def __init__(
+        self,
+        camera: CameraConfig,
+        simulator: SimulatorConfig,
+        epoch_ns: int | None = None,
+        world: BeltWorld | None = None,
+    ) -> None:
+        self.camera_id = camera.id
+        self.fps = camera.fps
+        self.simulator = simulator
+        self.world = world or BeltWorld(simulator)
+        self.view = camera_view(camera.id, camera.resolution, simulator)
+        self.renderer = BeltRenderer(self.world, self.view)
+        self.epoch_ns = time.monotonic_ns() if epoch_ns is None else epoch_ns
+        self._epoch_utc = datetime.now(UTC) - timedelta(
+            microseconds=(time.monotonic_ns() - self.epoch_ns) / 1000
+        )
+        self._faults = [f for f in simulator.faults if f.camera == camera.id]
+        self._next_seq = 0
+        self._open = False
+
+    def time_of(self, seq: int) -> float:
+        return seq / self.fps
+
+    def frame_at(self, seq: int) -> Frame:
+        """Render frame `seq` directly (no pacing, no faults): for tests, import and benchmarks."""
+        t_s = self.time_of(seq)
+        image, truth = self.renderer.render(t_s, seq, removed_by_sorter=self.camera_id == "c2")
+        capture_ns = self.epoch_ns + round(t_s * 1e9) + self.view.clock_offset_ns
+        return Frame(
+            camera=self.camera_id,
+            seq=seq,
+            image=image,
+            capture_ns=capture_ns,
+            capture_utc=self._epoch_utc + timedelta(seconds=t_s),
+            truth=truth,
+        )
+
+    def _active_fault(self, t_s: float) -> str | None:
+        for fault in self._faults:
+            if fault.at_s <= t_s < fault.at_s + fault.duration_s:
+                return fault.kind
+        return None
+
+    def _now_s(self) -> float:
+        return (time.monotonic_ns() - self.epoch_ns) / 1e9
+
+    def open(self) -> None:
+        t_s = self._now_s() if self.simulator.realtime else self.time_of(self._next_seq)
+        if self._active_fault(t_s) == "error":
+            raise SourceError(f"simulated camera {self.camera_id}: device not found (scripted fault)")
+        self._open = True
+
+    def read(self, timeout_s: float) -> Frame:
+        if not self._open:
+            raise SourceError(f"simulated camera {self.camera_id} is not open")
+        seq = self._next_seq
+        if self.simulator.realtime:
+            # a camera produces frames whether or not anyone reads them: skip the ones already gone
+            seq = max(seq, int(self._now_s() * self.fps))
+            wait_s = self.time_of(seq) - self._now_s()
+            if wait_s > timeout_s:
+                time.sleep(timeout_s)
+                raise SourceStalled(f"simulated camera {self.camera_id}: no frame within {timeout_s:.1f} s")
+            if wait_s > 0:
+                time.sleep(wait_s)
+        fault = self._active_fault(self.time_of(seq))
+        if fault == "error":
+            self._open = False
+            self._next_seq = seq + 1
+            raise SourceError(f"simulated camera {self.camera_id}: connection lost (scripted fault)")
+        if fault == "stall":
+            stalled_until = next(
+                f.at_s + f.duration_s for f in self._faults if f.at_s <= self.time_of(seq) < f.at_s + f.duration_s
+            )
+            self._next_seq = int(stalled_until * self.fps) + 1
+            if self.simulator.realtime:
+                time.sleep(min(timeout_s, max(0.0, stalled_until - self._now_s())))
+            raise SourceStalled(f"simulated camera {self.camera_id}: no frame within {timeout_s:.1f} s")
+        self._next_seq = seq + 1
+        return self.frame_at(seq)
+
+    def close(self) -> None:
+        self._open = False
+
+
+def write_simulator_calibration(path: Path, simulator: SimulatorConfig, cameras: list[CameraConfig]) -> Path:
+    """Write the calibration the simulated installation implies, as ground truth for estimates."""
+    views = [camera_view(c.id, c.resolution, simulator) for c in cameras]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(implied_calibration(simulator, views), sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""The frame store: image files plus a SQL index (see DESIGN.md, Store)."""

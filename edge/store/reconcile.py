@@ -1,0 +1,167 @@
+"""`beltcam db check`: compare the files on disk with the index, both ways, and repair what is safe.
+
+Safe repairs: index orphan frame files of a known recording (capture time estimated from the
+recording's frame rate, flagged `capture_estimated`), mark indexed frames whose file is gone as
+`missing` (rows are kept: they record that the frame existed), delete temp files of interrupted
+writes (never a complete frame), and close recordings left open by a crash as `interrupted`.
+Orphan files of unknown recordings are reported and left alone: nothing is deleted silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from edge.store.files import TEMP_SUFFIX
+from edge.store.frame_store import FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
+from edge.store.models import Frame, Mask, Recording
+
+_FRAME_NAME = re.compile(r"^(\d+)\.(jpg|png)$")
+
+
+@dataclass
+class CheckReport:
+    missing_frames: list[str] = field(default_factory=list)  # indexed, file gone (not yet marked)
+    missing_masks: list[str] = field(default_factory=list)
+    orphan_frames: list[str] = field(default_factory=list)  # file of a known recording, not indexed
+    unknown_files: list[str] = field(default_factory=list)  # files no recording explains
+    temp_files: list[str] = field(default_factory=list)
+    open_recordings: list[int] = field(default_factory=list)  # status 'recording' (crash or running)
+    count_mismatches: list[int] = field(default_factory=list)
+    already_missing: int = 0
+    indexed_frames: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.missing_frames or self.missing_masks or self.orphan_frames or self.unknown_files
+            or self.temp_files or self.open_recordings or self.count_mismatches
+        )
+
+    def lines(self) -> list[str]:
+        out = [f"indexed frames: {self.indexed_frames} ({self.already_missing} marked missing earlier)"]
+        for title, items in (
+            ("indexed frames whose file is missing", self.missing_frames),
+            ("indexed masks whose file is missing", self.missing_masks),
+            ("frame files of known recordings not in the index", self.orphan_frames),
+            ("files no recording explains (left alone)", self.unknown_files),
+            ("temp files of interrupted writes", self.temp_files),
+            ("recordings still marked as recording", [str(i) for i in self.open_recordings]),
+            ("recordings whose frame_count is wrong", [str(i) for i in self.count_mismatches]),
+        ):
+            if items:
+                shown = ", ".join(items[:5]) + (f", ... ({len(items)} in all)" if len(items) > 5 else "")
+                out.append(f"{title}: {shown}")
+        out.append("store is clean" if self.clean else "store has problems: run `beltcam db check --repair`")
+        return out
+
+
+def check_store(store: FrameStore) -> CheckReport:
+    report = CheckReport()
+    with store.session() as session:
+        indexed = {row.path: row.missing for row in session.execute(select(Frame.path, Frame.missing))}
+        masks = set(session.scalars(select(Mask.path)))
+        recordings = {r.id: r for r in session.scalars(select(Recording))}
+        counts = dict(
+            session.execute(select(Frame.recording_id, func.count(Frame.id)).group_by(Frame.recording_id)).all()
+        )
+    report.indexed_frames = len(indexed)
+    report.already_missing = sum(indexed.values())
+    report.missing_frames = sorted(p for p, missing in indexed.items() if not missing and not store.absolute(p).is_file())
+    report.missing_masks = sorted(p for p in masks if not store.absolute(p).is_file())
+    report.open_recordings = sorted(i for i, r in recordings.items() if r.status == "recording")
+    report.count_mismatches = sorted(
+        i for i, r in recordings.items() if r.status != "recording" and r.frame_count != counts.get(i, 0)
+    )
+    for top in (FRAMES_DIR, MASKS_DIR):
+        root = store.data_dir / top
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if not path.is_file():
+                continue
+            relative = path.relative_to(store.data_dir).as_posix()
+            if path.name.endswith(TEMP_SUFFIX):
+                report.temp_files.append(relative)
+            elif relative in indexed or relative in masks:
+                continue
+            elif top == FRAMES_DIR and _known_recording(relative, recordings):
+                report.orphan_frames.append(relative)
+            else:
+                report.unknown_files.append(relative)
+    return report
+
+
+def _known_recording(relative: str, recordings: dict[int, Recording]) -> bool:
+    parts = relative.split("/")
+    if len(parts) != 4 or not parts[2].isdigit() or not _FRAME_NAME.match(parts[3]):
+        return False
+    recording = recordings.get(int(parts[2]))
+    return recording is not None and recording.camera == parts[1] and recording.status != "evicted"
+
+
+def repair_store(store: FrameStore, report: CheckReport) -> list[str]:
+    """Apply the safe repairs for `report`; returns one line per action taken."""
+    actions = []
+    for relative in report.temp_files:
+        store.absolute(relative).unlink(missing_ok=True)
+    if report.temp_files:
+        actions.append(f"deleted {len(report.temp_files)} temp files of interrupted writes")
+    with store.session() as session:
+        if report.missing_frames:
+            for frame in session.scalars(select(Frame).where(Frame.path.in_(report.missing_frames))):
+                frame.missing = True
+            actions.append(f"marked {len(report.missing_frames)} frames as missing")
+        if report.missing_masks:
+            for mask in session.scalars(select(Mask).where(Mask.path.in_(report.missing_masks))):
+                session.delete(mask)  # a mask without its file is no ground truth at all
+            actions.append(f"removed {len(report.missing_masks)} mask rows whose PNG is gone")
+        adopted = _adopt_orphans(session, report.orphan_frames, store)
+        if adopted:
+            actions.append(f"indexed {adopted} orphan frame files (capture time estimated)")
+        for recording_id in report.open_recordings:
+            recording = session.get(Recording, recording_id)
+            recording.status = "interrupted"
+            recording.ended_utc = recording.ended_utc or utc_now()
+        if report.open_recordings:
+            actions.append(f"closed {len(report.open_recordings)} recordings left open as interrupted")
+        session.flush()
+        for recording in session.scalars(select(Recording)):
+            recording.frame_count = session.scalar(
+                select(func.count(Frame.id)).where(Frame.recording_id == recording.id)
+            )
+    if report.unknown_files:
+        actions.append(f"left {len(report.unknown_files)} unexplained files alone (see the list above)")
+    return actions
+
+
+def _adopt_orphans(session, orphans: list[str], store: FrameStore) -> int:
+    for relative in orphans:
+        _, _, recording_id, name = relative.split("/")
+        seq = int(_FRAME_NAME.match(name).group(1))
+        recording = session.get(Recording, int(recording_id))
+        before = session.scalars(
+            select(Frame).where(Frame.recording_id == recording.id, Frame.seq < seq, Frame.capture_estimated.is_(False))
+            .order_by(Frame.seq.desc()).limit(1)
+        ).first()
+        period = timedelta(seconds=1 / recording.fps) if recording.fps else timedelta(0)
+        if before is not None:
+            capture_utc = before.capture_utc + period * (seq - before.seq)
+        else:
+            capture_utc = recording.started_utc + period * seq
+        session.add(
+            Frame(
+                recording_id=recording.id,
+                seq=seq,
+                path=relative,
+                bytes=Path(store.absolute(relative)).stat().st_size,
+                capture_utc=capture_utc,
+                capture_ns=None,
+                capture_estimated=True,
+            )
+        )
+    return len(orphans)
