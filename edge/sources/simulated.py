@@ -71,6 +71,8 @@ class SimulatedCamera(FrameSource):
     def open(self) -> None:
         t_s = self._now_s() if self.simulator.realtime else self.time_of(self._next_seq)
         if self._active_fault(t_s) == "error":
+            if not self.simulator.realtime:
+                self._next_seq += 1  # simulated time passes while the device is unplugged
             raise SourceError(f"simulated camera {self.camera_id}: device not found (scripted fault)")
         self._open = True
 

@@ -40,7 +40,7 @@ class DiskQuota:
             return
         target = min(self.quota_bytes * self.retention.low_watermark, self.quota_bytes - incoming_bytes)
         while self.used_bytes > target:
-            if not self._evict_batch():
+            if not self._evict_batch(self.used_bytes - target):
                 break
         if self.used_bytes + incoming_bytes > self.quota_bytes:
             raise QuotaExhausted(
@@ -69,9 +69,16 @@ class DiskQuota:
             query = query.where(Recording.id.not_in(live_recordings))
         return query
 
-    def _evict_batch(self) -> bool:
+    def _evict_batch(self, need_bytes: float) -> bool:
+        """Evict the first evictable frames until `need_bytes` are freed (or the batch ends)."""
         with self.store.session() as session:
-            rows = session.execute(self._evictable()).all()
+            rows = []
+            freeing = 0
+            for row in session.execute(self._evictable()):
+                rows.append(row)
+                freeing += 0 if row.missing else row.bytes
+                if freeing >= need_bytes:
+                    break
             if not rows:
                 return False
             # files first: a crash between the two leaves rows for missing files, which db check

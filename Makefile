@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` (the agent on the simulated belt) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/beltcam demo --config configs/simulated.yaml
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks
+
+# pytest exits 5 when it collected nothing: that must never pass for green
+test: $(INSTALLED) lint
+	$(BIN)/pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/record.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

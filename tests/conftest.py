@@ -1,0 +1,78 @@
+"""Shared helpers: tiny site configs written as real YAML files, so tests go through load_config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.config import SiteConfig, load_config
+from edge.recorder.recorder import Recorder
+from edge.sources import build_sources
+from edge.store.frame_store import FrameStore
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def tiny_site(width: int = 128, height: int = 96, fps: float = 20.0) -> dict:
+    return {
+        "cameras": [
+            {"id": "c1", "kind": "simulated", "resolution": [width, height], "fps": fps},
+            {"id": "c2", "kind": "simulated", "resolution": [width, height], "fps": fps},
+        ],
+        "storage": {"data_dir": "data"},
+        "recorder": {"commit_every_s": 0.2, "stall_timeout_s": 0.5, "reconnect_initial_s": 0.05},
+        "simulator": {"seed": 1, "objects_per_m": 8, "c1_to_c2_mm": 800},
+    }
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a site file (tiny defaults plus overrides) and return its path."""
+
+    def write(overrides: dict | None = None, name: str = "beltcam.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(deep_merge(tiny_site(), overrides or {})), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_config(write_config):
+    def make(overrides: dict | None = None) -> SiteConfig:
+        return load_config(write_config(overrides))
+
+    return make
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    frame_store = FrameStore(tmp_path / "store", f"sqlite:///{tmp_path / 'store' / 'index.db'}")
+    yield frame_store
+    frame_store.close()
+
+
+@pytest.fixture
+def run_recorder():
+    """Record a config for a while; returns the store and the recorder's summary."""
+    stores = []
+
+    def run(config: SiteConfig, duration_s: float):
+        frame_store = FrameStore.from_config(config.storage)
+        stores.append(frame_store)
+        summary = Recorder(config, frame_store, build_sources(config)).run(duration_s, progress=False)
+        return frame_store, summary
+
+    yield run
+    for frame_store in stores:
+        frame_store.close()

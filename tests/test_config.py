@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from edge.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_documented_example_loads_and_resolves_paths_against_its_folder():
+    config = load_config(REPO / "configs" / "simulated.yaml")
+    assert config.storage.data_dir == (REPO / "data").resolve()
+    assert config.storage.resolved_database_url() == f"sqlite:///{(REPO / 'data' / 'beltcam.db').resolve()}"
+    assert config.camera("c2").kind == "simulated"
+
+
+def test_relative_sqlite_url_resolves_against_config_folder(write_config, tmp_path):
+    path = write_config({"storage": {"database_url": "sqlite:///db/index.db"}})
+    config = load_config(path)
+    assert config.storage.database_url == f"sqlite:///{tmp_path / 'db' / 'index.db'}"
+
+
+def test_unknown_key_names_file_and_field(write_config):
+    path = write_config({"storage": {"dta_dir": "x"}})
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: storage.dta_dir: unknown key"
+
+
+def test_wrong_type_names_field_path(write_config):
+    path = write_config({"cameras": [{"id": "c1", "kind": "simulated", "fps": "fast"}, {"id": "c2", "kind": "simulated"}]})
+    with pytest.raises(ConfigError, match=r"beltcam.yaml: cameras\.0\.fps: Input should be a valid number"):
+        load_config(path)
+
+
+def test_both_cameras_are_required(write_config):
+    path = write_config({"cameras": [{"id": "c1", "kind": "simulated"}]})
+    with pytest.raises(ConfigError, match="exactly one camera c1 and one camera c2"):
+        load_config(path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cameras: [\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.yaml: line \d+: not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(scalar)

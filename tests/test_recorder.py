@@ -1,0 +1,85 @@
+from sqlalchemy import select
+
+from edge.store.models import Frame, Mask, Recording
+from edge.store.reconcile import check_store
+
+
+def test_recording_fills_the_store_with_paired_labelled_frames(make_config, run_recorder):
+    config = make_config({"simulator": {"truth_every": 5}})
+    store, summary = run_recorder(config, 2.0)
+    assert summary.written["c1"] >= 30 and summary.written["c2"] >= 30
+    assert summary.dropped == {"c1": 0, "c2": 0}
+    assert summary.paired >= min(summary.written.values()) - 2
+    with store.session() as session:
+        recordings = {r.camera: r for r in session.scalars(select(Recording))}
+        assert {r.label for r in recordings.values()} == {"before", "after"}
+        assert all(r.status == "closed" for r in recordings.values())
+        assert recordings["c1"].frame_count == summary.written["c1"]
+        assert recordings["c1"].paired_frames == summary.paired
+        frames = {f.id: f for f in session.scalars(select(Frame))}
+        paired = [f for f in frames.values() if f.pair_frame_id is not None]
+        for frame in paired:
+            partner = frames[frame.pair_frame_id]
+            assert partner.pair_frame_id == frame.id
+            assert partner.recording_id != frame.recording_id
+            assert abs(partner.capture_ns - frame.capture_ns) <= 50_000_000
+        masks = list(session.scalars(select(Mask)))
+        assert masks and all(frames[m.frame_id].recording_id == recordings["c1"].id for m in masks)
+        assert all(m.origin == "simulator" and isinstance(m.objects, list) for m in masks)
+    assert check_store(store).clean
+
+
+def test_a_full_queue_drops_and_counts_frames_instead_of_blocking(make_config, run_recorder):
+    config = make_config({"recorder": {"queue_size": 2}, "simulator": {"realtime": False}})
+    store, summary = run_recorder(config, 1.5)
+    dropped = sum(summary.dropped.values())
+    assert dropped > 0
+    with store.session() as session:
+        stored = {r.camera: (r.frame_count, r.dropped_frames) for r in session.scalars(select(Recording))}
+    assert {camera: count for camera, (count, _) in stored.items()} == summary.written
+    assert sum(d for _, d in stored.values()) == dropped
+
+
+def test_a_failing_camera_reconnects_while_the_other_keeps_recording(make_config, run_recorder):
+    config = make_config(
+        {"simulator": {"faults": [{"camera": "c2", "at_s": 0.5, "kind": "error", "duration_s": 0.8}]}}
+    )
+    store, summary = run_recorder(config, 2.5)
+    assert summary.errors["c2"] >= 1 and summary.reconnects["c2"] >= 1
+    assert summary.errors["c1"] == 0
+    with store.session() as session:
+        recordings = {r.camera: r for r in session.scalars(select(Recording))}
+        assert recordings["c2"].source_errors == summary.errors["c2"]
+        assert recordings["c2"].reconnects == summary.reconnects["c2"]
+        times = {
+            camera: sorted(f.capture_ns for f in session.scalars(select(Frame).where(Frame.recording_id == r.id)))
+            for camera, r in recordings.items()
+        }
+    start = times["c1"][0]
+
+    def during_outage(stamps):
+        return [t for t in stamps if 0.6e9 < t - start < 1.2e9]
+
+    assert len(during_outage(times["c1"])) >= 8  # C1 kept its pace
+    assert during_outage(times["c2"]) == []
+    assert times["c2"][-1] - start > 1.5e9  # and C2 came back
+
+
+def test_a_stalled_camera_is_reopened(make_config, run_recorder):
+    config = make_config(
+        {"simulator": {"faults": [{"camera": "c1", "at_s": 0.3, "kind": "stall", "duration_s": 1.0}]}}
+    )
+    _, summary = run_recorder(config, 2.0)
+    assert summary.errors["c1"] >= 1
+    assert summary.written["c1"] < summary.written["c2"]
+
+
+def test_recordings_roll_over_into_segments(make_config, run_recorder):
+    config = make_config({"recorder": {"segment_s": 0.5}})
+    store, summary = run_recorder(config, 1.7)
+    with store.session() as session:
+        recordings = list(session.scalars(select(Recording).where(Recording.camera == "c1")))
+    assert len(recordings) >= 3
+    assert all(r.status == "closed" for r in recordings)
+    assert sum(r.frame_count for r in recordings) == summary.written["c1"]
+    assert check_store(store).clean

@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+
+from edge.config import CameraConfig, SimulatedFault, SimulatorConfig
+from edge.sources.base import SourceError, SourceStalled
+from edge.sources.belt_world import SHAPES, BeltWorld, camera_view
+from edge.sources.simulated import SimulatedCamera
+
+FPS = 10.0
+
+
+def cameras(sim: SimulatorConfig, size=(160, 120)):
+    c1 = SimulatedCamera(CameraConfig(id="c1", kind="simulated", resolution=size, fps=FPS), sim, epoch_ns=0)
+    c2 = SimulatedCamera(CameraConfig(id="c2", kind="simulated", resolution=size, fps=FPS), sim, epoch_ns=0)
+    return c1, c2
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels():
+    a, _ = cameras(SimulatorConfig(seed=5))
+    b, _ = cameras(SimulatorConfig(seed=5))
+    c, _ = cameras(SimulatorConfig(seed=6))
+    assert np.array_equal(a.frame_at(17).image, b.frame_at(17).image)
+    assert not np.array_equal(a.frame_at(17).image, c.frame_at(17).image)
+
+
+def test_reading_in_order_equals_rendering_directly():
+    sim = SimulatorConfig(seed=2, realtime=False)
+    c1, _ = cameras(sim)
+    c1.open()
+    frames = [c1.read(timeout_s=1.0) for _ in range(4)]
+    assert [f.seq for f in frames] == [0, 1, 2, 3]
+    assert np.array_equal(frames[3].image, c1.frame_at(3).image)
+    assert frames[1].capture_ns - frames[0].capture_ns == round(1e9 / FPS)
+
+
+def test_belt_offset_is_the_integral_of_speed():
+    world = BeltWorld(SimulatorConfig(seed=3, speed_jitter=0.1))
+    t = np.linspace(0, 20, 20001)
+    speeds = np.array([world.speed_mm_s(x) for x in t])
+    integral = np.sum((speeds[1:] + speeds[:-1]) / 2 * np.diff(t))
+    assert world.belt_offset_mm(20.0) == pytest.approx(integral, rel=1e-6)
+    assert speeds.min() >= 250 * 0.9 - 1e-9 and speeds.max() <= 250 * 1.1 + 1e-9
+    assert speeds.std() > 1.0  # it really wobbles
+
+
+def test_objects_ride_the_belt_between_frames():
+    sim = SimulatorConfig(seed=4, objects_per_m=10)
+    c1, _ = cameras(sim)
+    world = c1.world
+    a, b = c1.frame_at(30), c1.frame_at(31)
+    moved = world.belt_offset_mm(3.1) - world.belt_offset_mm(3.0)
+    common = {o.object_id for o in a.truth.objects} & {o.object_id for o in b.truth.objects}
+    assert common, "consecutive frames should share objects"
+    later = {o.object_id: o for o in b.truth.objects}
+    earlier = {o.object_id: o for o in a.truth.objects}
+    for object_id in common:
+        assert later[object_id].x_mm - earlier[object_id].x_mm == pytest.approx(moved)
+        assert later[object_id].y_mm == earlier[object_id].y_mm
+
+
+def test_label_map_agrees_with_object_classes():
+    sim = SimulatorConfig(seed=8, objects_per_m=12)
+    c1, c2 = cameras(sim)
+    for seq in range(0, 60, 7):
+        for camera in (c1, c2):
+            truth = camera.frame_at(seq).truth
+            classes = {o.cls for o in truth.objects}
+            labels = set(np.unique(truth.label_map)) - {0}
+            assert labels <= {1 if "illegal" in classes else -1, 2 if "legal" in classes else -1}
+
+
+def test_c2_shows_the_same_flow_without_removed_illegal_objects():
+    sim = SimulatorConfig(seed=9, objects_per_m=10, missed_illegal_rate=0.0, c1_to_c2_mm=600)
+    c1, c2 = cameras(sim)
+    seen_c1, seen_c2 = {}, {}
+    for seq in range(0, 200, 2):
+        seen_c1.update({o.object_id: o.cls for o in c1.frame_at(seq).truth.objects})
+        seen_c2.update({o.object_id: o.cls for o in c2.frame_at(seq).truth.objects})
+    assert "illegal" in seen_c1.values() and "legal" in seen_c1.values()
+    assert set(seen_c2.values()) == {"legal"}
+    legal_c2 = set(seen_c2)
+    assert len(legal_c2 & set(seen_c1)) >= 0.7 * len(legal_c2)  # the same objects, downstream
+
+
+def test_missed_illegal_objects_reach_c2_at_the_configured_rate():
+    world = BeltWorld(SimulatorConfig(seed=1, objects_per_m=20, missed_illegal_rate=0.25))
+    illegal = [o for o in world.objects_between(0, 200_000) if o.cls == "illegal"]
+    rate = np.mean([o.missed_by_sorter for o in illegal])
+    assert len(illegal) > 500
+    assert rate == pytest.approx(0.25, abs=0.05)
+
+
+def test_shapes_do_not_give_the_class_away():
+    world = BeltWorld(SimulatorConfig(seed=1, objects_per_m=20))
+    objects = world.objects_between(0, 100_000)
+    for cls in ("illegal", "legal"):
+        shapes = [o.shape for o in objects if o.cls == cls]
+        share = {s: shapes.count(s) / len(shapes) for s in SHAPES}
+        assert all(0.15 < v < 0.35 for v in share.values()), share
+
+
+def test_c1_and_c2_belts_look_different():
+    sim = SimulatorConfig(seed=2, objects_per_m=0)
+    c1, c2 = cameras(sim)
+    mean1 = c1.frame_at(0).image.reshape(-1, 3).mean(axis=0)
+    mean2 = c2.frame_at(0).image.reshape(-1, 3).mean(axis=0)
+    assert np.abs(mean1 - mean2).max() > 8  # white balance and belt colour differ
+    assert mean2[0] > mean2[2] and mean1[2] > mean1[0]  # warm C2, cool C1
+
+
+def test_lighting_drifts_slowly():
+    sim = SimulatorConfig(seed=2, objects_per_m=0, noise_sigma=0, lighting_drift=0.2)
+    c1, _ = cameras(sim)
+    means = [c1.frame_at(seq).image.mean() for seq in (0, 1, 250)]
+    assert abs(means[0] - means[1]) < 1.0
+    assert abs(means[0] - means[2]) > 2.0
+
+
+def test_implied_calibration_matches_the_views():
+    sim = SimulatorConfig(belt_width_mm=600, c1_to_c2_mm=3000)
+    view = camera_view("c2", (640, 480), sim)
+    assert view.mm_per_px == pytest.approx(1.25)
+    h = view.pixel_to_belt_homography()
+    assert h @ np.array([0, 480, 1]) == pytest.approx([3000, 600, 1])
+
+
+def test_scripted_error_and_stall_faults():
+    sim = SimulatorConfig(
+        seed=1,
+        realtime=False,
+        faults=[
+            SimulatedFault(camera="c2", at_s=0.2, kind="error", duration_s=0.3),
+            SimulatedFault(camera="c2", at_s=1.0, kind="stall", duration_s=0.5),
+        ],
+    )
+    _, c2 = cameras(sim)
+    c2.open()
+    seqs = [c2.read(1.0).seq for _ in range(2)]
+    assert seqs == [0, 1]
+    with pytest.raises(SourceError, match="connection lost"):
+        c2.read(1.0)
+    with pytest.raises(SourceError, match="not open"):
+        c2.read(1.0)
+    with pytest.raises(SourceError, match="device not found"):
+        c2.open()  # still inside the fault window
+    while True:
+        try:
+            c2.open()
+            break
+        except SourceError:
+            pass  # in simulated time, each attempt lets one frame period pass
+    frames = []
+    with pytest.raises(SourceStalled):
+        while True:
+            frames.append(c2.read(1.0).seq)
+    assert frames and frames[-1] < 10
+    assert c2.read(1.0).seq > 15

@@ -1,0 +1,49 @@
+import pytest
+from sqlalchemy import inspect, text
+
+from edge.store.database import DatabaseError, make_engine, upgrade_schema
+from edge.store.files import TEMP_SUFFIX, atomic_write
+from edge.store.frame_store import FrameStore
+
+TABLES = {
+    "recordings", "frames", "masks", "training_runs", "training_run_recordings",
+    "models", "calibrations", "removal_commands", "alembic_version",
+}
+
+
+def test_migrations_create_every_table_in_wal_mode(store):
+    assert TABLES <= set(inspect(store.engine).get_table_names())
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_reopening_an_existing_store_keeps_its_data(tmp_path):
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    first = FrameStore(tmp_path, url)
+    recording_id = first.begin_recording("c1", "before", "test", "jpg", (64, 48), 10.0)
+    first.close()
+    second = FrameStore(tmp_path, url)
+    assert [r.id for r in second.recordings()] == [recording_id]
+    second.close()
+
+
+def test_bad_databases_are_reported_with_the_reason(tmp_path):
+    with pytest.raises(DatabaseError, match="not a valid SQLAlchemy URL"):
+        make_engine("not a url")
+    with pytest.raises(DatabaseError, match="cannot create the database folder /proc/no"):
+        make_engine("sqlite:////proc/no/such/dir/x.db")
+    garbage = tmp_path / "index.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="cannot open or migrate database.*not a database"):
+        upgrade_schema(make_engine(f"sqlite:///{garbage}"))
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "a" / "frame.jpg"
+    atomic_write(target, b"first")
+    atomic_write(target, b"second version")
+    assert target.read_bytes() == b"second version"
+    assert [p.name for p in target.parent.iterdir()] == ["frame.jpg"]
+    assert not any(p.name.endswith(TEMP_SUFFIX) for p in tmp_path.rglob("*"))
