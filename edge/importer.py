@@ -6,6 +6,7 @@ file, and what this import had written is removed again; nothing already in the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,18 +38,21 @@ class ImportSummary:
     masks: int
 
 
-def _folder_frames(folder: Path) -> Iterator[tuple[str, np.ndarray]]:
-    files = natsorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+def _folder_frames(folder: Path) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(mask key, where to point a technician, RGB image) per frame."""
+    files = natsorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
+    )
     if not files:
         raise ImportRejected(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
     for path in files:
         try:
-            yield path.stem, read_image(path)
+            yield path.stem, str(path), read_image(path)
         except ImageFileError as exc:
             raise ImportRejected(str(exc)) from None
 
 
-def _video_frames(video: Path) -> Iterator[tuple[str, np.ndarray]]:
+def _video_frames(video: Path) -> Iterator[tuple[str, str, np.ndarray]]:
     capture = cv2.VideoCapture(str(video))
     try:
         if not capture.isOpened():
@@ -58,7 +62,7 @@ def _video_frames(video: Path) -> Iterator[tuple[str, np.ndarray]]:
             ok, bgr = capture.read()
             if not ok:
                 break
-            yield str(index), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield str(index), f"{video} (frame {index})", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             index += 1
         if index == 0:
             raise ImportRejected(f"{video}: no frame could be decoded (corrupt or empty video)")
@@ -103,9 +107,9 @@ def _label_map(path: Path, frame_shape: tuple[int, int]) -> np.ndarray:
             raise ImportRejected(f"{path}: a mask must be a single-channel label map, not a colour image")
         mask = mask[..., 0]
     if mask.shape != frame_shape:
-        raise ImportRejected(
-            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its frame is {frame_shape[1]}x{frame_shape[0]}"
-        )
+        mask_size = f"{mask.shape[1]}x{mask.shape[0]}"
+        frame_size = f"{frame_shape[1]}x{frame_shape[0]}"
+        raise ImportRejected(f"{path}: mask is {mask_size} but its frame is {frame_size}")
     labels = mask.astype(np.int64)
     return np.where((labels == 0) | (labels == 2), labels, np.where(labels > 0, 1, 0)).astype(np.uint8)
 
@@ -127,27 +131,42 @@ def import_footage(
     masks = _mask_index(masks_dir, is_video) if masks_dir is not None else {}
     frames = _video_frames(source) if is_video else _folder_frames(source)
     fps = fps or (_video_fps(source) if is_video else None)
-    first_key, first_image = next(iter(frames))
-    height, width = first_image.shape[:2]
-    recording_id = store.begin_recording(camera, label, f"import:{source.resolve()}", image_format, (width, height), fps)
+    first = next(iter(frames))
+    height, width = first[2].shape[:2]
+    recording_id = store.begin_recording(
+        camera, label, f"import:{source.resolve()}", image_format, (width, height), fps
+    )
     rows: list[tuple[Frame, Mask | None]] = []
     started = utc_now()
     try:
-        stream = _chain(first_key, first_image, frames)
-        for seq, (key, image) in enumerate(tqdm(stream, desc=f"import {source.name}", unit="frame", disable=not progress)):
+        stream = itertools.chain([first], frames)
+        for seq, (key, where, image) in enumerate(
+            tqdm(stream, desc=f"import {source.name}", unit="frame", disable=not progress)
+        ):
             if image.shape[:2] != (height, width):
-                raise ImportRejected(
-                    f"{source / key if not is_video else source} (frame {key}): size {image.shape[1]}x{image.shape[0]}"
-                    f" differs from the first frame's {width}x{height}"
-                )
-            written = store.write_file(store.frame_relpath(camera, recording_id, seq, image_format), encode_image(image, image_format))
+                size = f"{image.shape[1]}x{image.shape[0]}"
+                raise ImportRejected(f"{where}: size {size} differs from the first frame's {width}x{height}")
+            written = store.write_file(
+                store.frame_relpath(camera, recording_id, seq, image_format),
+                encode_image(image, image_format),
+            )
             period = timedelta(seconds=seq / fps) if fps else timedelta(0)
-            frame = Frame(recording_id=recording_id, seq=seq, path=written.path, bytes=written.bytes, capture_utc=started + period)
+            frame = Frame(
+                recording_id=recording_id,
+                seq=seq,
+                path=written.path,
+                bytes=written.bytes,
+                capture_utc=started + period,
+            )
             mask = None
             if key in masks:
                 labels = _label_map(masks.pop(key), (height, width))
-                mask_file = store.write_file(store.mask_relpath(camera, recording_id, seq), encode_image(labels, "png"))
-                mask = Mask(path=mask_file.path, bytes=mask_file.bytes, origin="import", created_utc=utc_now())
+                mask_file = store.write_file(
+                    store.mask_relpath(camera, recording_id, seq), encode_image(labels, "png")
+                )
+                mask = Mask(
+                    path=mask_file.path, bytes=mask_file.bytes, origin="import", created_utc=utc_now()
+                )
             rows.append((frame, mask))
         if masks:
             leftover = natsorted(masks.values(), key=lambda p: p.name)[0]
@@ -164,11 +183,6 @@ def import_footage(
         _discard_recording(store, camera, recording_id)
         raise
     return ImportSummary(recording_id, len(rows), sum(mask is not None for _, mask in rows))
-
-
-def _chain(first_key: str, first_image: np.ndarray, rest: Iterator[tuple[str, np.ndarray]]):
-    yield first_key, first_image
-    yield from rest
 
 
 def _discard_recording(store: FrameStore, camera: str, recording_id: int) -> None:

@@ -28,7 +28,9 @@ def test_unknown_key_names_file_and_field(write_config):
 
 
 def test_wrong_type_names_field_path(write_config):
-    path = write_config({"cameras": [{"id": "c1", "kind": "simulated", "fps": "fast"}, {"id": "c2", "kind": "simulated"}]})
+    path = write_config(
+        {"cameras": [{"id": "c1", "kind": "simulated", "fps": "fast"}, {"id": "c2", "kind": "simulated"}]}
+    )
     with pytest.raises(ConfigError, match=r"beltcam.yaml: cameras\.0\.fps: Input should be a valid number"):
         load_config(path)
 

@@ -41,7 +41,11 @@ def folder(tmp_path):
 
 
 def snapshot(store):
-    files = sorted(p.relative_to(store.data_dir).as_posix() for p in store.data_dir.rglob("*") if p.is_file() and "index.db" not in p.name)
+    files = sorted(
+        p.relative_to(store.data_dir).as_posix()
+        for p in store.data_dir.rglob("*")
+        if p.is_file() and "index.db" not in p.name
+    )
     with store.session() as session:
         rows = (len(list(session.scalars(select(Recording)))), len(list(session.scalars(select(Frame)))))
     return files, rows
@@ -92,7 +96,7 @@ def test_video_import_with_masks_by_frame_index(store, tmp_path):
         ("fake_png_mask", r"img10.png: named .png but is not a PNG file"),
         ("colour_mask", r"img10.png: a mask must be a single-channel label map"),
         ("mask_without_frame", r"img99.png: no frame named img99"),
-        ("frame_size_change", r"frame img10\): size 32x32 differs"),
+        ("frame_size_change", r"img10.png: size 32x32 differs from the first frame's 64x48"),
     ],
 )
 def test_bad_input_is_rejected_naming_the_file_and_nothing_stored_is_touched(store, folder, damage, message):
@@ -126,7 +130,9 @@ def test_bad_input_is_rejected_naming_the_file_and_nothing_stored_is_touched(sto
 def test_unreadable_video_and_missing_source(store, tmp_path):
     bogus = tmp_path / "clip.mp4"
     bogus.write_bytes(b"not a video at all" * 50)
-    with pytest.raises(ImportRejected, match=r"clip.mp4: cannot open as a video|clip.mp4: no frame could be decoded"):
+    with pytest.raises(
+        ImportRejected, match=r"clip.mp4: cannot open as a video|clip.mp4: no frame could be decoded"
+    ):
         import_footage(store, "c1", "before", bogus, progress=False)
     with pytest.raises(ImportRejected, match="no such file or folder"):
         import_footage(store, "c1", "before", tmp_path / "nothing", progress=False)

@@ -52,7 +52,9 @@ def test_a_failing_camera_reconnects_while_the_other_keeps_recording(make_config
         assert recordings["c2"].source_errors == summary.errors["c2"]
         assert recordings["c2"].reconnects == summary.reconnects["c2"]
         times = {
-            camera: sorted(f.capture_ns for f in session.scalars(select(Frame).where(Frame.recording_id == r.id)))
+            camera: sorted(
+                f.capture_ns for f in session.scalars(select(Frame).where(Frame.recording_id == r.id))
+            )
             for camera, r in recordings.items()
         }
     start = times["c1"][0]

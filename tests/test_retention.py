@@ -23,7 +23,9 @@ def add_recording(store, label, frames=5, size=1000, masked=()):
                 session.flush()
                 mask_path = store.mask_relpath("c1", recording_id, seq)
                 store.write_file(mask_path, b"m" * 100)
-                session.add(Mask(frame_id=frame.id, path=mask_path, bytes=100, origin="import", created_utc=NOW))
+                session.add(
+                    Mask(frame_id=frame.id, path=mask_path, bytes=100, origin="import", created_utc=NOW)
+                )
     store.close_recording(recording_id)
     return recording_id
 
@@ -50,7 +52,9 @@ def test_unlabeled_go_first_then_oldest_and_masked_frames_stay(store):
         gone = session.get(Recording, unlabeled)
         assert (gone.status, gone.evicted_frames) == ("evicted", 5)
         assert session.get(Recording, labelled).evicted_frames >= 1
-    assert not store.recording_dir("c1", unlabeled).exists() or not any(store.recording_dir("c1", unlabeled).iterdir())
+    assert not store.recording_dir("c1", unlabeled).exists() or not any(
+        store.recording_dir("c1", unlabeled).iterdir()
+    )
 
 
 def test_recordings_of_the_live_model_are_kept(store):
@@ -70,7 +74,9 @@ def test_recordings_of_the_live_model_are_kept(store):
 
 
 def folder_bytes(data_dir):
-    return sum(p.stat().st_size for top in ("frames", "masks") for p in (data_dir / top).rglob("*") if p.is_file())
+    return sum(
+        p.stat().st_size for top in ("frames", "masks") for p in (data_dir / top).rglob("*") if p.is_file()
+    )
 
 
 def test_recording_for_long_under_a_tiny_quota(make_config, run_recorder, monkeypatch):

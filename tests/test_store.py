@@ -6,13 +6,20 @@ from edge.store.files import TEMP_SUFFIX, atomic_write
 from edge.store.frame_store import FrameStore
 
 TABLES = {
-    "recordings", "frames", "masks", "training_runs", "training_run_recordings",
-    "models", "calibrations", "removal_commands", "alembic_version",
+    "recordings",
+    "frames",
+    "masks",
+    "training_runs",
+    "training_run_recordings",
+    "models",
+    "calibrations",
+    "removal_commands",
+    "alembic_version",
 }
 
 
 def test_migrations_create_every_table_in_wal_mode(store):
-    assert TABLES <= set(inspect(store.engine).get_table_names())
+    assert set(inspect(store.engine).get_table_names()) >= TABLES
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
@@ -36,7 +43,7 @@ def test_bad_databases_are_reported_with_the_reason(tmp_path):
         make_engine("sqlite:////proc/no/such/dir/x.db")
     garbage = tmp_path / "index.db"
     garbage.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(DatabaseError, match="cannot open or migrate database.*not a database"):
+    with pytest.raises(DatabaseError, match=r"cannot open or migrate database.*not a database"):
         upgrade_schema(make_engine(f"sqlite:///{garbage}"))
 
 

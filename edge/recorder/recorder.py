@@ -53,7 +53,12 @@ class Recorder:
         """Record until `duration_s` passes or `stop()` is called; always closes its recordings."""
         started = time.monotonic()
         deadline = None if duration_s is None else started + duration_s
-        bar = tqdm(total=duration_s, unit="s", disable=not progress, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+        bar = tqdm(
+            total=duration_s,
+            unit="s",
+            disable=not progress,
+            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}",
+        )
         for worker in self.workers.values():
             worker.start()
         try:

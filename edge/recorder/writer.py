@@ -32,7 +32,9 @@ class _Segment:
     recording_id: int
     started_ns: int
     next_seq: int = 0  # our own numbering: a camera's counter may restart when it reconnects
-    synced_counters: dict[str, int] = field(default_factory=lambda: {"dropped": 0, "errors": 0, "reconnects": 0})
+    synced_counters: dict[str, int] = field(
+        default_factory=lambda: {"dropped": 0, "errors": 0, "reconnects": 0}
+    )
 
 
 @dataclass
@@ -52,7 +54,9 @@ class FrameWriter:
         self.session_name = session_name
         storage = config.storage
         self.quota = (
-            DiskQuota(store, int(storage.disk_quota_mb * 1e6), storage.retention) if storage.disk_quota_mb else None
+            DiskQuota(store, int(storage.disk_quota_mb * 1e6), storage.retention)
+            if storage.disk_quota_mb
+            else None
         )
         offset_ns = round(config.simulator.c2_clock_offset_ms * 1e6) if self._simulated else 0
         self.pairing = StreamPair(round(config.recorder.pair_tolerance_ms * 1e6), offset_ns)
@@ -74,7 +78,9 @@ class FrameWriter:
         segment = self._segment_for(frame)
         camera = frame.camera
         truth_every = self.config.simulator.truth_every
-        with_truth = camera == "c1" and frame.truth is not None and truth_every and frame.seq % truth_every == 0
+        with_truth = (
+            camera == "c1" and frame.truth is not None and truth_every and frame.seq % truth_every == 0
+        )
         seq = segment.next_seq
         frame_path = self.store.frame_relpath(camera, segment.recording_id, seq, storage.image_format)
         frame_data = encode_image(frame.image, storage.image_format, storage.jpeg_quality)
@@ -148,7 +154,9 @@ class FrameWriter:
                 if pair is not None:
                     self._link_pair(session, pair, recordings)
             for camera, segment in self._segments.items():
-                self._sync_counters(recordings[segment.recording_id], segment, self.workers.get(camera), camera)
+                self._sync_counters(
+                    recordings[segment.recording_id], segment, self.workers.get(camera), camera
+                )
 
     def _link_pair(self, session, pair: tuple[int, int], recordings: dict[int, Recording]) -> None:
         c1_id, c2_id = pair

@@ -111,9 +111,7 @@ class BeltWorld:
         last = math.floor(anchor_hi / CHUNK_MM) + 1
         found = []
         for chunk in range(first, last + 1):
-            found.extend(
-                obj for obj in self._chunk(chunk) if anchor_lo <= obj.anchor_mm < anchor_hi
-            )
+            found.extend(obj for obj in self._chunk(chunk) if anchor_lo <= obj.anchor_mm < anchor_hi)
         return found
 
     def objects_in_view(self, view: CameraView, t_s: float, removed_by_sorter: bool) -> list[BeltObject]:
@@ -154,7 +152,9 @@ def _random_object(
     shape = str(rng.choice(SHAPES))  # same shape distribution for both classes
     lo, hi = config.object_size_mm
     length = rng.uniform(lo, hi)
-    aspect = {"bottle": rng.uniform(2.0, 3.2), "tray": rng.uniform(1.0, 1.8)}.get(shape, rng.uniform(1.0, 2.2))
+    aspect = {"bottle": rng.uniform(2.0, 3.2), "tray": rng.uniform(1.0, 1.8)}.get(
+        shape, rng.uniform(1.0, 2.2)
+    )
     width = length / aspect
     angle = rng.uniform(0, math.pi)
     outline = _outline(rng, shape, length, width, angle)
@@ -165,13 +165,17 @@ def _random_object(
         direction = rng.uniform(0, 2 * math.pi)
         distance = 0.85 * (half + neighbour.half_extent_mm) * rng.uniform(0.6, 1.0)
         anchor = neighbour.anchor_mm + distance * math.cos(direction)
-        y = float(np.clip(neighbour.y_mm + distance * math.sin(direction), margin, config.belt_width_mm - margin))
+        y = float(
+            np.clip(neighbour.y_mm + distance * math.sin(direction), margin, config.belt_width_mm - margin)
+        )
     else:
         anchor = (chunk + rng.random()) * CHUNK_MM
         y = float(rng.uniform(margin, config.belt_width_mm - margin))
     sticker = None
     if rng.random() < 0.4:
-        colour = tuple(int(c) for c in rng.choice([[235, 235, 230], [200, 40, 40], [30, 60, 160], [240, 200, 40]]))
+        colour = tuple(
+            int(c) for c in rng.choice([[235, 235, 230], [200, 40, 40], [30, 60, 160], [240, 200, 40]])
+        )
         sticker = (float(rng.uniform(0.25, 0.55)), float(rng.uniform(0.15, 0.3)), colour)
     return BeltObject(
         object_id=(chunk + _CHUNK_SEED_OFFSET) * 1000 + index,

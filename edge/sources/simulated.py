@@ -96,7 +96,9 @@ class SimulatedCamera(FrameSource):
             raise SourceError(f"simulated camera {self.camera_id}: connection lost (scripted fault)")
         if fault == "stall":
             stalled_until = next(
-                f.at_s + f.duration_s for f in self._faults if f.at_s <= self.time_of(seq) < f.at_s + f.duration_s
+                f.at_s + f.duration_s
+                for f in self._faults
+                if f.at_s <= self.time_of(seq) < f.at_s + f.duration_s
             )
             self._next_seq = int(stalled_until * self.fps) + 1
             if self.simulator.realtime:

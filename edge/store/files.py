@@ -18,7 +18,11 @@ class ImageFileError(ValueError):
 def encode_image(image: np.ndarray, image_format: str, jpeg_quality: int = 90) -> bytes:
     """RGB uint8 (or a uint8 label map) to JPEG/PNG bytes."""
     pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+        if image_format == "jpg"
+        else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
     ok, buffer = cv2.imencode(f".{image_format}", pixels, params)
     if not ok:
         raise ImageFileError(f"cannot encode image as {image_format}")

@@ -115,7 +115,9 @@ class FrameStore:
     def usage_bytes(self) -> int:
         """Bytes of all indexed frame and mask files: what the disk quota counts."""
         with self.session() as session:
-            frames = session.scalar(select(func.coalesce(func.sum(Frame.bytes), 0)).where(Frame.missing.is_(False)))
+            frames = session.scalar(
+                select(func.coalesce(func.sum(Frame.bytes), 0)).where(Frame.missing.is_(False))
+            )
             masks = session.scalar(select(func.coalesce(func.sum(Mask.bytes), 0)))
         return int(frames) + int(masks)
 

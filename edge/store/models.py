@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -21,7 +31,9 @@ class Recording(Base):
     camera: Mapped[str] = mapped_column(String(8), index=True)
     label: Mapped[str] = mapped_column(String(16))  # before | after | unlabeled
     source: Mapped[str] = mapped_column(String(512))  # camera kind and address, or the imported path
-    status: Mapped[str] = mapped_column(String(16), default="recording")  # recording|closed|interrupted|evicted
+    status: Mapped[str] = mapped_column(
+        String(16), default="recording"
+    )  # recording|closed|interrupted|evicted
     started_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     evicted_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -93,7 +105,9 @@ class TrainingRunRecording(Base):
     __tablename__ = "training_run_recordings"
 
     run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
-    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True)
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class Model(Base):

@@ -38,8 +38,13 @@ class CheckReport:
     @property
     def clean(self) -> bool:
         return not (
-            self.missing_frames or self.missing_masks or self.orphan_frames or self.unknown_files
-            or self.temp_files or self.open_recordings or self.count_mismatches
+            self.missing_frames
+            or self.missing_masks
+            or self.orphan_frames
+            or self.unknown_files
+            or self.temp_files
+            or self.open_recordings
+            or self.count_mismatches
         )
 
     def lines(self) -> list[str]:
@@ -67,11 +72,15 @@ def check_store(store: FrameStore) -> CheckReport:
         masks = set(session.scalars(select(Mask.path)))
         recordings = {r.id: r for r in session.scalars(select(Recording))}
         counts = dict(
-            session.execute(select(Frame.recording_id, func.count(Frame.id)).group_by(Frame.recording_id)).all()
+            session.execute(
+                select(Frame.recording_id, func.count(Frame.id)).group_by(Frame.recording_id)
+            ).all()
         )
     report.indexed_frames = len(indexed)
     report.already_missing = sum(indexed.values())
-    report.missing_frames = sorted(p for p, missing in indexed.items() if not missing and not store.absolute(p).is_file())
+    report.missing_frames = sorted(
+        p for p, missing in indexed.items() if not missing and not store.absolute(p).is_file()
+    )
     report.missing_masks = sorted(p for p in masks if not store.absolute(p).is_file())
     report.open_recordings = sorted(i for i, r in recordings.items() if r.status == "recording")
     report.count_mismatches = sorted(
@@ -145,8 +154,10 @@ def _adopt_orphans(session, orphans: list[str], store: FrameStore) -> int:
         seq = int(_FRAME_NAME.match(name).group(1))
         recording = session.get(Recording, int(recording_id))
         before = session.scalars(
-            select(Frame).where(Frame.recording_id == recording.id, Frame.seq < seq, Frame.capture_estimated.is_(False))
-            .order_by(Frame.seq.desc()).limit(1)
+            select(Frame)
+            .where(Frame.recording_id == recording.id, Frame.seq < seq, Frame.capture_estimated.is_(False))
+            .order_by(Frame.seq.desc())
+            .limit(1)
         ).first()
         period = timedelta(seconds=1 / recording.fps) if recording.fps else timedelta(0)
         if before is not None:

@@ -98,7 +98,10 @@ class DiskQuota:
                     recording.evicted_utc = utc_now()
                 log.warning(
                     "disk quota: evicted %d frames of recording %d (%s %s)",
-                    count, recording_id, recording.camera, recording.label,
+                    count,
+                    recording_id,
+                    recording.camera,
+                    recording.label,
                 )
         freed = sum(row.bytes for row in rows if not row.missing)
         self.used_bytes -= freed
