@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CameraId = Literal["c1", "c2"]
@@ -47,7 +48,7 @@ class CameraConfig(_Strict):
 
 
 class RetentionConfig(_Strict):
-    keep_masked: bool = Field(default=True, description="never evict recordings with ground-truth masks")
+    keep_masked: bool = Field(default=True, description="never evict frames with ground-truth masks")
     keep_live_model_data: bool = Field(
         default=True, description="never evict recordings the live model was trained on"
     )
@@ -78,6 +79,7 @@ class RecorderConfig(_Strict):
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
     commit_every_s: float = Field(default=0.5, gt=0)
+    encoder_threads: int = Field(default=2, ge=1, le=32, description="JPEG/PNG encoding in parallel")
 
 
 class SimulatedFault(_Strict):
@@ -117,7 +119,13 @@ class ModelConfig(_Strict):
 
 class ScheduleConfig(_Strict):
     enabled: bool = True
-    nightly_cron: str = "0 2 * * *"
+    nightly_cron: str = Field(default="0 2 * * *", description="when retraining runs, crontab syntax")
+
+    @field_validator("nightly_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        CronTrigger.from_crontab(value)  # raises ValueError with the reason
+        return value
 
 
 class BridgeConfig(_Strict):

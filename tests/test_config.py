@@ -52,3 +52,9 @@ def test_missing_file_and_bad_yaml(tmp_path):
     scalar.write_text("42\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(scalar)
+
+
+def test_cron_expressions_are_validated(write_config):
+    path = write_config({"schedule": {"nightly_cron": "0 25 * * *"}})
+    with pytest.raises(ConfigError, match=r"schedule.nightly_cron: Value error, Error validating expression '25'"):
+        load_config(path)

@@ -6,6 +6,8 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -13,7 +15,7 @@ from tqdm import tqdm
 
 from edge.config import SiteConfig
 from edge.recorder.capture import CaptureWorker
-from edge.recorder.writer import FrameWriter
+from edge.recorder.writer import EncodedFrame, FrameWriter
 from edge.sources.base import Frame, FrameSource
 from edge.store.frame_store import FrameStore
 
@@ -50,7 +52,11 @@ class Recorder:
         self.stop_event.set()
 
     def run(self, duration_s: float | None = None, progress: bool = True) -> RecordingSummary:
-        """Record until `duration_s` passes or `stop()` is called; always closes its recordings."""
+        """Record until `duration_s` passes or `stop()` is called; always closes its recordings.
+
+        Frames are encoded on a small thread pool (OpenCV releases the GIL) and written in capture
+        order by this thread, the only one that touches files and the index.
+        """
         started = time.monotonic()
         deadline = None if duration_s is None else started + duration_s
         bar = tqdm(
@@ -59,30 +65,37 @@ class Recorder:
             disable=not progress,
             bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}",
         )
+        threads = self.config.recorder.encoder_threads
+        encoding: deque[Future[EncodedFrame]] = deque()
         for worker in self.workers.values():
             worker.start()
         try:
-            while True:
-                if deadline is not None and time.monotonic() >= deadline:
-                    self.stop_event.set()
-                capturing = not self.stop_event.is_set()
-                try:
-                    frame = self.frames.get(timeout=0.05)
-                except queue.Empty:
-                    frame = None
-                if frame is not None:
-                    self.writer.write(frame)
-                elif not capturing:
-                    break  # stopped and drained
-                if self.writer.commit_due():
-                    self.writer.commit()
-                    self._show(bar, started)
+            with ThreadPoolExecutor(threads, thread_name_prefix="encode") as pool:
+                while True:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self.stop_event.set()
+                    capturing = not self.stop_event.is_set()
+                    try:
+                        frame = self.frames.get(timeout=0.02)
+                    except queue.Empty:
+                        frame = None
+                    if frame is not None:
+                        encoding.append(pool.submit(self.writer.encode, frame))
+                    while encoding and (encoding[0].done() or len(encoding) > 2 * threads):
+                        self.writer.write(encoding.popleft().result())
+                    if frame is None and not capturing and not encoding:
+                        break  # stopped and drained
+                    if self.writer.commit_due():
+                        self.writer.commit()
+                        self._show(bar, started)
         finally:
             self.stop_event.set()
             for worker in self.workers.values():
                 worker.join(timeout=5)
+            while encoding:
+                self.writer.write(encoding.popleft().result())
             while not self.frames.empty():  # frames captured after the last read
-                self.writer.write(self.frames.get_nowait())
+                self.writer.write(self.writer.encode(self.frames.get_nowait()))
             self.writer.close()
             bar.close()
         return self._summary(time.monotonic() - started)

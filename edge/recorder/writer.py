@@ -17,6 +17,7 @@ from sqlalchemy import update
 from edge.config import SiteConfig
 from edge.recorder.capture import CaptureWorker
 from edge.recorder.stream_pair import StreamPair
+from edge.sources.base import Frame
 from edge.store.files import encode_image, fsync_directory
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Frame as FrameRow
@@ -35,6 +36,13 @@ class _Segment:
     synced_counters: dict[str, int] = field(
         default_factory=lambda: {"dropped": 0, "errors": 0, "reconnects": 0}
     )
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    frame: Frame
+    frame_data: bytes
+    mask_data: bytes  # empty when the frame carries no ground truth to store
 
 
 @dataclass
@@ -73,19 +81,29 @@ class FrameWriter:
     def _simulated(self) -> bool:
         return all(camera.kind == "simulated" for camera in self.config.cameras)
 
-    def write(self, frame) -> None:
+    def encode(self, frame: Frame) -> EncodedFrame:
+        """The CPU-heavy part, free of shared state: the recorder runs it on a thread pool."""
+        storage = self.config.storage
+        truth_every = self.config.simulator.truth_every
+        with_truth = (
+            frame.camera == "c1" and frame.truth is not None and truth_every and frame.seq % truth_every == 0
+        )
+        return EncodedFrame(
+            frame=frame,
+            frame_data=encode_image(frame.image, storage.image_format, storage.jpeg_quality),
+            mask_data=encode_image(frame.truth.label_map, "png") if with_truth else b"",
+        )
+
+    def write(self, encoded: EncodedFrame) -> None:
+        """Write one encoded frame in capture order; call from one thread only."""
+        frame, frame_data, mask_data = encoded.frame, encoded.frame_data, encoded.mask_data
         storage = self.config.storage
         segment = self._segment_for(frame)
         camera = frame.camera
-        truth_every = self.config.simulator.truth_every
-        with_truth = (
-            camera == "c1" and frame.truth is not None and truth_every and frame.seq % truth_every == 0
-        )
+        with_truth = bool(mask_data)
         seq = segment.next_seq
         frame_path = self.store.frame_relpath(camera, segment.recording_id, seq, storage.image_format)
-        frame_data = encode_image(frame.image, storage.image_format, storage.jpeg_quality)
         mask_path = self.store.mask_relpath(camera, segment.recording_id, seq)
-        mask_data = encode_image(frame.truth.label_map, "png") if with_truth else b""
         if not self._room_for(camera, len(frame_data) + len(mask_data)):
             return
         written = self.store.write_file(frame_path, frame_data)
@@ -181,7 +199,7 @@ class FrameWriter:
         recording.reconnects += delta["reconnects"]
         segment.synced_counters = now
 
-    def _segment_for(self, frame) -> _Segment:
+    def _segment_for(self, frame: Frame) -> _Segment:
         segment = self._segments.get(frame.camera)
         segment_ns = self.config.recorder.segment_s * 1e9
         if segment is not None and frame.capture_ns - segment.started_ns < segment_ns:

@@ -7,6 +7,7 @@ import time
 from edge.config import SiteConfig
 from edge.sources.base import FrameSource
 from edge.sources.belt_world import BeltWorld
+from edge.sources.opencv_source import OpenCVCamera
 from edge.sources.simulated import SimulatedCamera
 
 
@@ -18,4 +19,6 @@ def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
     for camera in config.cameras:
         if camera.kind == "simulated":
             sources[camera.id] = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
+        else:
+            sources[camera.id] = OpenCVCamera(camera)
     return sources
