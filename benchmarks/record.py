@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.config import CameraConfig, SiteConfig, SimulatorConfig
+from edge.config import CameraConfig, SimulatorConfig, SiteConfig
 from edge.recorder.recorder import Recorder
 from edge.sources.base import Frame, FrameSource, SourceStalled
 from edge.sources.simulated import SimulatedCamera
@@ -60,7 +60,9 @@ def render_pool(resolution: tuple[int, int]) -> dict[str, list[Frame]]:
     simulator = SimulatorConfig(seed=0, realtime=False)
     pool = {}
     for camera_id in ("c1", "c2"):
-        camera = SimulatedCamera(CameraConfig(id=camera_id, kind="simulated", resolution=resolution), simulator)
+        camera = SimulatedCamera(
+            CameraConfig(id=camera_id, kind="simulated", resolution=resolution), simulator
+        )
         pool[camera_id] = [camera.frame_at(seq * 3) for seq in range(POOL)]
     return pool
 
@@ -70,7 +72,8 @@ def trial(pool: dict[str, list[Frame]], resolution, image_format: str, fps: floa
         config = SiteConfig.model_validate(
             {
                 "cameras": [
-                    {"id": c, "kind": "simulated", "resolution": list(resolution), "fps": fps} for c in ("c1", "c2")
+                    {"id": c, "kind": "simulated", "resolution": list(resolution), "fps": fps}
+                    for c in ("c1", "c2")
                 ],
                 "storage": {"data_dir": folder, "image_format": image_format},
                 "recorder": {"queue_size": 8},
@@ -90,7 +93,10 @@ def highest_rate(pool, resolution, image_format: str, seconds: float, steps: int
     best = {}
     for _ in range(steps + 8):
         outcome = trial(pool, resolution, image_format, fps, seconds)
-        print(f"  {resolution[0]}x{resolution[1]} {image_format} {2 * fps:6.1f} fps total: {outcome}", flush=True)
+        print(
+            f"  {resolution[0]}x{resolution[1]} {image_format} {2 * fps:6.1f} fps total: {outcome}",
+            flush=True,
+        )
         if outcome["dropped"] == 0:
             good, best = fps, outcome
         else:
@@ -114,7 +120,9 @@ def main() -> None:
     for resolution in ((640, 480), (1280, 720)):
         pool = render_pool(resolution)
         for image_format in ("jpg", "png"):
-            total_fps, outcome = highest_rate(pool, resolution, image_format, args.seconds, 2 if args.quick else 4)
+            total_fps, outcome = highest_rate(
+                pool, resolution, image_format, args.seconds, 2 if args.quick else 4
+            )
             rows.append(
                 {
                     "resolution": f"{resolution[0]}x{resolution[1]}",

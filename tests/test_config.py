@@ -56,5 +56,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_cron_expressions_are_validated(write_config):
     path = write_config({"schedule": {"nightly_cron": "0 25 * * *"}})
-    with pytest.raises(ConfigError, match=r"schedule.nightly_cron: Value error, Error validating expression '25'"):
+    with pytest.raises(
+        ConfigError, match=r"schedule.nightly_cron: Value error, Error validating expression '25'"
+    ):
         load_config(path)

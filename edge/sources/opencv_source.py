@@ -21,7 +21,8 @@ URL_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
 
 def _has_gstreamer() -> bool:
     return any(
-        line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines()
+        line.strip().startswith("GStreamer:") and "YES" in line
+        for line in cv2.getBuildInformation().splitlines()
     )
 
 
@@ -41,7 +42,9 @@ class OpenCVCamera(FrameSource):
     def _open_capture(self) -> cv2.VideoCapture:
         source = self.camera.source.strip()
         if not source:
-            raise SourceError(f"camera {self.camera_id}: 'source' is empty (device index, URL, pipeline or file)")
+            raise SourceError(
+                f"camera {self.camera_id}: 'source' is empty (device index, URL, pipeline or file)"
+            )
         if source.isdigit():
             capture = cv2.VideoCapture(int(source))
             width, height = self.camera.resolution
