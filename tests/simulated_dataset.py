@@ -1,0 +1,52 @@
+"""A small dataset manifest rendered by the simulated belt, as `edge` would hand it to the trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+
+from edge.config import CameraConfig, SimulatorConfig
+from edge.sources.simulated import SimulatedCamera
+
+
+def write_simulated_manifest(
+    folder: Path,
+    frames: int = 8,
+    size: tuple[int, int] = (128, 96),
+    sequences: int = 2,
+    masked_before: int = 2,
+    seed: int = 0,
+    fps: float = 4.0,
+) -> Path:
+    """C1 `before` and C2 `after` sequences; `masked_before` extra C1 sequences carry masks."""
+    simulator = SimulatorConfig(seed=seed, objects_per_m=10, c1_to_c2_mm=800, realtime=False)
+    manifest = {"version": 1, "root": ".", "sequences": []}
+    plan = [("c1", "before", False)] * sequences + [("c2", "after", False)] * sequences
+    plan += [("c1", "before", True)] * masked_before
+    for index, (camera_id, label, masked) in enumerate(plan):
+        camera = SimulatedCamera(
+            CameraConfig(id=camera_id, kind="simulated", resolution=size, fps=fps), simulator
+        )
+        sequence_id = f"{camera_id}-{index}"
+        entries = []
+        for k in range(frames):
+            frame = camera.frame_at(index * 50 + k)
+            path = folder / sequence_id / f"{k:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+            entry = {"path": path.relative_to(folder).as_posix(), "time_s": camera.time_of(index * 50 + k)}
+            if masked:
+                mask_path = path.with_suffix(".mask.png")
+                cv2.imwrite(str(mask_path), frame.truth.label_map)
+                entry["mask"] = mask_path.relative_to(folder).as_posix()
+            entries.append(entry)
+        speed_px_s = simulator.belt_speed_mm_s / camera.view.mm_per_px
+        manifest["sequences"].append(
+            {"id": sequence_id, "camera": camera_id, "label": label, "frames": entries,
+             "belt_velocity_px_s": [speed_px_s, 0.0]}
+        )  # fmt: skip
+    path = folder / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return path

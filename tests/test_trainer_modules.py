@@ -1,0 +1,110 @@
+"""Unit tests of the trainer's building blocks on constructed inputs."""
+
+import itertools
+
+import pytest
+import torch
+
+from trainer.losses import (
+    class_cams,
+    classification_loss,
+    coherence_weight,
+    fuse_neighbours,
+    spatial_loss,
+    temporal_loss,
+)
+from trainer.puzzle import merge, tile
+from trainer.warp import resize_flow, warp
+
+
+def test_tiling_and_merging_are_exact_inverses():
+    images = torch.randn(2, 3, 8, 12)
+    tiles = tile(images)
+    assert tiles.shape == (8, 3, 4, 6)
+    assert torch.equal(merge(tiles), images)
+    assert torch.equal(tiles[2], images[0, :, :4, 6:])  # second tile of the first image: top-right
+    assert torch.equal(tile(merge(tiles)), tiles)
+    with pytest.raises(ValueError, match="even height and width"):
+        tile(torch.zeros(1, 3, 5, 4))
+
+
+def blob(x: int, y: int, size=(1, 1, 16, 16)) -> torch.Tensor:
+    maps = torch.zeros(size)
+    maps[..., y : y + 3, x : x + 2] = 1.0
+    return maps
+
+
+def constant_flow(dx: float, dy: float, size=(16, 16)) -> torch.Tensor:
+    flow = torch.zeros(1, 2, *size)
+    flow[:, 0], flow[:, 1] = dx, dy
+    return flow
+
+
+def test_warping_moves_a_map_by_exactly_the_flow_in_the_documented_direction():
+    # the object is at x=5 in frame s and at x=3 in frame t: flow t->s is +2 in x, +1 in y
+    source = blob(5, 6)
+    warped, valid = warp(source, constant_flow(2.0, 1.0))
+    assert torch.allclose(warped, blob(3, 5), atol=1e-6)
+    # what frame t sees at its right/bottom edge comes from outside frame s: marked invalid
+    assert valid[0, 0, :, -2:].eq(0).all() and valid[0, 0, -1, :].eq(0).all()
+    assert valid[0, 0, :-1, :-2].eq(1).all()
+
+
+def test_sub_pixel_warping_interpolates_and_resized_flows_scale_their_vectors():
+    source = torch.zeros(1, 1, 4, 4)
+    source[..., 1] = 1.0
+    warped, _ = warp(source, constant_flow(0.5, 0.0, (4, 4)))
+    assert torch.allclose(warped[0, 0, 0, :2], torch.tensor([0.5, 0.5]))
+    small = resize_flow(constant_flow(3.0, -1.5, (16, 16)), (4, 4))
+    assert torch.allclose(small[:, 0], torch.full((1, 4, 4), 3.0 * 3 / 15))
+    assert torch.allclose(small[:, 1], torch.full((1, 4, 4), -1.5 * 3 / 15))
+
+
+def test_coherence_weights_follow_the_schedule():
+    # 10 epochs of 5 steps: zero in epoch 1, then linear to the maximum at step 25, then flat
+    weights = [coherence_weight(step, 5, 50, 4.0) for step in range(50)]
+    assert weights[:5] == [0.0] * 5
+    assert weights[5] == 0.0 and weights[15] == pytest.approx(2.0) and weights[25] == 4.0
+    assert weights[49] == 4.0
+    assert all(b >= a for a, b in itertools.pairwise(weights))
+    assert coherence_weight(3, 3, 6, 4.0) == 4.0  # two epochs: full weight after the first
+
+
+def test_classification_loss_is_small_on_confident_right_answers_and_large_on_wrong_ones():
+    labels = torch.tensor([[1.0, 0.0, 0.0]])
+    right = classification_loss(torch.tensor([[20.0, -20.0, -20.0]]), labels)
+    wrong = classification_loss(torch.tensor([[-20.0, 20.0, 20.0]]), labels)
+    assert right < 1e-6 < 10 < wrong
+
+
+def test_spatial_loss_is_zero_on_identical_maps_and_positive_otherwise():
+    maps = torch.randn(2, 3, 4, 4)
+    assert spatial_loss(maps, maps.clone()) == 0
+    assert spatial_loss(maps, maps + 0.1) == pytest.approx(0.1)
+
+
+def test_class_cams_pick_each_images_class_and_peak_at_one():
+    maps = torch.zeros(2, 3, 4, 4)
+    maps[0, 1, 1, 1] = 5.0
+    maps[1, 2, 2, 2] = 2.0
+    maps[1, 2, 0, 0] = -3.0  # ReLU removes it
+    cams = class_cams(maps, torch.tensor([1, 2]))
+    assert cams.shape == (2, 1, 4, 4)
+    assert cams[0, 0, 1, 1] == pytest.approx(1.0, abs=1e-5) and cams[1, 0, 2, 2] == pytest.approx(
+        1.0, abs=1e-5
+    )
+    assert cams[1, 0, 0, 0] == 0
+
+
+def test_temporal_loss_is_zero_when_neighbours_agree_after_motion_and_positive_otherwise():
+    # an object moving +2 px per frame in x: at x=3 at t-1, x=5 at t, x=7 at t+1
+    cam_prev, cam_t, cam_next = blob(3, 6), blob(5, 6), blob(7, 6)
+    flow_prev, flow_next = constant_flow(-2.0, 0.0), constant_flow(2.0, 0.0)
+    assert temporal_loss(cam_t, cam_prev, cam_next, flow_prev, flow_next) == pytest.approx(0.0, abs=1e-6)
+    fused, valid = fuse_neighbours(cam_prev, cam_next, flow_prev, flow_next)
+    assert torch.allclose(fused, cam_t, atol=1e-6) and valid.min() == 1  # each pixel seen by one side
+    wrong_place = blob(9, 6)
+    assert temporal_loss(wrong_place, cam_prev, cam_next, flow_prev, flow_next) > 0.02
+    # without motion compensation the same triplet disagrees
+    still = constant_flow(0.0, 0.0)
+    assert temporal_loss(cam_t, cam_prev, cam_next, still, still) > 0.02

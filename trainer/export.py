@@ -1,0 +1,89 @@
+"""ONNX export of a trained classifier, checked against PyTorch at every export.
+
+The graph takes normalised images (B x 3 x S x S, dynamic batch) and returns `cams` (ReLU'd class
+maps, B x 3 x S/stride x S/stride) and `logits` (B x 3). Everything the live path needs to use it
+rides along as metadata: classes, input size, normalisation, stride, threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.model import CLASSES, IMAGENET_MEAN, IMAGENET_STD, CamClassifier
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-3
+
+
+class ExportError(RuntimeError):
+    """The exported model does not match PyTorch within tolerance."""
+
+
+class _ExportedGraph(nn.Module):
+    def __init__(self, model: CamClassifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.model(images)
+        return F.relu(maps), CamClassifier.logits(maps)
+
+
+def export_onnx(
+    model: CamClassifier, path: Path, image_size: int, threshold: float | None, extra: dict | None = None
+) -> float:
+    """Write the ONNX file and return the max abs difference to PyTorch on a random batch."""
+    model = model.cpu().eval()
+    graph = _ExportedGraph(model).eval()
+    example = torch.randn(2, 3, image_size, image_size)
+    torch.onnx.export(
+        graph,
+        (example,),
+        str(path),
+        input_names=["images"],
+        output_names=["cams", "logits"],
+        dynamic_axes={"images": {0: "batch"}, "cams": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    metadata = {
+        "classes": json.dumps(list(CLASSES)),
+        "input_size": str(image_size),
+        "mean": json.dumps(IMAGENET_MEAN),
+        "std": json.dumps(IMAGENET_STD),
+        "output_stride": str(model.output_stride),
+        "backbone": model.backbone_name,
+        "threshold": "" if threshold is None else str(threshold),
+        **{k: str(v) for k, v in (extra or {}).items()},
+    }
+    proto = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return parity(graph, path, image_size)
+
+
+@torch.no_grad()
+def parity(graph: nn.Module, path: Path, image_size: int) -> float:
+    batch = torch.randn(3, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    expected = [t.numpy() for t in graph(batch)]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"images": batch.numpy()})
+    difference = max(float(np.abs(e - a).max()) for e, a in zip(expected, actual, strict=True))
+    if difference > PARITY_TOLERANCE:
+        raise ExportError(f"{path}: ONNX differs from PyTorch by {difference:.2e} (> {PARITY_TOLERANCE})")
+    return difference
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)

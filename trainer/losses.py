@@ -1,0 +1,73 @@
+"""The four losses of the paper (eq. 12) and the schedule of their weights.
+
+L = L_cls + L_pcls + a * L_spatial + b * L_temporal, with a and b zero during the first epoch, then
+rising linearly to their maximum by the middle of training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trainer.warp import warp
+
+EPS = 1e-5
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Multi-label soft margin loss on GAP scores (eq. 4-6); labels are 0/1 vectors."""
+    return F.multilabel_soft_margin_loss(logits, labels)
+
+
+def spatial_loss(maps: torch.Tensor, puzzle_maps: torch.Tensor) -> torch.Tensor:
+    """L1 between the full image's class maps and the ones merged from its tiles (eq. 7)."""
+    return F.l1_loss(maps, puzzle_maps)
+
+
+def class_cams(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """M = ReLU(f[y]) / max (eq. 8): the map of each image's own class, B x 1 x h x w."""
+    index = classes.view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[-2:])
+    cam = F.relu(torch.gather(maps, 1, index))
+    peak = cam.flatten(1).max(dim=1).values.view(-1, 1, 1, 1)
+    return cam / (peak + EPS)
+
+
+def fuse_neighbours(
+    cam_prev: torch.Tensor, cam_next: torch.Tensor, flow_prev: torch.Tensor, flow_next: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp the t-1 and t+1 CAMs onto frame t and keep the pixel-wise maximum (eq. 9-10).
+
+    Flows go from frame t to t-1 and to t+1 (pixels at the flows' resolution); CAMs are brought to
+    that resolution first. Returns the fused map and where at least one neighbour saw the point.
+    """
+    size = flow_prev.shape[-2:]
+    up = {"size": size, "mode": "bilinear", "align_corners": False}
+    warped_prev, valid_prev = warp(F.interpolate(cam_prev, **up), flow_prev)
+    warped_next, valid_next = warp(F.interpolate(cam_next, **up), flow_next)
+    # a neighbour that had not seen the point yet does not vote
+    fused = torch.maximum(warped_prev * valid_prev, warped_next * valid_next)
+    return fused, torch.maximum(valid_prev, valid_next)
+
+
+def temporal_loss(
+    cam_t: torch.Tensor,
+    cam_prev: torch.Tensor,
+    cam_next: torch.Tensor,
+    flow_prev: torch.Tensor,
+    flow_next: torch.Tensor,
+) -> torch.Tensor:
+    """L1 between frame t's CAM and the fused, motion-compensated CAMs of t-1 and t+1 (eq. 11)."""
+    fused, valid = fuse_neighbours(cam_prev, cam_next, flow_prev, flow_next)
+    centre = F.interpolate(cam_t, size=fused.shape[-2:], mode="bilinear", align_corners=False)
+    difference = (centre - fused).abs() * valid
+    return difference.sum() / valid.sum().clamp_min(1.0)
+
+
+def coherence_weight(step: int, steps_per_epoch: int, total_steps: int, maximum: float) -> float:
+    """0 during the first epoch, then linear up to `maximum` at half of training, then flat."""
+    if step < steps_per_epoch:
+        return 0.0
+    ramp_end = total_steps / 2
+    if ramp_end <= steps_per_epoch:
+        return maximum
+    return maximum * min(1.0, (step - steps_per_epoch) / (ramp_end - steps_per_epoch))

@@ -1,0 +1,111 @@
+"""The classifier: a torchvision ResNet trunk and a 1x1 convolution to 3 class maps.
+
+The class maps `f` are the CAMs themselves (no fully connected layer after pooling), which is what
+lets the spatial and temporal losses act on the maps directly. Classes, in order: before, after,
+background.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torchvision
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("before", "after", "background")
+Backbone = Literal["resnet18", "resnet34", "resnet50"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_WEIGHTS = {
+    "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet34": torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
+    "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V2,
+}
+
+
+def _dilate_last_stage(resnet: torchvision.models.ResNet) -> None:
+    """Output stride 16 for any ResNet: no stride in layer4, dilated 3x3 convolutions instead."""
+    for block in resnet.layer4:
+        for module in block.modules():
+            if isinstance(module, nn.Conv2d):
+                if module.stride == (2, 2):
+                    module.stride = (1, 1)
+                if module.kernel_size == (3, 3):
+                    module.dilation = (2, 2)
+                    module.padding = (2, 2)
+
+
+def _hub_checkpoint(backbone: str) -> Path:
+    url = _WEIGHTS[backbone].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def load_pretrained(resnet: nn.Module, backbone: str, weights: str | Path | None) -> str:
+    """ImageNet weights from a local file or the torch hub cache; never downloads.
+
+    Returns where the weights came from ("random" when none were found), for the run's record.
+    """
+    if weights in (None, "none", "random"):
+        return "random"
+    path = _hub_checkpoint(backbone) if weights == "imagenet" else Path(weights)
+    if not path.is_file():
+        log.warning(
+            "no ImageNet weights for %s at %s: training from random initialisation "
+            "(put the torchvision checkpoint there, or set model.pretrained_weights)",
+            backbone,
+            path,
+        )
+        return "random"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = resnet.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: not a {backbone} checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    return str(path)
+
+
+class CamClassifier(nn.Module):
+    def __init__(
+        self,
+        backbone: Backbone = "resnet50",
+        output_stride: Literal[16, 32] = 16,
+        weights: str | Path | None = "imagenet",
+    ) -> None:
+        super().__init__()
+        resnet = getattr(torchvision.models, backbone)(weights=None)
+        self.weights_source = load_pretrained(resnet, backbone, weights)
+        if output_stride == 16:
+            _dilate_last_stage(resnet)
+        self.backbone_name = backbone
+        self.output_stride = output_stride
+        self.trunk = nn.Sequential(
+            resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
+            resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4,
+        )  # fmt: skip
+        channels = resnet.fc.in_features
+        self.head = nn.Conv2d(channels, len(CLASSES), kernel_size=1, bias=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class maps f, B x 3 x H/stride x W/stride."""
+        return self.head(self.trunk(images))
+
+    @staticmethod
+    def logits(maps: torch.Tensor) -> torch.Tensor:
+        """Global average pooling: the image-level scores the classification loss sees."""
+        return maps.mean(dim=(2, 3))
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8-range or [0, 1] RGB batches to ImageNet statistics (B x 3 x H x W, float in [0, 1])."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std

@@ -1,0 +1,267 @@
+"""Training runs: one directory holding everything needed to reproduce, resume and deploy a model.
+
+Run directory: `settings.json`, `manifest.json` (a copy), `checkpoint.pt` (after every epoch; a run
+restarted with the same settings resumes from it), `epochs.jsonl` (losses and throughput per epoch),
+`metrics.json` (final evaluation), `model.onnx`, `train.log`.
+
+Methods are presets of the loss terms (paper, Table 2): `cam` = classification only (also the model
+Grad-CAM and F2F read maps from), `puzzlecam` = + spatial, `temporal` = + temporal, `ours` = both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from trainer.dataset import TripletDataset, has_masks, prepare_dataset
+from trainer.evaluate import EvaluationResult, evaluate
+from trainer.export import export_onnx
+from trainer.losses import class_cams, classification_loss, coherence_weight, spatial_loss, temporal_loss
+from trainer.manifest import load_manifest
+from trainer.model import Backbone, CamClassifier, normalise
+from trainer.preprocess import ForegroundSettings
+from trainer.puzzle import merge, tile
+
+log = logging.getLogger(__name__)
+Method = Literal["cam", "puzzlecam", "temporal", "ours"]
+LOSS_TERMS: dict[str, tuple[bool, bool]] = {  # (spatial module, temporal module)
+    "cam": (False, False),
+    "puzzlecam": (True, False),
+    "temporal": (False, True),
+    "ours": (True, True),
+}
+
+
+class TrainSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Method = "ours"
+    backbone: Backbone = "resnet50"
+    output_stride: Literal[16, 32] = 16
+    image_size: int = Field(default=256, ge=32)
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    alpha_max: float = Field(default=4.0, ge=0, description="maximum weight of the spatial loss")
+    beta_max: float = Field(default=4.0, ge=0, description="maximum weight of the temporal loss")
+    flow: Literal["dis", "farneback", "raft", "belt"] = "dis"
+    c1_also_after: bool = Field(default=False, description="C1 foreground labelled {before, after}")
+    foreground: ForegroundSettings = ForegroundSettings()
+    weights: str | None = Field(
+        default="imagenet", description="'imagenet' (local cache), a .pth path, or none"
+    )
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(default=True, description="mixed precision on CUDA")
+
+    def granularity_ok(self) -> bool:
+        return self.image_size % (2 * self.output_stride) == 0
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    onnx_path: Path
+    evaluation: EvaluationResult | None
+    onnx_max_abs_diff: float
+    frames_per_s: float
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _device(settings: TrainSettings) -> torch.device:
+    if settings.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(settings.device)
+
+
+def _file_logger(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("trainer").addHandler(handler)
+    logging.getLogger("trainer").setLevel(logging.INFO)
+    return handler
+
+
+def _step_losses(model, batch, settings: TrainSettings, a: float, b: float) -> dict[str, torch.Tensor]:
+    use_spatial, use_temporal = LOSS_TERMS[settings.method]
+    centre = normalise(batch["centre"])
+    losses: dict[str, torch.Tensor] = {}
+    if use_temporal and b > 0:  # one pass for the whole triplet
+        triplet = torch.cat([normalise(batch["prev"]), centre, normalise(batch["next"])])
+        maps_prev, maps, maps_next = torch.chunk(model(triplet), 3)
+    else:
+        maps = model(centre)
+    losses["cls"] = classification_loss(CamClassifier.logits(maps), batch["labels"])
+    if use_spatial:
+        puzzle_maps = merge(model(tile(centre)))
+        losses["pcls"] = classification_loss(CamClassifier.logits(puzzle_maps), batch["labels"])
+        losses["spatial"] = a * spatial_loss(maps, puzzle_maps)
+    if use_temporal and b > 0:
+        cls = batch["cls"]
+        losses["temporal"] = b * temporal_loss(
+            class_cams(maps, cls), class_cams(maps_prev, cls), class_cams(maps_next, cls),
+            batch["flow_prev"], batch["flow_next"],
+        )  # fmt: skip
+    return losses
+
+
+def train(
+    manifest_path: Path,
+    settings: TrainSettings,
+    run_dir: Path,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> RunResult:
+    if not settings.granularity_ok():
+        raise ValueError(f"image_size must be a multiple of {2 * settings.output_stride} (tiling needs it)")
+    manifest, base = load_manifest(manifest_path)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = _file_logger(run_dir)
+    try:
+        return _train(
+            manifest, base, manifest_path, settings, run_dir, cache_dir or run_dir / "cache", progress
+        )
+    finally:
+        logging.getLogger("trainer").removeHandler(handler)
+        handler.close()
+
+
+def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress) -> RunResult:
+    settings_file = run_dir / "settings.json"
+    checkpoint_file = run_dir / "checkpoint.pt"
+    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings.model_dump(mode="json"):
+        raise ValueError(f"{run_dir} holds a run with other settings: choose another --out folder")
+    settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    shutil.copyfile(manifest_path, run_dir / "manifest.json")
+    _seed_everything(settings.seed)
+    device = _device(settings)
+
+    sequences = prepare_dataset(
+        manifest, base, settings.image_size, settings.flow, settings.foreground, cache_dir, progress
+    )
+    training = [s for s in sequences if not has_masks(s)]
+    dataset = TripletDataset(training, settings.c1_also_after)
+    if len(dataset) == 0:
+        raise ValueError(
+            "no training triplets: the manifest needs before/after sequences of 3+ frames without masks"
+        )
+    generator = torch.Generator().manual_seed(settings.seed)
+    loader = DataLoader(
+        dataset, batch_size=settings.batch_size, shuffle=True, generator=generator, drop_last=False
+    )
+
+    model = CamClassifier(settings.backbone, settings.output_stride, settings.weights).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    total_steps = settings.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1 - step / total_steps) ** 0.9
+    )
+    amp = settings.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    start_epoch = 0
+    if checkpoint_file.is_file():
+        state = torch.load(checkpoint_file, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"] + 1
+        log.info("resuming %s from epoch %d", run_dir, start_epoch)
+    log.info("training %s on %d triplets (%s, weights: %s, device %s)", settings.method, len(dataset),
+             settings.backbone, model.weights_source, device)  # fmt: skip
+
+    frames_per_s = 0.0
+    for epoch in range(start_epoch, settings.epochs):
+        model.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        started = time.monotonic()
+        bar = tqdm(
+            loader, desc=f"{settings.method} epoch {epoch + 1}/{settings.epochs}", disable=not progress
+        )
+        for index, batch in enumerate(bar):
+            step = epoch * len(loader) + index
+            a = coherence_weight(step, len(loader), total_steps, settings.alpha_max)
+            b = coherence_weight(step, len(loader), total_steps, settings.beta_max)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, enabled=amp):
+                losses = _step_losses(model, batch, settings, a, b)
+                loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            size = len(batch["labels"])
+            seen += size
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * size
+            bar.set_postfix({name: f"{value / seen:.3f}" for name, value in sums.items()})
+        seconds = time.monotonic() - started
+        frames_per_s = seen / seconds if seconds else 0.0
+        record = {"epoch": epoch + 1, "seconds": round(seconds, 2), "frames_per_s": round(frames_per_s, 2),
+                  "a": a, "b": b, **{k: round(v / max(seen, 1), 5) for k, v in sums.items()}}  # fmt: skip
+        with (run_dir / "epochs.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        log.info("epoch %s", record)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+        }
+        temp = checkpoint_file.with_suffix(".tmp")
+        torch.save(state, temp)  # then rename: a crash never leaves half a checkpoint to resume from
+        temp.replace(checkpoint_file)
+
+    evaluation = None
+    if any(has_masks(s) and s.label == "before" for s in sequences):
+        evaluation = evaluate(model, sequences, "cam")
+    onnx_path = run_dir / "model.onnx"
+    difference = export_onnx(
+        model, onnx_path, settings.image_size, evaluation.threshold if evaluation else None,
+        {"method": settings.method, "flow": settings.flow},
+    )  # fmt: skip
+    metrics = {
+        "method": settings.method,
+        "evaluation": evaluation.to_json() if evaluation else None,
+        "onnx_max_abs_diff": difference,
+        "train_frames_per_s": round(frames_per_s, 2),
+        "weights": model.weights_source,
+        "device": str(device),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    log.info("run finished: %s", metrics)
+    return RunResult(run_dir, onnx_path, evaluation, difference, frames_per_s)
+
+
+def load_run_model(run_dir: Path) -> tuple[CamClassifier, TrainSettings]:
+    """The trained classifier of a finished run, on the CPU, for evaluation and export."""
+    settings = TrainSettings.model_validate_json((run_dir / "settings.json").read_text())
+    model = CamClassifier(settings.backbone, settings.output_stride, weights=None)
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.eval(), settings
