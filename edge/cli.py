@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -14,8 +15,10 @@ from edge.recorder.recorder import Recorder, RecordingSummary
 from edge.sources import build_sources
 from edge.sources.simulated import write_simulator_calibration
 from edge.store.database import DatabaseError
-from edge.store.frame_store import FrameStore
+from edge.store.frame_store import FrameStore, utc_now
 from edge.store.reconcile import check_store, repair_store
+from edge.training import NoTrainingData, build_manifest
+from trainer.errors import TrainerError
 
 DEMO_CONFIG = Path("configs/simulated.yaml")
 SIMULATOR_CALIBRATION = "simulator_calibration.yaml"
@@ -49,6 +52,32 @@ def _build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--masks", type=Path, help="folder of PNG label maps named like the frames")
     imp.add_argument("--fps", type=float, help="frame rate of an image folder (for capture times)")
     imp.add_argument("source", type=Path, help="video file or folder of images (natural sort order)")
+
+    train = commands.add_parser("train", help="train the classifier on recorded before/after footage")
+    _add_config(train)
+    train.add_argument("--method", choices=["cam", "puzzlecam", "temporal", "ours"], default="ours")
+    train.add_argument(
+        "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
+    )
+    train.add_argument("--image-size", type=int, help="default: model.image_size")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--flow", choices=["dis", "farneback", "raft", "belt"], default="dis")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
+    train.add_argument("--manifest", type=Path, help="train from this manifest instead of the store")
+
+    evaluate_cmd = commands.add_parser("eval", help="mIoU of a run on before frames with ground-truth masks")
+    _add_config(evaluate_cmd)
+    evaluate_cmd.add_argument("--run", type=Path, required=True, help="run directory")
+    evaluate_cmd.add_argument("--maps", choices=["cam", "gradcam", "f2f"], default="cam")
+    evaluate_cmd.add_argument("--manifest", type=Path, help="evaluate on this manifest instead of the store")
+    evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+
+    export = commands.add_parser("export", help="export a run's classifier to ONNX (with a parity check)")
+    _add_config(export)
+    export.add_argument("--run", type=Path, required=True, help="run directory")
+    export.add_argument("--out", type=Path, help="ONNX file (default: RUN/model.onnx)")
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -103,8 +132,91 @@ def _db_check(config: SiteConfig, repair: bool) -> int:
     return 0 if report.clean else 1
 
 
+def _train(config: SiteConfig, args: argparse.Namespace) -> int:
+    from edge.training import register_run
+    from trainer.train import TrainSettings, train
+
+    store = _open_store(config)
+    manifest_path, used = args.manifest, []
+    if manifest_path is None:
+        manifest_path = args.out / "store_manifest.json"
+        _, used = build_manifest(store, "train", manifest_path)
+        print(f"training on {len(used)} recordings (manifest: {manifest_path})")
+    weights = config.model.pretrained_weights
+    settings = TrainSettings(
+        method=args.method,
+        backbone=args.backbone or config.model.backbone,
+        image_size=args.image_size or config.model.image_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        flow=args.flow,
+        seed=args.seed,
+        weights=str(weights) if weights else "imagenet",
+    )
+    started = utc_now()
+    result = train(manifest_path, settings, args.out, progress=True)
+    run_id = register_run(store, settings, result, used, started)
+    evaluation = (
+        f"mIoU {result.evaluation.miou:.2f}" if result.evaluation else "no masked frames to evaluate on"
+    )
+    print(f"run {run_id} finished in {args.out}: {evaluation}; ONNX parity {result.onnx_max_abs_diff:.1e}")
+    return 0
+
+
+def _evaluate(config: SiteConfig, args: argparse.Namespace) -> int:
+    from trainer.dataset import prepare_dataset
+    from trainer.evaluate import evaluate
+    from trainer.manifest import load_manifest
+    from trainer.train import load_run_model
+
+    model, settings = load_run_model(args.run)
+    manifest_path = args.manifest
+    if manifest_path is None:
+        manifest_path = args.run / "eval_manifest.json"
+        build_manifest(_open_store(config), "eval", manifest_path)
+    manifest, base = load_manifest(manifest_path)
+    sequences = prepare_dataset(
+        manifest,
+        base,
+        settings.image_size,
+        settings.flow,
+        settings.foreground,
+        args.run / "cache",
+        not args.json,
+    )
+    result = evaluate(model, sequences, args.maps)
+    method = settings.method if args.maps == "cam" else args.maps
+    if args.json:
+        print(json.dumps({"method": method, **result.to_json()}))
+    else:
+        print(f"{method} ({args.maps} maps): mIoU {result.miou:.2f} at threshold {result.threshold}")
+        for sequence_id, iou in result.per_sequence.items():
+            print(f"  {sequence_id}: IoU {iou:.2f}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from trainer.export import export_onnx
+    from trainer.train import load_run_model
+
+    model, settings = load_run_model(args.run)
+    metrics_file = args.run / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    threshold = (metrics.get("evaluation") or {}).get("threshold")
+    out = args.out or args.run / "model.onnx"
+    difference = export_onnx(model, out, settings.image_size, threshold, {"method": settings.method})
+    print(f"exported {out} (max abs difference to PyTorch {difference:.1e})")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.command == "train":
+        return _train(config, args)
+    if args.command == "eval":
+        return _evaluate(config, args)
+    if args.command == "export":
+        return _export(args)
     if args.command in ("demo", "record"):
         _record(config, args.duration)
         return 0
@@ -133,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return _run(args)
-    except (ConfigError, DatabaseError, ImportRejected, CliError) as exc:
+    except (ConfigError, DatabaseError, ImportRejected, CliError, NoTrainingData, TrainerError) as exc:
         print(f"beltcam: error: {exc}", file=sys.stderr)
         return 2
 

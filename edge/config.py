@@ -107,6 +107,9 @@ class SimulatorConfig(_Strict):
     truth_every: int = Field(
         default=0, ge=0, description="store ground truth masks for every Nth C1 frame (0: never)"
     )
+    truth_segments_every: int = Field(
+        default=1, ge=1, description="only every Nth C1 recording segment gets masks (evaluation sets)"
+    )
     realtime: bool = Field(default=True, description="pace frames at the camera fps")
     faults: list[SimulatedFault] = []
 

@@ -77,11 +77,17 @@ def test_a_stalled_camera_is_reopened(make_config, run_recorder):
 
 
 def test_recordings_roll_over_into_segments(make_config, run_recorder):
-    config = make_config({"recorder": {"segment_s": 0.5}})
+    config = make_config(
+        {"recorder": {"segment_s": 0.5}, "simulator": {"truth_every": 1, "truth_segments_every": 2}}
+    )
     store, summary = run_recorder(config, 1.7)
     with store.session() as session:
         recordings = list(session.scalars(select(Recording).where(Recording.camera == "c1")))
     assert len(recordings) >= 3
     assert all(r.status == "closed" for r in recordings)
     assert sum(r.frame_count for r in recordings) == summary.written["c1"]
+    with store.session() as session:
+        masked = {session.get(Frame, m.frame_id).recording_id for m in session.scalars(select(Mask))}
+    # every frame of every second segment is an evaluation set, the others carry no truth at all
+    assert masked == {r.id for r in recordings[::2]}
     assert check_store(store).clean

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from trainer.errors import DatasetError
 from trainer.flow import make_flow_provider
 from trainer.manifest import Manifest, ManifestSequence
 from trainer.model import CLASSES
@@ -25,10 +26,6 @@ from trainer.preprocess import ForegroundSettings, foreground_mask, median_backg
 FLOW_DOWNSCALE = 4  # flows are stored (and the temporal loss computed) at 1/4 of the input size
 MIN_FOREGROUND = 0.002  # a frame with less foreground than this has nothing to classify
 BEFORE, AFTER, BACKGROUND = (CLASSES.index(name) for name in ("before", "after", "background"))
-
-
-class DatasetError(ValueError):
-    """A frame or mask that cannot be read; the message names the file."""
 
 
 @dataclass

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from trainer.cams import LABEL_ILLEGAL, MapKind, masks_from_maps, sequence_before_maps
 from trainer.dataset import PreparedSequence, has_masks, read_mask
+from trainer.errors import RunError
 from trainer.model import CamClassifier
 
 THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
@@ -104,7 +105,7 @@ def evaluate(
 ) -> EvaluationResult:
     validation, test = split_masked(sequences)
     if not test:
-        raise ValueError("no `before` frames with ground-truth masks to evaluate on")
+        raise RunError("no `before` frames with ground-truth masks to evaluate on")
     val_parts = _collect(model, sequences, validation, kind)
     test_parts = _collect(model, sequences, test, kind)
     scores = {t: _iou([_iou_counts(p, t) for p in val_parts]) or 0.0 for t in THRESHOLDS}

@@ -17,14 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.errors import ExportError
 from trainer.model import CLASSES, IMAGENET_MEAN, IMAGENET_STD, CamClassifier
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-3
-
-
-class ExportError(RuntimeError):
-    """The exported model does not match PyTorch within tolerance."""
 
 
 class _ExportedGraph(nn.Module):

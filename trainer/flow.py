@@ -21,9 +21,7 @@ import numpy as np
 import torch
 import torchvision
 
-
-class FlowError(RuntimeError):
-    """A flow provider that cannot run here; the message says what is missing."""
+from trainer.errors import FlowError
 
 
 class FlowProvider(abc.ABC):

@@ -13,9 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class ManifestError(ValueError):
-    """A manifest that cannot be used; the message names the file, the field and the reason."""
+from trainer.errors import ManifestError
 
 
 class _Strict(BaseModel):

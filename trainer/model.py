@@ -15,6 +15,8 @@ import torch
 import torchvision
 from torch import nn
 
+from trainer.errors import RunError
+
 log = logging.getLogger(__name__)
 
 CLASSES = ("before", "after", "background")
@@ -62,12 +64,15 @@ def load_pretrained(resnet: nn.Module, backbone: str, weights: str | Path | None
             path,
         )
         return "random"
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a file that is not a checkpoint
+        raise RunError(f"{path}: cannot read as a PyTorch checkpoint ({exc.__class__.__name__})") from None
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     missing, unexpected = resnet.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
-        raise ValueError(
+        raise RunError(
             f"{path}: not a {backbone} checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     return str(path)

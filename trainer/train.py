@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from trainer.dataset import TripletDataset, has_masks, prepare_dataset
+from trainer.errors import RunError
 from trainer.evaluate import EvaluationResult, evaluate
 from trainer.export import export_onnx
 from trainer.losses import class_cams, classification_loss, coherence_weight, spatial_loss, temporal_loss
@@ -131,7 +132,7 @@ def train(
     progress: bool = True,
 ) -> RunResult:
     if not settings.granularity_ok():
-        raise ValueError(f"image_size must be a multiple of {2 * settings.output_stride} (tiling needs it)")
+        raise RunError(f"image_size must be a multiple of {2 * settings.output_stride} (tiling needs it)")
     manifest, base = load_manifest(manifest_path)
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _file_logger(run_dir)
@@ -148,7 +149,7 @@ def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress
     settings_file = run_dir / "settings.json"
     checkpoint_file = run_dir / "checkpoint.pt"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings.model_dump(mode="json"):
-        raise ValueError(f"{run_dir} holds a run with other settings: choose another --out folder")
+        raise RunError(f"{run_dir} holds a run with other settings: choose another --out folder")
     settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
     shutil.copyfile(manifest_path, run_dir / "manifest.json")
     _seed_everything(settings.seed)
@@ -160,7 +161,7 @@ def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress
     training = [s for s in sequences if not has_masks(s)]
     dataset = TripletDataset(training, settings.c1_also_after)
     if len(dataset) == 0:
-        raise ValueError(
+        raise RunError(
             "no training triplets: the manifest needs before/after sequences of 3+ frames without masks"
         )
     generator = torch.Generator().manual_seed(settings.seed)

@@ -32,6 +32,7 @@ CAMERA_LABELS = {"c1": "before", "c2": "after"}
 class _Segment:
     recording_id: int
     started_ns: int
+    index: int  # how many segments this camera had before this one
     next_seq: int = 0  # our own numbering: a camera's counter may restart when it reconnects
     synced_counters: dict[str, int] = field(
         default_factory=lambda: {"dropped": 0, "errors": 0, "reconnects": 0}
@@ -100,7 +101,8 @@ class FrameWriter:
         storage = self.config.storage
         segment = self._segment_for(frame)
         camera = frame.camera
-        with_truth = bool(mask_data)
+        with_truth = bool(mask_data) and segment.index % self.config.simulator.truth_segments_every == 0
+        mask_data = mask_data if with_truth else b""
         seq = segment.next_seq
         frame_path = self.store.frame_relpath(camera, segment.recording_id, seq, storage.image_format)
         mask_path = self.store.mask_relpath(camera, segment.recording_id, seq)
@@ -219,7 +221,9 @@ class FrameWriter:
             session_name=self.session_name,
         )
         carried = segment.synced_counters if segment is not None else None
-        new_segment = _Segment(recording_id, frame.capture_ns)
+        new_segment = _Segment(
+            recording_id, frame.capture_ns, segment.index + 1 if segment is not None else 0
+        )
         if carried is not None:
             new_segment.synced_counters = dict(carried)
         self._segments[frame.camera] = new_segment

@@ -1,0 +1,125 @@
+"""The bridge between the store and the trainer: dataset manifests out, runs and models back in.
+
+The trainer never sees the database (DESIGN.md): `build_manifest` writes what it needs as JSON, and
+`register_run` records the finished run, the recordings it learnt from (retention keeps those while
+its model is live) and its ONNX file as a `candidate` model.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import yaml
+from sqlalchemy import exists, select
+
+from edge.store.frame_store import FrameStore, utc_now
+from edge.store.models import Frame, Mask, Model, Recording, TrainingRun, TrainingRunRecording
+from trainer.manifest import Manifest, ManifestFrame, ManifestSequence, save_manifest
+
+if TYPE_CHECKING:  # the trainer loads torch: only the commands that train pay for it
+    from trainer.train import RunResult, TrainSettings
+
+Purpose = Literal["train", "eval"]
+USABLE = ("closed", "interrupted")
+SIMULATOR_CALIBRATION = "simulator_calibration.yaml"
+
+
+class NoTrainingData(ValueError):
+    """The store holds nothing the requested manifest could be built from."""
+
+
+def _belt_velocity(store: FrameStore, camera: str) -> tuple[float, float] | None:
+    """Image velocity of the belt in px/s, from the calibration the simulator wrote (if any)."""
+    path = store.data_dir / SIMULATOR_CALIBRATION
+    if not path.is_file():
+        return None
+    calibration = yaml.safe_load(path.read_text(encoding="utf-8"))
+    camera_entry = calibration.get("cameras", {}).get(camera)
+    if not camera_entry:
+        return None
+    return (calibration["belt_speed_mm_s"] / camera_entry["mm_per_px"], 0.0)
+
+
+def build_manifest(store: FrameStore, purpose: Purpose, out: Path) -> tuple[Manifest, list[int]]:
+    """Write a manifest of every usable before/after recording for training (those without masks)
+    or evaluation (`before` recordings with masks); returns it and the recording ids it used."""
+    has_mask = exists().where(Mask.frame_id == Frame.id, Frame.recording_id == Recording.id)
+    query = select(Recording).where(Recording.status.in_(USABLE), Recording.label.in_(("before", "after")))
+    query = (
+        query.where(~has_mask) if purpose == "train" else query.where(has_mask, Recording.label == "before")
+    )
+    sequences, used = [], []
+    with store.session() as session:
+        for recording in session.scalars(query.order_by(Recording.id)):
+            rows = session.execute(
+                select(Frame, Mask.path)
+                .outerjoin(Mask, Mask.frame_id == Frame.id)
+                .where(Frame.recording_id == recording.id, Frame.missing.is_(False))
+                .order_by(Frame.seq)
+            ).all()
+            if len(rows) < 3:
+                continue  # a triplet needs three frames
+            start = rows[0][0].capture_utc
+            frames = [
+                ManifestFrame(
+                    path=str(store.absolute(frame.path)),
+                    mask=str(store.absolute(mask_path)) if mask_path else None,
+                    time_s=(frame.capture_utc - start).total_seconds(),
+                )
+                for frame, mask_path in rows
+            ]
+            sequences.append(
+                ManifestSequence(
+                    id=f"rec{recording.id}",
+                    camera=recording.camera,
+                    label=recording.label,
+                    frames=frames,
+                    belt_velocity_px_s=_belt_velocity(store, recording.camera),
+                )
+            )
+            used.append(recording.id)
+    if not sequences:
+        what = (
+            "before/after recordings without masks" if purpose == "train" else "before recordings with masks"
+        )
+        raise NoTrainingData(f"the store at {store.data_dir} has no {what} of 3 frames or more")
+    manifest = Manifest(sequences=sequences)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_manifest(manifest, out)
+    return manifest, used
+
+
+def register_run(
+    store: FrameStore,
+    settings: TrainSettings,
+    result: RunResult,
+    recording_ids: list[int],
+    started_utc: datetime,
+) -> int:
+    """Record a finished run and its model (a `candidate`, until someone or something promotes it)."""
+    metrics = json.loads((result.run_dir / "metrics.json").read_text(encoding="utf-8"))
+    with store.session() as session:
+        run = TrainingRun(
+            method=settings.method,
+            status="finished",
+            run_dir=str(result.run_dir),
+            started_utc=started_utc,
+            ended_utc=utc_now(),
+            metrics=metrics,
+        )
+        session.add(run)
+        session.flush()
+        session.add_all(TrainingRunRecording(run_id=run.id, recording_id=rid) for rid in recording_ids)
+        session.add(
+            Model(
+                run_id=run.id,
+                path=str(result.onnx_path),
+                status="candidate",
+                created_utc=utc_now(),
+                metrics=metrics,
+            )
+        )
+        return run.id

@@ -1,0 +1,68 @@
+"""`beltcam train`, `eval` and `export` on recordings of the simulated belt, through the CLI."""
+
+import json
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from edge.config import load_config
+from edge.store.frame_store import FrameStore
+from edge.store.models import Model, TrainingRun, TrainingRunRecording
+
+BELTCAM = [sys.executable, "-m", "edge.cli"]
+
+
+def beltcam(*args):
+    return subprocess.run([*BELTCAM, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_train_eval_export_from_the_store(write_config, tmp_path):
+    path = write_config(
+        {
+            "cameras": [
+                {"id": "c1", "kind": "simulated", "resolution": [128, 96], "fps": 8},
+                {"id": "c2", "kind": "simulated", "resolution": [128, 96], "fps": 8},
+            ],
+            "recorder": {"segment_s": 1.0},
+            "simulator": {"truth_every": 1, "truth_segments_every": 3},
+        }
+    )
+    recorded = beltcam("record", "--config", str(path), "--duration", "4.2")
+    assert recorded.returncode == 0, recorded.stderr
+    run = tmp_path / "run"
+    common = ["--config", str(path)]
+    trained = beltcam(
+        "train", *common, "--method", "ours", "--backbone", "resnet18", "--image-size", "64",
+        "--epochs", "2", "--flow", "belt", "--out", str(run),
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "run 1 finished" in trained.stdout and "ONNX parity" in trained.stdout
+    store = FrameStore.from_config(load_config(path).storage)
+    with store.session() as session:
+        assert session.scalars(select(TrainingRun)).one().method == "ours"
+        model = session.scalars(select(Model)).one()
+        assert model.status == "candidate" and model.path == str(run / "model.onnx")
+        assert len(list(session.scalars(select(TrainingRunRecording)))) >= 2
+    manifest = json.loads((run / "store_manifest.json").read_text())
+    assert {s["label"] for s in manifest["sequences"]} == {"before", "after"}
+    assert not any(f.get("mask") for s in manifest["sequences"] for f in s["frames"])
+
+    for maps in ("cam", "gradcam", "f2f"):
+        evaluated = beltcam("eval", *common, "--run", str(run), "--maps", maps, "--json")
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        result = json.loads(evaluated.stdout.strip().splitlines()[-1])
+        assert result["method"] == ("ours" if maps == "cam" else maps)
+        assert 0 <= result["miou"] <= 100 and result["test_frames"] > 0
+
+    exported = beltcam("export", *common, "--run", str(run), "--out", str(tmp_path / "m.onnx"))
+    assert exported.returncode == 0 and (tmp_path / "m.onnx").is_file()
+    assert "max abs difference to PyTorch" in exported.stdout
+
+
+def test_training_without_data_is_a_one_line_error(write_config, tmp_path):
+    path = write_config()
+    result = beltcam("train", "--config", str(path), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("beltcam: error: the store at ")
+    assert "no before/after recordings without masks" in result.stderr
