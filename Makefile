@@ -29,7 +29,8 @@ test: $(INSTALLED) system-deps lint
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: $(INSTALLED)
-	$(BIN)/python benchmarks/record.py
+	$(BIN)/python -m benchmarks.record
+	$(BIN)/python -m benchmarks.segmentation
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -5,20 +5,19 @@ measures the recorder (queue, encoding, atomic writes, index commits), not the r
 passes when a trial of --seconds drops nothing with the default queue of 64 frames
 (so an overload of more than 64 frames per trial shows as drops).
 
-    .venv/bin/python benchmarks/record.py [--seconds 5] [--quick]
+    .venv/bin/python -m benchmarks.record [--seconds 8] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.machine import describe_machine
 from edge.config import CameraConfig, SimulatorConfig, SiteConfig
 from edge.recorder.recorder import Recorder
 from edge.sources.base import Frame, FrameSource, SourceStalled
@@ -112,19 +111,6 @@ def highest_rate(pool, resolution, image_format: str, seconds: float, steps: int
             steps -= 1
             fps = (good + bad) / 2
     return 2 * good, best
-
-
-def describe_machine() -> str:
-    cpu = platform.processor() or "cpu"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return f"{platform.machine()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import onnxruntime
 import pytest
 import torch
 
-from tests.simulated_dataset import write_simulated_manifest
+from edge.simulated_dataset import write_simulated_manifest
 from trainer.cams import grad_cam
 from trainer.dataset import BEFORE, TripletDataset, prepare_dataset
 from trainer.evaluate import evaluate, split_masked
@@ -109,9 +109,11 @@ def test_cam_run_supports_gradcam_and_f2f_maps(manifest, tmp_path):
                                 tmp_path / "cam" / "cache", progress=False)  # fmt: skip
     validation, test = split_masked(sequences)
     assert len(validation) == len(test) == 1 and validation[0][0] != test[0][0]  # split by sequence
-    for kind in ("cam", "gradcam", "f2f"):
-        result = evaluate(model, sequences, kind)
+    results = {kind: evaluate(model, sequences, kind) for kind in ("cam", "gradcam", "f2f", "foreground")}
+    for kind, result in results.items():
         assert result.maps == kind and 0 <= result.miou <= 100 and result.test_frames > 0
+    # calling all foreground illegal: IoU is the illegal share of the foreground, threshold irrelevant
+    assert 5 < results["foreground"].miou < 95
 
 
 def test_grad_cam_agrees_with_the_grad_cam_package():

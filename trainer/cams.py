@@ -4,6 +4,8 @@
 - `gradcam`: Grad-CAM on the trunk's last feature maps (the classic baseline).
 - `f2f`: Frame-to-Frame, the CAMs of neighbouring frames warped onto frame t with optical flow and
   fused by pixel-wise maximum after training.
+- `foreground`: no classifier at all, every foreground pixel called illegal: the reference that
+  shows how much a saliency method adds to background removal alone.
 
 Masks: pixels of the foreground whose `before` map passes the threshold (and beats `after`) are
 illegal, the rest of the foreground is legal, everything else background.
@@ -22,7 +24,7 @@ from trainer.losses import EPS
 from trainer.model import CamClassifier, normalise
 from trainer.warp import warp
 
-MapKind = Literal["cam", "gradcam", "f2f"]
+MapKind = Literal["cam", "gradcam", "f2f", "foreground"]
 LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL = 0, 1, 2
 
 
@@ -98,6 +100,9 @@ def frame_to_frame(cams: torch.Tensor, sequence: PreparedSequence) -> torch.Tens
 
 def sequence_before_maps(model: CamClassifier, sequence: PreparedSequence, kind: MapKind) -> torch.Tensor:
     """N x 2 x S x S maps (before, after) for every frame of a sequence, read the `kind` way."""
+    if kind == "foreground":
+        count, size = len(sequence.frames), sequence.frames.shape[1]
+        return torch.cat([torch.ones(count, 1, size, size), torch.zeros(count, 1, size, size)], dim=1)
     foreground_only = np.where(sequence.foreground[..., None], sequence.frames, 0).astype(np.uint8)
     if kind == "gradcam":
         before = grad_cam(model, foreground_only, [BEFORE] * len(foreground_only))

@@ -1,4 +1,8 @@
-"""A small dataset manifest rendered by the simulated belt, as `edge` would hand it to the trainer."""
+"""Simulated footage written straight to a dataset manifest, without the store.
+
+For benchmarks and tests of the trainer: the same manifest `edge` builds from recordings, with
+held-out `before` sequences carrying the simulator's ground-truth masks.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,12 @@ def write_simulated_manifest(
     masked_before: int = 2,
     seed: int = 0,
     fps: float = 4.0,
+    objects_per_m: float = 10.0,
 ) -> Path:
-    """C1 `before` and C2 `after` sequences; `masked_before` extra C1 sequences carry masks."""
-    simulator = SimulatorConfig(seed=seed, objects_per_m=10, c1_to_c2_mm=800, realtime=False)
+    """`sequences` C1 `before` and C2 `after` sequences, plus `masked_before` C1 sequences with masks
+    (for evaluation only: the trainer never trains on sequences with masks). Sequences are taken
+    from well separated stretches of belt, so no object appears in two C1 sequences."""
+    simulator = SimulatorConfig(seed=seed, objects_per_m=objects_per_m, c1_to_c2_mm=800, realtime=False)
     manifest = {"version": 1, "root": ".", "sequences": []}
     plan = [("c1", "before", False)] * sequences + [("c2", "after", False)] * sequences
     plan += [("c1", "before", True)] * masked_before
@@ -32,11 +39,11 @@ def write_simulated_manifest(
         sequence_id = f"{camera_id}-{index}"
         entries = []
         for k in range(frames):
-            frame = camera.frame_at(index * 50 + k)
+            frame = camera.frame_at(index * (frames + 50) + k)
             path = folder / sequence_id / f"{k:04d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(path), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
-            entry = {"path": path.relative_to(folder).as_posix(), "time_s": camera.time_of(index * 50 + k)}
+            entry = {"path": path.relative_to(folder).as_posix(), "time_s": camera.time_of(frame.seq)}
             if masked:
                 mask_path = path.with_suffix(".mask.png")
                 cv2.imwrite(str(mask_path), frame.truth.label_map)

@@ -1,0 +1,132 @@
+"""The paper's Table 1 and Table 2 on the simulated belt: mIoU of illegal objects on held-out
+`before` sequences, for every CAM method, over several seeds, with the same budget for each.
+
+Methods (all trained on the same manifest, same backbone, image size, epochs and batch size):
+  foreground  reference without a classifier: every foreground pixel called illegal
+  gradcam   Grad-CAM on the classification-only classifier (`cam` run)
+  f2f       Frame-to-Frame: that classifier's CAMs warped from t-1 and t+1 and fused by max
+  cam       the classification-only classifier's own CAMs (the "none" column of Table 2)
+  puzzlecam spatial coherence only
+  temporal  temporal coherence only
+  ours      spatial + temporal coherence, DIS optical flow
+  ours_beltflow  the same with belt-motion flow from the simulator's calibration
+
+    .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.machine import describe_machine
+from edge.simulated_dataset import write_simulated_manifest
+from trainer.dataset import prepare_dataset
+from trainer.evaluate import evaluate
+from trainer.manifest import load_manifest
+from trainer.train import TrainSettings, load_run_model, train
+
+RESULTS = Path(__file__).with_name("results") / "segmentation.json"
+PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
+RUNS = [("cam", "dis"), ("puzzlecam", "dis"), ("temporal", "dis"), ("ours", "dis"), ("ours", "belt")]
+
+
+def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[str, float], dict[str, float]]:
+    manifest = write_simulated_manifest(
+        folder / "data", frames=args.frames, size=(160, 120), sequences=args.sequences,
+        masked_before=args.masked, seed=seed, fps=4.0, objects_per_m=6.0,
+    )  # fmt: skip
+    scores: dict[str, float] = {}
+    speed: dict[str, float] = {}
+    for method, flow in RUNS:
+        name = "ours_beltflow" if flow == "belt" else method
+        settings = TrainSettings(
+            method=method, flow=flow, backbone=args.backbone, image_size=args.image_size, epochs=args.epochs,
+            batch_size=args.batch_size, seed=seed, weights=args.weights,
+        )  # fmt: skip
+        started = time.monotonic()
+        result = train(manifest, settings, folder / name, cache_dir=folder / "cache", progress=False)
+        speed[name] = result.frames_per_s
+        scores[name] = result.evaluation.miou
+        print(
+            f"  seed {seed} {name:14s} mIoU {scores[name]:6.2f}  ({time.monotonic() - started:.0f} s)",
+            flush=True,
+        )
+        if method == "cam":
+            model, _ = load_run_model(folder / name)
+            loaded, base = load_manifest(manifest)
+            sequences = prepare_dataset(
+                loaded, base, args.image_size, flow, settings.foreground, folder / "cache", False
+            )
+            for kind in ("gradcam", "f2f", "foreground"):
+                scores[kind] = evaluate(model, sequences, kind).miou
+                print(f"  seed {seed} {kind:14s} mIoU {scores[kind]:6.2f}", flush=True)
+    return scores, speed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=16, help="frames per sequence")
+    parser.add_argument("--sequences", type=int, default=4, help="training sequences per camera")
+    parser.add_argument("--masked", type=int, default=3, help="held-out masked before sequences")
+    parser.add_argument(
+        "--weights", default="imagenet", help="'imagenet' (local cache only), a .pth, or none"
+    )
+    args = parser.parse_args()
+    per_seed: dict[str, list[float]] = {}
+    speeds: dict[str, list[float]] = {}
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as folder:
+            scores, speed = run_seed(seed, args, Path(folder))
+        for name, value in scores.items():
+            per_seed.setdefault(name, []).append(value)
+        for name, value in speed.items():
+            speeds.setdefault(name, []).append(value)
+    order = ["foreground", "gradcam", "f2f", "cam", "puzzlecam", "temporal", "ours", "ours_beltflow"]
+    rows = [
+        {
+            "method": name,
+            "miou": round(statistics.mean(per_seed[name]), 2),
+            "miou_std": round(statistics.pstdev(per_seed[name]), 2),
+            "seeds": args.seeds,
+            "per_seed": per_seed[name],
+            "paper_seruso": PAPER.get(name.removesuffix("_beltflow")) if name != "ours_beltflow" else None,
+            "train_frames_per_s": round(statistics.mean(speeds[name]), 2) if name in speeds else None,
+        }
+        for name in order
+    ]
+    print(f"\nsegmentation on the simulated belt ({describe_machine()}), {len(args.seeds)} seeds")
+    print(f"{'method':>14} {'mIoU':>7} {'std':>6} {'paper':>7} {'train fps':>10}")
+    for row in rows:
+        paper = f"{row['paper_seruso']:.2f}" if row["paper_seruso"] else "-"
+        fps = f"{row['train_frames_per_s']:.1f}" if row["train_frames_per_s"] else "-"
+        print(f"{row['method']:>14} {row['miou']:7.2f} {row['miou_std']:6.2f} {paper:>7} {fps:>10}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    (RESULTS.with_name("segmentation_run.json")).write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": describe_machine(),
+                **vars(args),
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
