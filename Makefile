@@ -31,6 +31,7 @@ test: $(INSTALLED) system-deps lint
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.record
 	$(BIN)/python -m benchmarks.segmentation
+	$(BIN)/python -m benchmarks.train_speed
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
