@@ -11,20 +11,17 @@ passes when a trial of --seconds drops nothing with the default queue of 64 fram
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-from benchmarks.machine import describe_machine
+from benchmarks.common import describe_machine, run_record, write_results
 from edge.config import CameraConfig, SimulatorConfig, SiteConfig
 from edge.recorder.recorder import Recorder
 from edge.sources.base import Frame, FrameSource, SourceStalled
 from edge.sources.simulated import SimulatedCamera
 from edge.store.frame_store import FrameStore
 
-RESULTS = Path(__file__).with_name("results") / "record.json"
 POOL = 24  # distinct frames per camera, replayed in a loop
 QUEUE = 64  # the recorder's default
 
@@ -138,22 +135,7 @@ def main() -> None:
     print(f"{'resolution':>10} {'format':>6} {'C1+C2 fps':>10}")
     for row in rows:
         print(f"{row['resolution']:>10} {row['format']:>6} {row['max_total_fps_without_drops']:>10.1f}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "record",
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": machine,
-                "trial_seconds": args.seconds,
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    print(f"written to {RESULTS}")
+    write_results("record", run_record(benchmark="record", trial_seconds=args.seconds, rows=rows))
 
 
 if __name__ == "__main__":

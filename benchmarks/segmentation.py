@@ -17,21 +17,18 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.machine import describe_machine
+from benchmarks.common import describe_machine, run_record, write_results
 from edge.simulated_dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
 from trainer.evaluate import evaluate
 from trainer.manifest import load_manifest
 from trainer.train import TrainSettings, load_run_model, train
 
-RESULTS = Path(__file__).with_name("results") / "segmentation.json"
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
 RUNS = [("cam", "dis"), ("puzzlecam", "dis"), ("temporal", "dis"), ("ours", "dis"), ("ours", "belt")]
 
@@ -111,21 +108,8 @@ def main() -> None:
         paper = f"{row['paper_seruso']:.2f}" if row["paper_seruso"] else "-"
         fps = f"{row['train_frames_per_s']:.1f}" if row["train_frames_per_s"] else "-"
         print(f"{row['method']:>14} {row['miou']:7.2f} {row['miou_std']:6.2f} {paper:>7} {fps:>10}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    (RESULTS.with_name("segmentation_run.json")).write_text(
-        json.dumps(
-            {
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": describe_machine(),
-                **vars(args),
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    print(f"written to {RESULTS}")
+    write_results("segmentation", rows)
+    write_results("segmentation_run", run_record(**vars(args)))
 
 
 if __name__ == "__main__":

@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from benchmarks.machine import describe_machine
+from benchmarks.common import describe_machine, run_record, write_results
 from edge.simulated_dataset import write_simulated_manifest
 from trainer.train import TrainSettings, train
 
-RESULTS = Path(__file__).with_name("results") / "train_speed.json"
 METHODS = ("cam", "puzzlecam", "temporal", "ours")
 
 
@@ -50,21 +48,9 @@ def main() -> None:
     machine = describe_machine() + (f", {torch.cuda.get_device_name()}" if device == "cuda" else "")
     setup = f"{args.backbone} at {args.image_size} px, batch {args.batch_size}"
     print(f"\ntraining throughput, {setup}, on {machine}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": machine,
-                **vars(args),
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    print(f"written to {RESULTS}")
+    record = run_record(**vars(args), rows=rows)
+    record["machine"] = machine
+    write_results("train_speed", record)
 
 
 if __name__ == "__main__":

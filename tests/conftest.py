@@ -23,12 +23,16 @@ def deep_merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def tiny_site(width: int = 128, height: int = 96, fps: float = 20.0) -> dict:
+def simulated_cameras(width: int = 128, height: int = 96, fps: float = 20.0) -> list[dict]:
+    return [
+        {"id": camera, "kind": "simulated", "resolution": [width, height], "fps": fps}
+        for camera in ("c1", "c2")
+    ]
+
+
+def tiny_site() -> dict:
     return {
-        "cameras": [
-            {"id": "c1", "kind": "simulated", "resolution": [width, height], "fps": fps},
-            {"id": "c2", "kind": "simulated", "resolution": [width, height], "fps": fps},
-        ],
+        "cameras": simulated_cameras(),
         "storage": {"data_dir": "data"},
         "recorder": {"commit_every_s": 0.2, "stall_timeout_s": 0.5, "reconnect_initial_s": 0.05},
         "simulator": {"seed": 1, "objects_per_m": 8, "c1_to_c2_mm": 800},

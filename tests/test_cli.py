@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import simulated_cameras
+
 BELTCAM = [sys.executable, "-m", "edge.cli"]
 SUBCOMMANDS = ["demo", "record", "import", "db"]
 
@@ -44,10 +46,7 @@ def test_bad_config_ends_in_one_line_and_exit_2(write_config):
 def test_record_20_seconds_then_db_check_is_clean(write_config, tmp_path):
     path = write_config(
         {
-            "cameras": [
-                {"id": "c1", "kind": "simulated", "resolution": [640, 480], "fps": 10},
-                {"id": "c2", "kind": "simulated", "resolution": [640, 480], "fps": 10},
-            ],
+            "cameras": simulated_cameras(640, 480, 10),
             "simulator": {"truth_every": 10},
         }
     )

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from edge.config import load_config
 from edge.store.frame_store import FrameStore
 from edge.store.models import Model, TrainingRun, TrainingRunRecording
+from tests.conftest import simulated_cameras
 
 BELTCAM = [sys.executable, "-m", "edge.cli"]
 
@@ -20,10 +21,7 @@ def beltcam(*args):
 def test_train_eval_export_from_the_store(write_config, tmp_path):
     path = write_config(
         {
-            "cameras": [
-                {"id": "c1", "kind": "simulated", "resolution": [128, 96], "fps": 8},
-                {"id": "c2", "kind": "simulated", "resolution": [128, 96], "fps": 8},
-            ],
+            "cameras": simulated_cameras(128, 96, 8),
             "recorder": {"segment_s": 1.0},
             "simulator": {"truth_every": 1, "truth_segments_every": 3},
         }

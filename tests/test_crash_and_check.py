@@ -12,6 +12,7 @@ from edge.store.files import read_image
 from edge.store.frame_store import FrameStore
 from edge.store.models import Frame, Recording
 from edge.store.reconcile import check_store, repair_store
+from tests.conftest import simulated_cameras
 
 
 def indexed_count(config) -> int:
@@ -26,10 +27,7 @@ def indexed_count(config) -> int:
 def test_sigkill_mid_write_is_repaired_without_losing_written_frames(write_config):
     path = write_config(
         {
-            "cameras": [
-                {"id": "c1", "kind": "simulated", "resolution": [640, 480], "fps": 15},
-                {"id": "c2", "kind": "simulated", "resolution": [640, 480], "fps": 15},
-            ],
+            "cameras": simulated_cameras(640, 480, 15),
             "storage": {"image_format": "png"},
             "recorder": {"commit_every_s": 1.0},
         }

@@ -13,6 +13,7 @@ illegal, the rest of the foreground is legal, everything else background.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -28,8 +29,13 @@ MapKind = Literal["cam", "gradcam", "f2f", "foreground"]
 LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL = 0, 1, 2
 
 
-def _batch(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    return normalise(torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0).to(device))
+def _batches(model: CamClassifier, frames: np.ndarray, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(offset, normalised image batch on the model's device), with the model in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    for start in range(0, len(frames), batch_size):
+        batch = torch.from_numpy(frames[start : start + batch_size]).permute(0, 3, 1, 2).float().div(255.0)
+        yield start, normalise(batch.to(device))
 
 
 def _normalise_maps(maps: torch.Tensor) -> torch.Tensor:
@@ -42,11 +48,8 @@ def class_activation_maps(
     model: CamClassifier, frames: np.ndarray, flip: bool = False, batch_size: int = 16
 ) -> torch.Tensor:
     """N x 3 x S x S normalised CAMs of foreground-only frames (N x S x S x 3 uint8)."""
-    model.eval()
-    device = next(model.parameters()).device
     out = []
-    for start in range(0, len(frames), batch_size):
-        images = _batch(frames[start : start + batch_size], device)
+    for _, images in _batches(model, frames, batch_size):
         maps = F.relu(model(images))
         if flip:
             maps = maps + F.relu(model(images.flip(-1))).flip(-1)
@@ -61,12 +64,9 @@ def grad_cam(
     model: CamClassifier, frames: np.ndarray, classes: list[int], batch_size: int = 16
 ) -> torch.Tensor:
     """N x 1 x S x S Grad-CAM of the given class per frame, on the trunk's output."""
-    model.eval()
-    device = next(model.parameters()).device
     out = []
-    for start in range(0, len(frames), batch_size):
-        images = _batch(frames[start : start + batch_size], device)
-        target = torch.tensor(classes[start : start + batch_size], device=device)
+    for start, images in _batches(model, frames, batch_size):
+        target = torch.tensor(classes[start : start + batch_size], device=images.device)
         features = model.trunk(images)
         features.retain_grad()
         scores = CamClassifier.logits(model.head(features))

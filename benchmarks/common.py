@@ -1,0 +1,39 @@
+"""What every benchmark shares: the machine it ran on and how its results file is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def describe_machine() -> str:
+    cpu = platform.processor() or "cpu"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    return f"{platform.machine()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+RESULTS_DIR = Path(__file__).with_name("results")
+
+
+def write_results(name: str, payload: dict | list) -> Path:
+    """Write `results/<name>.json` (the figures benchmarks/README.md quotes) and say where."""
+    path = RESULTS_DIR / f"{name}.json"
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(f"written to {path}")
+    return path
+
+
+def run_record(**fields) -> dict:
+    """Date and machine of a benchmark run, plus its own fields."""
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": describe_machine(), **fields}
