@@ -72,6 +72,10 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_argument("--run", type=Path, required=True, help="run directory")
     evaluate_cmd.add_argument("--maps", choices=["cam", "gradcam", "f2f"], default="cam")
     evaluate_cmd.add_argument("--manifest", type=Path, help="evaluate on this manifest instead of the store")
+    evaluate_cmd.add_argument("--flip", action="store_true", help="add mirrored images' maps (test-time)")
+    evaluate_cmd.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0], help="input scales to sum maps over"
+    )
     evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
 
     export = commands.add_parser("export", help="export a run's classifier to ONNX (with a parity check)")
@@ -184,7 +188,7 @@ def _evaluate(config: SiteConfig, args: argparse.Namespace) -> int:
         args.run / "cache",
         not args.json,
     )
-    result = evaluate(model, sequences, args.maps)
+    result = evaluate(model, sequences, args.maps, args.flip, tuple(args.scales))
     method = settings.method if args.maps == "cam" else args.maps
     if args.json:
         print(json.dumps({"method": method, **result.to_json()}))

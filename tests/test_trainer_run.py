@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edge.simulated_dataset import write_simulated_manifest
-from trainer.cams import grad_cam
+from trainer.cams import class_activation_maps, grad_cam
 from trainer.dataset import BEFORE, TripletDataset, prepare_dataset
 from trainer.evaluate import evaluate, split_masked
 from trainer.export import read_metadata
@@ -114,6 +114,11 @@ def test_cam_run_supports_gradcam_and_f2f_maps(manifest, tmp_path):
         assert result.maps == kind and 0 <= result.miou <= 100 and result.test_frames > 0
     # calling all foreground illegal: IoU is the illegal share of the foreground, threshold irrelevant
     assert 5 < results["foreground"].miou < 95
+    augmented = class_activation_maps(model, sequences[0].frames[:3], flip=True, scales=(1.0, 0.5))
+    plain = class_activation_maps(model, sequences[0].frames[:3])
+    assert augmented.shape == plain.shape == (3, 3, 64, 64)
+    assert augmented.amax(dim=(2, 3)).max() <= 1.0 + 1e-5 and not torch.allclose(augmented, plain)
+    assert 0 <= evaluate(model, sequences, "cam", flip=True, scales=(1.0, 0.5)).miou <= 100
 
 
 def test_grad_cam_agrees_with_the_grad_cam_package():
@@ -139,3 +144,40 @@ def test_grad_cam_agrees_with_the_grad_cam_package():
     with GradCAM(model=Scores(model), target_layers=[model.trunk[-1]]) as cam:
         theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(0), ClassifierOutputTarget(2)])
     assert np.abs(ours[:, 0].numpy() - theirs).max() < 0.02
+
+
+def test_local_imagenet_weights_are_loaded_and_bad_files_refused(tmp_path, monkeypatch):
+    import torchvision
+
+    from trainer.errors import RunError
+
+    reference = torchvision.models.resnet18(weights=None)
+    checkpoint = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), checkpoint)
+    model = CamClassifier("resnet18", 32, weights=checkpoint)
+    assert model.weights_source == str(checkpoint)
+    assert torch.equal(model.trunk[0].weight, reference.conv1.weight)
+    # 'imagenet' looks in the torch hub cache only, and falls back to random init when empty
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))
+    assert CamClassifier("resnet18", 16, weights="imagenet").weights_source == "random"
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    assert CamClassifier("resnet18", 16, weights="imagenet").weights_source.endswith("resnet18-f37072fd.pth")
+    wrong = tmp_path / "wrong.pth"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), wrong)
+    with pytest.raises(RunError, match="not a resnet18 checkpoint"):
+        CamClassifier("resnet18", 16, weights=wrong)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match="cannot read as a PyTorch checkpoint"):
+        CamClassifier("resnet18", 16, weights=garbage)
+
+
+def test_output_stride_16_dilates_the_last_stage_of_every_backbone():
+    for backbone in ("resnet18", "resnet50"):
+        model = CamClassifier(backbone, 16, weights=None).eval()
+        with torch.no_grad():
+            assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 4, 4)
+        coarse = CamClassifier(backbone, 32, weights=None).eval()
+        with torch.no_grad():
+            assert coarse(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 2, 2)

@@ -45,18 +45,29 @@ def _normalise_maps(maps: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def class_activation_maps(
-    model: CamClassifier, frames: np.ndarray, flip: bool = False, batch_size: int = 16
+    model: CamClassifier,
+    frames: np.ndarray,
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    batch_size: int = 16,
 ) -> torch.Tensor:
-    """N x 3 x S x S normalised CAMs of foreground-only frames (N x S x S x 3 uint8)."""
+    """N x 3 x S x S normalised CAMs of foreground-only frames (N x S x S x 3 uint8).
+
+    `flip` adds the mirrored image's maps, `scales` the maps of resized inputs (test-time
+    augmentation, as in PuzzleCAM's inference): the maps are summed at frame size, then normalised.
+    """
     out = []
     for _, images in _batches(model, frames, batch_size):
-        maps = F.relu(model(images))
-        if flip:
-            maps = maps + F.relu(model(images.flip(-1))).flip(-1)
         size = images.shape[-2:]
-        out.append(
-            _normalise_maps(F.interpolate(maps, size=size, mode="bilinear", align_corners=False)).cpu()
-        )
+        total = torch.zeros(len(images), 3, *size, device=images.device)
+        for scale in scales:
+            scaled = images if scale == 1.0 else F.interpolate(images, scale_factor=scale, mode="bilinear")
+            variants = [(scaled, False), (scaled.flip(-1), True)] if flip else [(scaled, False)]
+            for variant, mirrored in variants:
+                maps = F.relu(model(variant))
+                maps = maps.flip(-1) if mirrored else maps
+                total += F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+        out.append(_normalise_maps(total).cpu())
     return torch.cat(out)
 
 
@@ -98,7 +109,13 @@ def frame_to_frame(cams: torch.Tensor, sequence: PreparedSequence) -> torch.Tens
     return fused
 
 
-def sequence_before_maps(model: CamClassifier, sequence: PreparedSequence, kind: MapKind) -> torch.Tensor:
+def sequence_before_maps(
+    model: CamClassifier,
+    sequence: PreparedSequence,
+    kind: MapKind,
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+) -> torch.Tensor:
     """N x 2 x S x S maps (before, after) for every frame of a sequence, read the `kind` way."""
     if kind == "foreground":
         count, size = len(sequence.frames), sequence.frames.shape[1]
@@ -108,7 +125,7 @@ def sequence_before_maps(model: CamClassifier, sequence: PreparedSequence, kind:
         before = grad_cam(model, foreground_only, [BEFORE] * len(foreground_only))
         after = grad_cam(model, foreground_only, [AFTER] * len(foreground_only))
         return torch.cat([before, after], dim=1)
-    cams = class_activation_maps(model, foreground_only)[:, [BEFORE, AFTER]]
+    cams = class_activation_maps(model, foreground_only, flip, scales)[:, [BEFORE, AFTER]]
     return frame_to_frame(cams, sequence) if kind == "f2f" else cams
 
 

@@ -68,11 +68,11 @@ def _upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
-def _collect(model: CamClassifier, sequences, parts, kind: MapKind) -> list[_MaskedFrames]:
+def _collect(model: CamClassifier, sequences, parts, kind: MapKind, flip, scales) -> list[_MaskedFrames]:
     collected = []
     for s, indices in parts:
         sequence = sequences[s]
-        maps = sequence_before_maps(model, sequence, kind)[indices]
+        maps = sequence_before_maps(model, sequence, kind, flip, scales)[indices]
         truth = [read_mask(sequence.mask_paths[i], sequence.original_size) for i in indices]
         collected.append(_MaskedFrames(sequence, indices, maps, truth))
     return collected
@@ -101,13 +101,18 @@ def _iou(counts: list[tuple[int, int]]) -> float | None:
 
 
 def evaluate(
-    model: CamClassifier, sequences: list[PreparedSequence], kind: MapKind = "cam"
+    model: CamClassifier,
+    sequences: list[PreparedSequence],
+    kind: MapKind = "cam",
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
 ) -> EvaluationResult:
+    """Choose the threshold on the validation frames, measure on the test frames (see module doc)."""
     validation, test = split_masked(sequences)
     if not test:
         raise RunError("no `before` frames with ground-truth masks to evaluate on")
-    val_parts = _collect(model, sequences, validation, kind)
-    test_parts = _collect(model, sequences, test, kind)
+    val_parts = _collect(model, sequences, validation, kind, flip, scales)
+    test_parts = _collect(model, sequences, test, kind, flip, scales)
     scores = {t: _iou([_iou_counts(p, t) for p in val_parts]) or 0.0 for t in THRESHOLDS}
     threshold = max(THRESHOLDS, key=lambda t: (scores[t], -abs(t - 0.5)))
     per_sequence = {}
