@@ -137,15 +137,15 @@ def _db_check(config: SiteConfig, repair: bool) -> int:
 
 
 def _train(config: SiteConfig, args: argparse.Namespace) -> int:
-    from edge.training import register_run
-    from trainer.train import TrainSettings, train
-
     store = _open_store(config)
     manifest_path, used = args.manifest, []
     if manifest_path is None:
         manifest_path = args.out / "store_manifest.json"
         _, used = build_manifest(store, "train", manifest_path)
         print(f"training on {len(used)} recordings (manifest: {manifest_path})")
+    from edge.training import register_run  # loads torch: only once there is something to train on
+    from trainer.train import TrainSettings, train
+
     weights = config.model.pretrained_weights
     settings = TrainSettings(
         method=args.method,
