@@ -10,6 +10,7 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
   temporal  temporal coherence only
   ours      spatial + temporal coherence, DIS optical flow
   ours_beltflow  the same with belt-motion flow from the simulator's calibration
+  ours_c1_after  ours with C1 foreground labelled {before, after} (C1 also shows legal objects)
 
     .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
 """
@@ -30,7 +31,15 @@ from trainer.manifest import load_manifest
 from trainer.train import TrainSettings, load_run_model, train
 
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
-RUNS = [("cam", "dis"), ("puzzlecam", "dis"), ("temporal", "dis"), ("ours", "dis"), ("ours", "belt")]
+# (row name, method, flow, C1 foreground labelled {before, after})
+RUNS = [
+    ("cam", "cam", "dis", False),
+    ("puzzlecam", "puzzlecam", "dis", False),
+    ("temporal", "temporal", "dis", False),
+    ("ours", "ours", "dis", False),
+    ("ours_beltflow", "ours", "belt", False),
+    ("ours_c1_after", "ours", "dis", True),
+]
 
 
 def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[str, float], dict[str, float]]:
@@ -40,11 +49,11 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
     )  # fmt: skip
     scores: dict[str, float] = {}
     speed: dict[str, float] = {}
-    for method, flow in RUNS:
-        name = "ours_beltflow" if flow == "belt" else method
+    for name, method, flow, c1_also_after in RUNS:
         settings = TrainSettings(
-            method=method, flow=flow, backbone=args.backbone, image_size=args.image_size, epochs=args.epochs,
-            batch_size=args.batch_size, seed=seed, weights=args.weights,
+            method=method, flow=flow, c1_also_after=c1_also_after, backbone=args.backbone,
+            image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+            weights=args.weights,
         )  # fmt: skip
         started = time.monotonic()
         result = train(manifest, settings, folder / name, cache_dir=folder / "cache", progress=False)
@@ -89,7 +98,7 @@ def main() -> None:
             per_seed.setdefault(name, []).append(value)
         for name, value in speed.items():
             speeds.setdefault(name, []).append(value)
-    order = ["foreground", "gradcam", "f2f", "cam", "puzzlecam", "temporal", "ours", "ours_beltflow"]
+    order = ["foreground", "gradcam", "f2f"] + [name for name, *_ in RUNS]
     rows = [
         {
             "method": name,
@@ -97,7 +106,7 @@ def main() -> None:
             "miou_std": round(statistics.pstdev(per_seed[name]), 2),
             "seeds": args.seeds,
             "per_seed": per_seed[name],
-            "paper_seruso": PAPER.get(name.removesuffix("_beltflow")) if name != "ours_beltflow" else None,
+            "paper_seruso": PAPER.get(name),
             "train_frames_per_s": round(statistics.mean(speeds[name]), 2) if name in speeds else None,
         }
         for name in order

@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from calibration import CalibrationError
+from edge.calibrate_cli import add_calibrate_parser, run_calibrate
 from edge.config import DEFAULT_CONFIG_PATH, ConfigError, SiteConfig, load_config
 from edge.importer import ImportRejected, import_footage
 from edge.recorder.recorder import Recorder, RecordingSummary
@@ -82,6 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_config(export)
     export.add_argument("--run", type=Path, required=True, help="run directory")
     export.add_argument("--out", type=Path, help="ONNX file (default: RUN/model.onnx)")
+
+    add_calibrate_parser(commands, _add_config)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -231,6 +235,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(f"imported recording {summary.recording_id}: {summary.frames} frames, {summary.masks} masks")
         return 0
+    if args.command == "calibrate":
+        return run_calibrate(config, _open_store(config), args)
     if args.command == "db":
         if args.db_command == "check":
             return _db_check(config, args.repair)
@@ -249,7 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return _run(args)
-    except (ConfigError, DatabaseError, ImportRejected, CliError, NoTrainingData, TrainerError) as exc:
+    except (
+        ConfigError,
+        DatabaseError,
+        ImportRejected,
+        CliError,
+        NoTrainingData,
+        TrainerError,
+        CalibrationError,
+    ) as exc:
         print(f"beltcam: error: {exc}", file=sys.stderr)
         return 2
 

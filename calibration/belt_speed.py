@@ -1,0 +1,121 @@
+"""Belt speed from a clip of the running belt: optical flow of its texture, mapped to millimetres.
+
+Objects ride the belt, so they move with it and help rather than hurt; ones that roll or slide are
+outvoted by the median. The per-frame travel also gives an odometer (belt millimetres against the
+camera's clock), which the camera-offset estimate builds on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from calibration.belt_plane import BeltPlane
+from calibration.errors import CalibrationError
+
+GRID_STEP_PX = 8
+BORDER_FRACTION = 0.1  # texture entering or leaving the view has no match: stay away from the edges
+
+
+@dataclass(frozen=True)
+class BeltMotion:
+    """Belt travel seen by one camera: `travel_mm[i]` is how far the belt moved from frame 0 to frame i."""
+
+    times_s: np.ndarray  # frame times on this camera's clock
+    travel_mm: np.ndarray
+    cross_mm: np.ndarray  # drift across the belt per frame pair (should be ~0)
+
+    @property
+    def pair_speeds_mm_s(self) -> np.ndarray:
+        return np.diff(self.travel_mm) / np.diff(self.times_s)
+
+    @property
+    def pair_times_s(self) -> np.ndarray:
+        return (self.times_s[1:] + self.times_s[:-1]) / 2
+
+    def travel_at(self, t_s: float | np.ndarray) -> np.ndarray:
+        """Odometer reading at any time, extrapolated at the clip's mean speed outside it."""
+        t = np.asarray(t_s, np.float64)
+        mean = (self.travel_mm[-1] - self.travel_mm[0]) / (self.times_s[-1] - self.times_s[0])
+        inside = np.interp(t, self.times_s, self.travel_mm)
+        before = self.travel_mm[0] + (t - self.times_s[0]) * mean
+        after = self.travel_mm[-1] + (t - self.times_s[-1]) * mean
+        return np.where(t < self.times_s[0], before, np.where(t > self.times_s[-1], after, inside))
+
+
+@dataclass(frozen=True)
+class BeltSpeed:
+    mean_mm_s: float  # total travel over total time: what matters for timing
+    median_mm_s: float
+    spread_mm_s: float  # standard deviation of the frame-to-frame speeds
+    cross_mm_s: float  # mean speed across the belt: large values mean the belt axes are rotated
+    pairs: int
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+
+
+def check_clip(frames: Sequence[np.ndarray], times_s: Sequence[float], what: str) -> np.ndarray:
+    """Frames share one size and times strictly increase; returns the times as an array."""
+    if len(frames) < 2 or len(frames) != len(times_s):
+        raise CalibrationError(f"{what}: need at least 2 frames with one time each, got {len(frames)} frames")
+    shape = frames[0].shape
+    for index, frame in enumerate(frames):
+        if frame.shape != shape:
+            raise CalibrationError(
+                f"{what}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"frame 0 is {shape[1]}x{shape[0]}"
+            )
+    times = np.asarray(times_s, np.float64)
+    steps = np.diff(times)
+    if (steps <= 0).any():
+        bad = int(np.argmax(steps <= 0)) + 1
+        raise CalibrationError(f"{what}: frame {bad} is not later than frame {bad - 1} (times must increase)")
+    return times
+
+
+def measure_belt_motion(
+    frames: Sequence[np.ndarray], times_s: Sequence[float], plane: BeltPlane, what: str = "clip"
+) -> BeltMotion:
+    """Per-frame belt travel along x (median over a grid of flow vectors mapped through the plane)."""
+    times = check_clip(frames, times_s, what)
+    height, width = frames[0].shape[:2]
+    bx, by = int(width * BORDER_FRACTION), int(height * BORDER_FRACTION)
+    grid = np.stack(
+        np.meshgrid(np.arange(bx, width - bx, GRID_STEP_PX), np.arange(by, height - by, GRID_STEP_PX)), -1
+    ).reshape(-1, 2)
+    grid_mm = plane.to_belt(grid)
+    flow_engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    steps, cross = [], []
+    previous = _gray(frames[0])
+    for frame in frames[1:]:
+        current = _gray(frame)
+        flow = flow_engine.calc(previous, current, None)
+        moved = grid + flow[grid[:, 1], grid[:, 0]]
+        delta = plane.to_belt(moved) - grid_mm
+        steps.append(float(np.median(delta[:, 0])))
+        cross.append(float(np.median(delta[:, 1])))
+        previous = current
+    return BeltMotion(times, np.concatenate([[0.0], np.cumsum(steps)]), np.asarray(cross))
+
+
+def belt_speed(motion: BeltMotion, what: str = "clip") -> BeltSpeed:
+    """Summarise the motion; refuses a belt that does not move or moves against the x axis."""
+    duration = motion.times_s[-1] - motion.times_s[0]
+    mean = (motion.travel_mm[-1] - motion.travel_mm[0]) / duration
+    speeds = motion.pair_speeds_mm_s
+    cross = float(motion.cross_mm.sum() / duration)
+    if abs(mean) < 1.0:
+        raise CalibrationError(
+            f"{what}: the belt does not move (measured {mean:.2f} mm/s); record it running"
+        )
+    if mean < 0:
+        raise CalibrationError(
+            f"{what}: the belt moves towards -x ({mean:.1f} mm/s) in this camera's belt coordinates; "
+            "x must point along the travel direction: redo the belt plane with the board turned round"
+        )
+    return BeltSpeed(float(mean), float(np.median(speeds)), float(np.std(speeds)), cross, len(speeds))

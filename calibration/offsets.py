@@ -1,0 +1,199 @@
+"""Where C2 is relative to C1: the distance along the belt and the difference between their clocks.
+
+Two signals both cameras see, shifted:
+- the **object stream**: objects lie still on the belt, so the pattern of objects along the belt
+  seen by C1 reappears at C2 a fixed distance downstream, minus what the sorter removed. Matching
+  the two patterns on each camera's odometer gives the distance, provided we know which C2 moment
+  corresponds to which C1 moment, which is the clock offset;
+- the **speed wobble**: every belt speeds up and slows down a little, and both cameras see the same
+  wobble at the same true instant; matching the two speed curves gives the clock offset.
+On a belt whose speed is perfectly steady the clock offset and the distance cannot be told apart
+from images (both only delay the stream); then the distance must be measured by hand and the clock
+offset follows from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from calibration.belt_plane import BeltPlane
+from calibration.belt_speed import BeltMotion
+from calibration.errors import CalibrationError
+
+PROFILE_BIN_MM = 5.0
+SPEED_GRID_S = 0.005
+MIN_OVERLAP_MM = 1500.0
+MIN_SPEED_CORRELATION = 0.6  # below this the wobble is too weak (or too noisy) to time the cameras
+MIN_OBJECT_CORRELATION = 0.3
+FOREGROUND_SCALE = 8.0  # a difference this many times the typical one counts as fully foreground
+
+
+@dataclass(frozen=True)
+class ObjectProfile:
+    """Share of foreground pixels per belt bin, indexed by belt position relative to the clip start."""
+
+    start_mm: float
+    values: np.ndarray
+    seen: np.ndarray  # how many pixels fell into each bin
+
+
+@dataclass(frozen=True)
+class CameraOffsets:
+    c1_to_c2_mm: float
+    c2_clock_offset_ms: float  # C2's clock minus C1's
+    clock_source: str  # "speed wobble" or "measured distance"
+    speed_correlation: float  # peak of the speed curves' correlation (1 = perfect)
+    object_correlation: float  # peak of the object patterns' correlation
+
+
+def _foreground(gray_frames: np.ndarray) -> np.ndarray:
+    """How unlike the clip's median background each pixel is, 0..1, after evening out lighting drift.
+
+    Continuous rather than thresholded: clear plastics differ from the belt by little, and a hard
+    threshold either loses them or lets belt texture in; the texture is uncorrelated between C1 and
+    C2, so it only lowers the match score.
+    """
+    frames = gray_frames.astype(np.float32)
+    brightness = np.median(frames.reshape(len(frames), -1), axis=1)
+    frames *= (np.median(brightness) / np.maximum(brightness, 1.0))[:, None, None]
+    difference = np.abs(frames - np.median(frames, axis=0))
+    full_scale = FOREGROUND_SCALE * max(float(np.median(difference)), 1.0)
+    return np.minimum(difference / full_scale, 1.0)
+
+
+def object_profile(frames: Sequence[np.ndarray], motion: BeltMotion, plane: BeltPlane) -> ObjectProfile:
+    """The object pattern along the belt: each belt bin averaged over every frame that saw it."""
+    scale = 2  # half resolution: objects are tens of millimetres, bins are five
+    small = np.stack([
+        cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.ndim == 3 else f, None, fx=1 / scale,
+                   fy=1 / scale, interpolation=cv2.INTER_AREA)
+        for f in frames
+    ])  # fmt: skip
+    height, width = small.shape[1:]
+    pixels = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).reshape(-1, 2)
+    x_mm = plane.to_belt((pixels + 0.5) * scale - 0.5)[:, 0]
+    positions = motion.travel_mm[:, None] - x_mm[None, :]  # belt position of every pixel of every frame
+    start = positions.min()
+    bins = ((positions - start) / PROFILE_BIN_MM).astype(np.int64).ravel()
+    foreground = _foreground(small).reshape(len(frames), -1).ravel()
+    seen = np.bincount(bins)
+    hits = np.bincount(bins, weights=foreground, minlength=len(seen))
+    return ObjectProfile(float(start), hits / np.maximum(seen, 1), seen)
+
+
+def _standardized(profile: ObjectProfile) -> np.ndarray:
+    seen = profile.seen > 0
+    values = profile.values[seen]
+    return np.where(seen, (profile.values - values.mean()) / max(float(values.std()), 1e-9), 0.0)
+
+
+def _peak(scores: np.ndarray) -> tuple[int, float]:
+    """Index of the best score with a parabolic sub-step refinement."""
+    best = int(np.argmax(scores))
+    if 0 < best < len(scores) - 1:
+        left, mid, right = scores[best - 1 : best + 2]
+        curvature = left - 2 * mid + right
+        if np.isfinite(curvature) and curvature < 0:
+            return best, float(0.5 * (left - right) / curvature)
+    return best, 0.0
+
+
+def match_object_profiles(
+    c1: ObjectProfile, c2: ObjectProfile, max_distance_mm: float
+) -> tuple[float, float]:
+    """Shift (mm) with c2's pattern = c1's pattern moved by it, and the correlation at that shift.
+
+    The score is the cross-correlation of the standardized patterns summed over the whole clip, not
+    averaged over the overlap: a chance match of a short overlap must not beat a long true one.
+    """
+    a, b = _standardized(c1), _standardized(c2)
+    # c2 bin j holds belt position c2.start + j*bin and c1 bin i holds c1.start + i*bin; the same
+    # spot satisfies c1.start + i*bin + shift = c2.start + j*bin, so j = i + lag
+    scores = np.correlate(b, a, mode="full") / len(a)
+    lags = np.arange(len(scores)) - (len(a) - 1)
+    overlap = np.minimum(len(b), len(a) + lags) - np.maximum(0, lags)
+    allowed = (np.abs(lags) <= max_distance_mm / PROFILE_BIN_MM) & (
+        overlap * PROFILE_BIN_MM >= MIN_OVERLAP_MM
+    )
+    if not allowed.any():
+        raise CalibrationError("the clips are too short to compare: record at least a few metres of belt")
+    scores = np.where(allowed, scores, -np.inf)
+    index, fraction = _peak(scores)
+    lag = int(lags[index])
+    lo, hi = max(0, -lag), min(len(a), len(b) - lag)
+    both = (c1.seen[lo:hi] > 0) & (c2.seen[lo + lag : hi + lag] > 0)
+    quality = float(np.corrcoef(a[lo:hi][both], b[lo + lag : hi + lag][both])[0, 1])
+    if quality < MIN_OBJECT_CORRELATION:
+        raise CalibrationError(
+            f"C1 and C2 clips do not show the same objects (best match {quality:.2f}): record both "
+            "cameras at the same time, long enough for objects to travel from C1 to C2 and on for a while"
+        )
+    return (lag + fraction) * PROFILE_BIN_MM + c2.start_mm - c1.start_mm, quality
+
+
+def match_speed_curves(c1: BeltMotion, c2: BeltMotion, max_offset_s: float) -> tuple[float, float]:
+    """Clock offset (s, C2 minus C1) that best aligns the two speed curves, and the correlation there."""
+    t1, v1 = c1.pair_times_s, c1.pair_speeds_mm_s
+    t2, v2 = c2.pair_times_s, c2.pair_speeds_mm_s
+    grid = np.arange(t1[0], t1[-1], SPEED_GRID_S)
+    curve1 = np.interp(grid, t1, v1)
+    max_lag = int(max_offset_s / SPEED_GRID_S)
+    scores = np.full(2 * max_lag + 1, -1.0)
+    for k, lag in enumerate(range(-max_lag, max_lag + 1)):
+        shifted = grid + lag * SPEED_GRID_S  # C2 clock reading at the same instant
+        inside = (shifted >= t2[0]) & (shifted <= t2[-1])
+        if inside.sum() < len(grid) // 2:
+            continue
+        x, y = curve1[inside], np.interp(shifted[inside], t2, v2)
+        if x.std() > 0 and y.std() > 0:
+            scores[k] = float(np.corrcoef(x, y)[0, 1])
+    index, fraction = _peak(scores)
+    return (index - max_lag + fraction) * SPEED_GRID_S, float(scores[index])
+
+
+def estimate_camera_offsets(
+    c1_frames: Sequence[np.ndarray], c1_motion: BeltMotion, c1_plane: BeltPlane,
+    c2_frames: Sequence[np.ndarray], c2_motion: BeltMotion, c2_plane: BeltPlane,
+    measured_distance_mm: float | None = None, max_distance_mm: float = 20000.0,
+    max_clock_offset_s: float = 2.0,
+) -> CameraOffsets:  # fmt: skip
+    """C1-to-C2 distance and clock offset from two clips recorded at the same time.
+
+    Each plane maps its camera's pixels to its own belt coordinates (a board at each camera); the
+    distance is how far downstream C2's origin lies from C1's.
+    """
+    shift_mm, object_score = match_object_profiles(
+        object_profile(c1_frames, c1_motion, c1_plane), object_profile(c2_frames, c2_motion, c2_plane),
+        max_distance_mm,
+    )  # fmt: skip
+    # shift = distance - belt travel between the C1 clip's start and the C2 clip's start
+    offset_s, speed_score = match_speed_curves(c1_motion, c2_motion, max_clock_offset_s)
+    c2_start_on_c1_clock = c2_motion.times_s[0] - offset_s
+    if measured_distance_mm is None:
+        if speed_score < MIN_SPEED_CORRELATION:
+            raise CalibrationError(
+                f"the belt speed is too steady to time C2 against C1 (speed curves match at "
+                f"{speed_score:.2f} "
+                f"< {MIN_SPEED_CORRELATION}): measure the C1-to-C2 distance along the belt and give it"
+            )
+        distance = shift_mm + float(c1_motion.travel_at(c2_start_on_c1_clock))
+        return CameraOffsets(distance, offset_s * 1000, "speed wobble", speed_score, object_score)
+    travel_needed = measured_distance_mm - shift_mm
+    travel = c1_motion.travel_mm
+    if not travel[0] <= travel_needed <= travel[-1]:
+        raise CalibrationError(
+            f"the measured distance {measured_distance_mm:.0f} mm does not fit the clips (C2's clip would "
+            "start outside C1's): record both cameras at the same time"
+        )
+    c2_start = float(np.interp(travel_needed, travel, c1_motion.times_s))
+    return CameraOffsets(
+        measured_distance_mm,
+        (c2_motion.times_s[0] - c2_start) * 1000,
+        "measured distance",
+        speed_score,
+        object_score,
+    )

@@ -1,0 +1,79 @@
+"""What a known camera sees of a board: the reference that tests and benchmarks check estimates against.
+
+Each output pixel is traced back through the lens model (undistortion) and the pinhole to the board
+plane, so the picture obeys exactly the model that `cv2.projectPoints` uses forwards.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from calibration.boards import Board
+
+PAPER_MARGIN_SQUARES = 1.0  # white paper around the printed board, as a real print has
+
+
+def exact_rays(pixels: np.ndarray, camera_matrix: np.ndarray, dist_coeffs: np.ndarray) -> np.ndarray:
+    """Normalized image coordinates of pixels (N x 2), iterated to convergence: the default five
+    iterations of `cv2.undistortPoints` leave pixel-sized errors in the corners of a wide lens."""
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-12)
+    rays = cv2.undistortPointsIter(pixels.reshape(-1, 1, 2), camera_matrix, dist_coeffs, None, None, criteria)
+    return rays.reshape(-1, 2)
+
+
+def render_board_view(
+    board: Board,
+    camera_matrix: np.ndarray,
+    dist_coeffs: np.ndarray,
+    rvec: np.ndarray,
+    tvec: np.ndarray,
+    image_size: tuple[int, int],
+    px_per_mm: float = 4.0,
+    background: int = 110,
+) -> np.ndarray:
+    """Grayscale image (height x width) of the board posed at (rvec, tvec) in camera coordinates (mm)."""
+    width, height = image_size
+    margin_mm = PAPER_MARGIN_SQUARES * board.square_mm
+    margin_px = round(margin_mm * px_per_mm)
+    printed = cv2.copyMakeBorder(board.render(px_per_mm), *(margin_px,) * 4, cv2.BORDER_CONSTANT, value=255)
+
+    pixels = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).reshape(-1, 1, 2)
+    normalized = exact_rays(pixels.astype(np.float64), camera_matrix, dist_coeffs)
+    rays = np.hstack([normalized, np.ones((len(normalized), 1))])
+    rotation, _ = cv2.Rodrigues(np.asarray(rvec, np.float64))
+    translation = np.asarray(tvec, np.float64).reshape(3)
+    normal = rotation[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = (normal @ translation) / (rays @ normal)
+    on_board = (rotation.T @ (rays * depth[:, None] - translation).T).T  # mm in the board's frame
+    behind = ~(depth > 0)
+    map_x = ((on_board[:, 0] + margin_mm) * px_per_mm - 0.5).astype(np.float32)
+    map_y = ((on_board[:, 1] + margin_mm) * px_per_mm - 0.5).astype(np.float32)
+    map_x[behind] = -1e6
+    view = cv2.remap(
+        printed, map_x.reshape(height, width), map_y.reshape(height, width), cv2.INTER_AREA,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=background,
+    )  # fmt: skip
+    return view
+
+
+def place_board_on_belt(
+    frame: np.ndarray,
+    pixel_to_belt: np.ndarray,
+    board: Board,
+    origin_mm: tuple[float, float],
+    px_per_mm: float = 4.0,
+) -> np.ndarray:
+    """Paste a board lying flat on the belt (axes along the belt's, top-left square corner at origin_mm)."""
+    printed = board.render(px_per_mm)
+    board_px_to_belt = np.array(
+        [[1 / px_per_mm, 0, origin_mm[0]], [0, 1 / px_per_mm, origin_mm[1]], [0, 0, 1]], np.float64
+    )
+    board_px_to_image = np.linalg.inv(pixel_to_belt) @ board_px_to_belt
+    height, width = frame.shape[:2]
+    warped = cv2.warpPerspective(printed, board_px_to_image, (width, height), flags=cv2.INTER_AREA)
+    inside = cv2.warpPerspective(np.full_like(printed, 255), board_px_to_image, (width, height)) > 127
+    result = frame.copy()
+    result[inside] = warped[inside][:, None] if frame.ndim == 3 else warped[inside]
+    return result

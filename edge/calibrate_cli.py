@@ -1,0 +1,188 @@
+"""`beltcam calibrate ...`: the subcommands a technician runs when installing on a belt."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from calibration import ActuatorGeometry, Board, CalibrationError, draw_validation
+from edge.calibrating import CalibrationSession, load_clip
+from edge.config import SiteConfig
+from edge.store.frame_store import FrameStore
+
+CLIP_HELP = "'latest' (newest recording of the camera), a recording id, a video file or an image folder"
+
+
+def _origin(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y in millimetres, got {text!r}") from None
+    return x, y
+
+
+def add_calibrate_parser(commands: argparse._SubParsersAction, add_config) -> None:
+    calibrate = commands.add_parser("calibrate", help="camera, belt and actuator calibration")
+    steps = calibrate.add_subparsers(dest="calibrate_command", required=True)
+
+    intrinsics = steps.add_parser("intrinsics", help="lens model from a folder of board images")
+    add_config(intrinsics)
+    intrinsics.add_argument("--camera", choices=["c1", "c2"], required=True)
+    intrinsics.add_argument("--board", required=True, help="e.g. charuco:7x5:40:30 or chessboard:9x6:25")
+    intrinsics.add_argument("--max-rms", type=float, default=1.0, help="refuse a fit above this (px)")
+    intrinsics.add_argument("folder", type=Path)
+
+    plane = steps.add_parser(
+        "plane", help="image-to-belt mapping from a board on the belt or surveyed points"
+    )
+    add_config(plane)
+    plane.add_argument("--camera", choices=["c1", "c2"], required=True)
+    source = plane.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", type=Path, help="photo of a ChArUco board lying on the belt")
+    source.add_argument("--points", type=Path, help="CSV u,v,x_mm,y_mm[,holdout] of surveyed points")
+    plane.add_argument("--board", help="board spec (with --image)")
+    plane.add_argument("--origin", type=_origin, default=(0.0, 0.0), help="belt X,Y mm of the board's corner")
+
+    speed = steps.add_parser("speed", help="belt speed from a clip of the running belt, or an encoder")
+    add_config(speed)
+    speed.add_argument("--camera", choices=["c1", "c2"], default="c1")
+    speed.add_argument("--clip", help=CLIP_HELP)
+    speed.add_argument("--fps", type=float, help="frame rate of an image folder")
+    speed.add_argument("--encoder-pulses-per-mm", type=float, help="use a belt encoder instead of a clip")
+
+    offsets = steps.add_parser("offsets", help="C1-to-C2 distance and clock offset from two clips")
+    add_config(offsets)
+    offsets.add_argument("--c1", default="latest", help=CLIP_HELP)
+    offsets.add_argument("--c2", default="latest", help=CLIP_HELP)
+    offsets.add_argument("--fps", type=float, help="frame rate of image folders")
+    offsets.add_argument("--distance-mm", type=float, help="tape-measured C1-to-C2 distance, if known")
+
+    actuators = steps.add_parser("actuators", help="ejector line, nozzles and valve timing")
+    add_config(actuators)
+    actuators.add_argument("--ejector-x", type=float, required=True, help="mm downstream of C1's origin")
+    actuators.add_argument("--nozzles", type=int, required=True)
+    actuators.add_argument("--pitch", type=float, required=True, help="nozzle spacing, mm")
+    actuators.add_argument("--first-y", type=float, required=True, help="y of nozzle 0's centre, mm")
+    actuators.add_argument("--latency-ms", type=float, required=True, help="valve latency")
+    actuators.add_argument("--min-pulse-ms", type=float, required=True)
+
+    show = steps.add_parser("show", help="print the calibration and draw the validation pictures")
+    add_config(show)
+    show.add_argument("--frame", help=f"frame to draw on: {CLIP_HELP} (default: latest)", default="latest")
+    show.add_argument("--out", type=Path, help="folder for the pictures (default: the data folder)")
+
+
+def _calibration_path(config: SiteConfig) -> Path:
+    if config.calibration_file is None:
+        raise CalibrationError(
+            "calibration_file is not set in the site file: add e.g. `calibration_file: calibration.yaml`"
+        )
+    return config.calibration_file
+
+
+def _show(
+    session: CalibrationSession, config: SiteConfig, store: FrameStore, args: argparse.Namespace
+) -> int:
+    current = session.current
+    if current.version == 0:
+        raise CalibrationError(f"{session.path}: no calibration yet: run the `beltcam calibrate` steps first")
+    print(f"{session.path} (version {current.version})")
+    print(
+        yaml.safe_dump(
+            current.model_dump(mode="json", by_alias=True, exclude={"inputs", "history"}), sort_keys=False
+        )
+    )
+    out = args.out or config.storage.data_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for camera in config.cameras:
+        if current.camera(camera.id).belt_plane is None:
+            print(f"{camera.id}: no belt plane, no picture")
+            continue
+        try:
+            frame = load_clip(args.frame, camera.id, store, fps=1.0, max_frames=1).frames[0]
+        except CalibrationError as reason:
+            print(f"{camera.id}: no frame to draw on ({reason}); drawing on a blank image")
+            width, height = camera.resolution
+            frame = np.full((height, width, 3), 96, np.uint8)
+        undistort = session.undistorter(camera.id)
+        picture = draw_validation(
+            undistort(frame) if undistort else frame,
+            session.plane(camera.id),
+            current.actuators if camera.id == "c1" else None,
+        )
+        path = out / f"calibration_check_{camera.id}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        print(f"{camera.id}: validation picture {path}")
+    return 0
+
+
+def run_calibrate(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int:
+    session = CalibrationSession(_calibration_path(config), store, config.storage.data_dir / "cache")
+    step = args.calibrate_command
+    if step == "show":
+        return _show(session, config, store, args)
+    if step == "intrinsics":
+        section = session.intrinsics(args.camera, args.folder, Board.parse(args.board), args.max_rms)
+        print(
+            f"{args.camera} intrinsics: fx {section.camera_matrix[0][0]:.1f} px, "
+            f"fy {section.camera_matrix[1][1]:.1f} px, RMS {section.rms_px:.3f} px over "
+            f"{len(section.per_image_rms_px)} images"
+        )
+        for name, reason in section.rejected.items():
+            print(f"  not used: {name}: {reason}")
+    elif step == "plane":
+        if args.image is not None:
+            if not args.board:
+                raise CalibrationError("--image needs --board (the ChArUco board lying on the belt)")
+            plane = session.plane_from_board(args.camera, args.image, Board.parse(args.board), args.origin)
+        else:
+            plane = session.plane_from_points(args.camera, args.points)
+        print(
+            f"{args.camera} belt plane ({plane.method}): fit RMS {plane.fit_rms_mm:.2f} mm, held-out "
+            f"RMS {plane.holdout_rms_mm:.2f} mm (max {plane.holdout_max_mm:.2f} mm, "
+            f"{plane.holdout_points} points)"
+        )
+    elif step == "speed":
+        if args.encoder_pulses_per_mm is not None:
+            session.encoder(args.encoder_pulses_per_mm)
+            print(f"belt speed from the encoder: {args.encoder_pulses_per_mm:g} pulses per mm")
+        else:
+            clip = load_clip(args.clip or "latest", args.camera, store, args.fps)
+            belt = session.speed(args.camera, clip)
+            print(
+                f"belt speed {belt.speed_mm_s:.1f} mm/s (median {belt.speed_median_mm_s:.1f}, spread "
+                f"{belt.speed_spread_mm_s:.1f} mm/s over {belt.frame_pairs} frame pairs of "
+                f"{clip.description})"
+            )
+    elif step == "offsets":
+        c1 = load_clip(args.c1, "c1", store, args.fps)
+        c2 = load_clip(args.c2, "c2", store, args.fps)
+        offsets = session.offsets(c1, c2, args.distance_mm)
+        print(
+            f"C2 is {offsets.c1_to_c2_mm:.0f} mm downstream of C1; C2 clock - C1 clock = "
+            f"{offsets.c2_clock_offset_ms:.1f} ms (from {offsets.clock_source}; match scores: speed "
+            f"{offsets.speed_correlation:.2f}, objects {offsets.object_correlation:.2f})"
+        )
+    elif step == "actuators":
+        try:
+            geometry = ActuatorGeometry(
+                ejector_line_x_mm=args.ejector_x, nozzle_count=args.nozzles, nozzle_pitch_mm=args.pitch,
+                first_nozzle_y_mm=args.first_y, valve_latency_ms=args.latency_ms,
+                min_pulse_ms=args.min_pulse_ms,
+            )  # fmt: skip
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "actuators"
+            raise CalibrationError(f"actuators: {field}: {first['msg']}") from None
+        session.actuators(geometry)
+        print(
+            f"actuators: {geometry.nozzle_count} nozzles every {geometry.nozzle_pitch_mm:g} mm at x = "
+            f"{geometry.ejector_line_x_mm:g} mm, latency {geometry.valve_latency_ms:g} ms"
+        )
+    print(f"saved {session.path} (version {session.current.version})")
+    return 0

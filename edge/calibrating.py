@@ -1,0 +1,286 @@
+"""The technician's calibration steps: read images and clips, run `calibration`, save the file.
+
+Clips come from the store (a recording id, or `latest` for the camera's newest recording: capture
+times are the real ones) or from a video file or image folder (times from the frame rate). When a
+camera has intrinsics, everything it sees is undistorted before it is measured.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from natsort import natsorted
+from sqlalchemy import select
+
+from calibration import (
+    ActuatorGeometry,
+    BeltPlane,
+    BeltPlaneFit,
+    Board,
+    CalibrationError,
+    CalibrationFile,
+    Undistorter,
+    belt_speed,
+    calibrate_intrinsics,
+    estimate_camera_offsets,
+    fit_belt_plane,
+    fit_belt_plane_from_board,
+    load_calibration,
+    measure_belt_motion,
+    save_calibration,
+)
+from calibration.calibration_file import (
+    BeltPlaneSection,
+    BeltSection,
+    CameraSection,
+    InputFile,
+    IntrinsicsSection,
+    OffsetsSection,
+    Step,
+    hash_file,
+)
+from edge.importer import IMAGE_SUFFIXES
+from edge.store.files import ImageFileError, read_image
+from edge.store.frame_store import FrameStore, utc_now
+from edge.store.models import Calibration, Frame, Recording
+
+DEFAULT_MAX_FRAMES = 600
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Frames of one camera in time order, with capture times in seconds on that camera's clock."""
+
+    description: str
+    frames: list[np.ndarray]
+    times_s: np.ndarray
+    inputs: list[InputFile]
+
+
+def _store_clip(store: FrameStore, camera: str, spec: str, max_frames: int) -> Clip:
+    with store.session() as session:
+        if spec == "latest":
+            recording = session.scalars(
+                select(Recording).where(Recording.camera == camera).order_by(Recording.id.desc())
+            ).first()
+            if recording is None:
+                raise CalibrationError(f"no {camera} recording in the store: run `beltcam record` first")
+        else:
+            recording = session.get(Recording, int(spec))
+            if recording is None:
+                raise CalibrationError(f"recording {spec}: not in the store")
+        if recording.camera != camera:
+            raise CalibrationError(f"recording {recording.id} is from {recording.camera}, not {camera}")
+        rows = session.scalars(
+            select(Frame)
+            .where(Frame.recording_id == recording.id, Frame.missing.is_(False))
+            .order_by(Frame.seq)
+            .limit(max_frames)
+        ).all()
+        entries = [(row.path, row.capture_ns, row.capture_utc) for row in rows]
+        recording_id = recording.id
+    frames, times = [], []
+    for path, capture_ns, capture_utc in entries:
+        try:
+            frames.append(read_image(store.absolute(path)))
+        except ImageFileError as error:
+            raise CalibrationError(f"recording {recording_id}: {error}") from None
+        times.append(capture_ns / 1e9 if capture_ns is not None else capture_utc.timestamp())
+    description = f"recording {recording_id} ({camera})"
+    return Clip(description, frames, np.asarray(times), [InputFile(name=description, sha256="store")])
+
+
+def _file_clip(path: Path, fps: float | None, max_frames: int) -> Clip:
+    if path.is_dir():
+        if not fps:
+            raise CalibrationError(f"{path}: an image folder needs --fps to know the frame times")
+        files = natsorted(
+            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
+        )
+        if not files:
+            raise CalibrationError(f"{path}: no image files in this folder")
+        files = files[:max_frames]
+        try:
+            frames = [read_image(p) for p in files]
+        except ImageFileError as error:
+            raise CalibrationError(str(error)) from None
+        return Clip(str(path), frames, np.arange(len(frames)) / fps, [hash_file(p) for p in files])
+    if not path.is_file():
+        raise CalibrationError(f"{path}: no such file or folder")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise CalibrationError(f"{path}: cannot open as a video (unreadable file or unsupported codec)")
+    rate = fps or capture.get(cv2.CAP_PROP_FPS) or 0.0
+    frames = []
+    while len(frames) < max_frames:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    if not frames:
+        raise CalibrationError(f"{path}: no frame could be decoded")
+    if rate <= 0:
+        raise CalibrationError(f"{path}: the video does not state its frame rate; give --fps")
+    return Clip(str(path), frames, np.arange(len(frames)) / rate, [hash_file(path)])
+
+
+def load_clip(
+    spec: str, camera: str, store: FrameStore, fps: float | None = None, max_frames: int = DEFAULT_MAX_FRAMES
+) -> Clip:
+    """`latest`, a recording id, or a path to a video file or an image folder."""
+    if spec == "latest" or spec.isdigit():
+        return _store_clip(store, camera, spec, max_frames)
+    return _file_clip(Path(spec), fps, max_frames)
+
+
+class CalibrationSession:
+    """One site calibration file, with the store that keeps every saved version."""
+
+    def __init__(self, path: Path, store: FrameStore, cache_dir: Path) -> None:
+        self.path = path
+        self.store = store
+        self.cache_dir = cache_dir
+        self.current: CalibrationFile = load_calibration(path)
+
+    def _camera(self, camera: str) -> CameraSection:
+        return self.current.camera(camera)
+
+    def _save(self, step: Step, update: dict, inputs: list[InputFile]) -> CalibrationFile:
+        updated = self.current.model_copy(update={**update, "inputs": {**self.current.inputs, step: inputs}})
+        CalibrationFile.model_validate(updated.model_dump(by_alias=True))  # every section still valid
+        self.current = save_calibration(updated, self.path, step)
+        with self.store.session() as session:
+            session.add(
+                Calibration(
+                    version=str(self.current.version),
+                    path=str(self.path),
+                    created_utc=utc_now(),
+                    content=self.current.model_dump(mode="json", by_alias=True),
+                )
+            )
+            session.commit()
+        return self.current
+
+    def _with_camera(self, camera: str, **section: object) -> dict:
+        cameras = dict(self.current.cameras)
+        cameras[camera] = self._camera(camera).model_copy(update=section)
+        return {"cameras": cameras}
+
+    def undistorter(self, camera: str) -> Undistorter | None:
+        intrinsics = self._camera(camera).intrinsics
+        return Undistorter(intrinsics.to_intrinsics(), self.cache_dir) if intrinsics else None
+
+    def _prepared(self, camera: str, images: list[np.ndarray]) -> list[np.ndarray]:
+        undistort = self.undistorter(camera)
+        return [undistort(image) for image in images] if undistort else images
+
+    def plane(self, camera: str) -> BeltPlane:
+        section = self._camera(camera).belt_plane
+        if section is None:
+            raise CalibrationError(
+                f"{camera} has no belt plane yet: run `beltcam calibrate plane --camera {camera}`"
+            )
+        return section.to_plane()
+
+    # --- steps ----------------------------------------------------------------------------------
+    def intrinsics(self, camera: str, folder: Path, board: Board, max_rms_px: float) -> IntrinsicsSection:
+        if not folder.is_dir():
+            raise CalibrationError(f"{folder}: not a folder of board images")
+        files = natsorted(
+            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
+        )
+        images = []
+        for path in files:
+            try:
+                images.append((path.name, read_image(path)))
+            except ImageFileError as error:
+                raise CalibrationError(str(error)) from None
+        report = calibrate_intrinsics(images, board, max_rms_px)
+        section = IntrinsicsSection.from_report(report, board.describe())
+        self._save("intrinsics", self._with_camera(camera, intrinsics=section), [hash_file(p) for p in files])
+        return section
+
+    def plane_from_board(
+        self, camera: str, image_path: Path, board: Board, origin_mm: tuple[float, float]
+    ) -> BeltPlaneSection:
+        try:
+            image = read_image(image_path)
+        except ImageFileError as error:
+            raise CalibrationError(str(error)) from None
+        (prepared,) = self._prepared(camera, [image])
+        fit = fit_belt_plane_from_board(cv2.cvtColor(prepared, cv2.COLOR_RGB2GRAY), board, origin_mm)
+        return self._save_plane(camera, fit, "board", [hash_file(image_path)])
+
+    def plane_from_points(self, camera: str, points_csv: Path) -> BeltPlaneSection:
+        pixels, belt, holdout = read_points_csv(points_csv)
+        undistort = self.undistorter(camera)
+        if undistort is not None:
+            pixels = undistort.points(pixels)
+        fit = fit_belt_plane(pixels, belt, holdout if holdout.any() else None)
+        return self._save_plane(camera, fit, "points", [hash_file(points_csv)])
+
+    def _save_plane(
+        self, camera: str, fit: BeltPlaneFit, method: str, inputs: list[InputFile]
+    ) -> BeltPlaneSection:
+        section = BeltPlaneSection.from_fit(fit, method, self._camera(camera).intrinsics is not None)
+        self._save("belt_plane", self._with_camera(camera, belt_plane=section), inputs)
+        return section
+
+    def speed(self, camera: str, clip: Clip) -> BeltSection:
+        frames = self._prepared(camera, clip.frames)
+        motion = measure_belt_motion(frames, clip.times_s, self.plane(camera), clip.description)
+        measured = belt_speed(motion, clip.description)
+        section = BeltSection.from_speed(measured, camera, self.current.belt.encoder_pulses_per_mm)
+        self._save("belt_speed", {"belt": section}, clip.inputs)
+        return section
+
+    def encoder(self, pulses_per_mm: float) -> BeltSection:
+        section = self.current.belt.model_copy(
+            update={"speed_source": "encoder", "encoder_pulses_per_mm": pulses_per_mm}
+        )
+        self._save("belt_speed", {"belt": section}, [])
+        return section
+
+    def offsets(self, c1: Clip, c2: Clip, measured_distance_mm: float | None) -> OffsetsSection:
+        prepared, motions = {}, {}
+        for camera, clip in (("c1", c1), ("c2", c2)):
+            prepared[camera] = self._prepared(camera, clip.frames)
+            motions[camera] = measure_belt_motion(
+                prepared[camera], clip.times_s, self.plane(camera), clip.description
+            )
+        estimate = estimate_camera_offsets(
+            prepared["c1"], motions["c1"], self.plane("c1"), prepared["c2"], motions["c2"], self.plane("c2"),
+            measured_distance_mm,
+        )  # fmt: skip
+        section = OffsetsSection.from_estimate(estimate)
+        self._save("offsets", {"offsets": section}, c1.inputs + c2.inputs)
+        return section
+
+    def actuators(self, geometry: ActuatorGeometry) -> ActuatorGeometry:
+        self._save("actuators", {"actuators": geometry}, [])
+        return geometry
+
+
+def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Surveyed points: CSV headed `u,v,x_mm,y_mm[,holdout]`; holdout 1 keeps a point out of the fit."""
+    try:
+        with path.open(newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+    except OSError as error:
+        raise CalibrationError(f"{path}: cannot read: {error.strerror}") from None
+    pixels, belt, holdout = [], [], []
+    for line, row in enumerate(rows, start=2):
+        try:
+            pixels.append((float(row["u"]), float(row["v"])))
+            belt.append((float(row["x_mm"]), float(row["y_mm"])))
+            holdout.append(str(row.get("holdout") or "0").strip() in ("1", "true", "yes"))
+        except (KeyError, TypeError, ValueError):
+            raise CalibrationError(
+                f"{path}: line {line}: expected numbers in columns u, v, x_mm, y_mm"
+            ) from None
+    return np.array(pixels), np.array(belt), np.array(holdout, bool)
