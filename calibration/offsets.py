@@ -51,7 +51,8 @@ class CameraOffsets:
 
 
 def _foreground(gray_frames: np.ndarray) -> np.ndarray:
-    """How unlike the clip's median background each pixel is, 0..1, after evening out lighting drift.
+    """How unlike the clip's median background each pixel is, after evening out lighting drift,
+    less each pixel's average over the clip.
 
     Continuous rather than thresholded: clear plastics differ from the belt by little, and a hard
     threshold either loses them or lets belt texture in; the texture is uncorrelated between C1 and
@@ -62,7 +63,10 @@ def _foreground(gray_frames: np.ndarray) -> np.ndarray:
     frames *= (np.median(brightness) / np.maximum(brightness, 1.0))[:, None, None]
     difference = np.abs(frames - np.median(frames, axis=0))
     full_scale = FOREGROUND_SCALE * max(float(np.median(difference)), 1.0)
-    return np.minimum(difference / full_scale, 1.0)
+    foreground = np.minimum(difference / full_scale, 1.0)
+    # what stays put in the image (vignetting, glare, dirt on the lens) moves with neither the belt
+    # nor the objects; left in, it would match between the cameras at the wrong distance
+    return foreground - foreground.mean(axis=0)
 
 
 def object_profile(frames: Sequence[np.ndarray], motion: BeltMotion, plane: BeltPlane) -> ObjectProfile:
@@ -103,9 +107,9 @@ def _peak(scores: np.ndarray) -> tuple[int, float]:
 
 
 def match_object_profiles(
-    c1: ObjectProfile, c2: ObjectProfile, max_distance_mm: float
+    c1: ObjectProfile, c2: ObjectProfile, shift_range_mm: tuple[float, float]
 ) -> tuple[float, float]:
-    """Shift (mm) with c2's pattern = c1's pattern moved by it, and the correlation at that shift.
+    """Shift (mm, within `shift_range_mm`) with c2's pattern = c1's moved by it, and the correlation there.
 
     The score is the cross-correlation of the standardized patterns summed over the whole clip, not
     averaged over the overlap: a chance match of a short overlap must not beat a long true one.
@@ -116,9 +120,9 @@ def match_object_profiles(
     scores = np.correlate(b, a, mode="full") / len(a)
     lags = np.arange(len(scores)) - (len(a) - 1)
     overlap = np.minimum(len(b), len(a) + lags) - np.maximum(0, lags)
-    allowed = (np.abs(lags) <= max_distance_mm / PROFILE_BIN_MM) & (
-        overlap * PROFILE_BIN_MM >= MIN_OVERLAP_MM
-    )
+    shifts = lags * PROFILE_BIN_MM + c2.start_mm - c1.start_mm
+    allowed = (shifts >= shift_range_mm[0]) & (shifts <= shift_range_mm[1])
+    allowed &= overlap * PROFILE_BIN_MM >= MIN_OVERLAP_MM
     if not allowed.any():
         raise CalibrationError("the clips are too short to compare: record at least a few metres of belt")
     scores = np.where(allowed, scores, -np.inf)
@@ -158,42 +162,43 @@ def match_speed_curves(c1: BeltMotion, c2: BeltMotion, max_offset_s: float) -> t
 def estimate_camera_offsets(
     c1_frames: Sequence[np.ndarray], c1_motion: BeltMotion, c1_plane: BeltPlane,
     c2_frames: Sequence[np.ndarray], c2_motion: BeltMotion, c2_plane: BeltPlane,
-    measured_distance_mm: float | None = None, max_distance_mm: float = 20000.0,
+    measured_distance_mm: float | None = None, distance_range_mm: tuple[float, float] = (300.0, 20000.0),
     max_clock_offset_s: float = 2.0,
 ) -> CameraOffsets:  # fmt: skip
     """C1-to-C2 distance and clock offset from two clips recorded at the same time.
 
     Each plane maps its camera's pixels to its own belt coordinates (a board at each camera); the
-    distance is how far downstream C2's origin lies from C1's.
+    distance is how far downstream C2's origin lies from C1's, searched within `distance_range_mm`
+    (C2 sits behind the sorter, so never at C1).
     """
-    shift_mm, object_score = match_object_profiles(
-        object_profile(c1_frames, c1_motion, c1_plane), object_profile(c2_frames, c2_motion, c2_plane),
-        max_distance_mm,
-    )  # fmt: skip
-    # shift = distance - belt travel between the C1 clip's start and the C2 clip's start
     offset_s, speed_score = match_speed_curves(c1_motion, c2_motion, max_clock_offset_s)
-    c2_start_on_c1_clock = c2_motion.times_s[0] - offset_s
+    profiles = object_profile(c1_frames, c1_motion, c1_plane), object_profile(c2_frames, c2_motion, c2_plane)
     if measured_distance_mm is None:
         if speed_score < MIN_SPEED_CORRELATION:
             raise CalibrationError(
-                f"the belt speed is too steady to time C2 against C1 (speed curves match at "
-                f"{speed_score:.2f} "
-                f"< {MIN_SPEED_CORRELATION}): measure the C1-to-C2 distance along the belt and give it"
+                f"the belt speed is too steady to time C2 against C1 (speed curves match at {speed_score:.2f}"
+                f" < {MIN_SPEED_CORRELATION}): measure the C1-to-C2 distance along the belt and give it"
             )
-        distance = shift_mm + float(c1_motion.travel_at(c2_start_on_c1_clock))
-        return CameraOffsets(distance, offset_s * 1000, "speed wobble", speed_score, object_score)
-    travel_needed = measured_distance_mm - shift_mm
-    travel = c1_motion.travel_mm
-    if not travel[0] <= travel_needed <= travel[-1]:
-        raise CalibrationError(
-            f"the measured distance {measured_distance_mm:.0f} mm does not fit the clips (C2's clip would "
-            "start outside C1's): record both cameras at the same time"
+        # shift = distance - belt travel between the C1 clip's start and the C2 clip's start
+        travel_between_starts = float(c1_motion.travel_at(c2_motion.times_s[0] - offset_s))
+        low, high = distance_range_mm
+        shift_mm, object_score = match_object_profiles(
+            *profiles, (low - travel_between_starts, high - travel_between_starts)
         )
-    c2_start = float(np.interp(travel_needed, travel, c1_motion.times_s))
-    return CameraOffsets(
-        measured_distance_mm,
-        (c2_motion.times_s[0] - c2_start) * 1000,
-        "measured distance",
-        speed_score,
-        object_score,
+        distance = shift_mm + travel_between_starts
+        return CameraOffsets(distance, offset_s * 1000, "speed wobble", speed_score, object_score)
+    # clocks unknown: look for the stream within what the largest clock offset could shift it by
+    expected_shift = measured_distance_mm - float(c1_motion.travel_at(c2_motion.times_s[0]))
+    slack = max_clock_offset_s * float(np.median(c1_motion.pair_speeds_mm_s))
+    shift_mm, object_score = match_object_profiles(
+        *profiles, (expected_shift - slack, expected_shift + slack)
     )
+    travel_needed = measured_distance_mm - shift_mm
+    c2_start = float(np.interp(travel_needed, c1_motion.travel_mm, c1_motion.times_s))
+    if not c1_motion.travel_mm[0] <= travel_needed <= c1_motion.travel_mm[-1]:
+        raise CalibrationError(
+            f"the measured distance {measured_distance_mm:.0f} mm does not fit the clips (C2's clip "
+            "would start outside C1's): record both cameras at the same time"
+        )
+    offset_ms = (c2_motion.times_s[0] - c2_start) * 1000
+    return CameraOffsets(measured_distance_mm, offset_ms, "measured distance", speed_score, object_score)

@@ -152,6 +152,7 @@ def run_calibrate(config: SiteConfig, store: FrameStore, args: argparse.Namespac
             session.encoder(args.encoder_pulses_per_mm)
             print(f"belt speed from the encoder: {args.encoder_pulses_per_mm:g} pulses per mm")
         else:
+            session.plane(args.camera)  # fail before reading a long clip
             clip = load_clip(args.clip or "latest", args.camera, store, args.fps)
             belt = session.speed(args.camera, clip)
             print(
@@ -160,6 +161,7 @@ def run_calibrate(config: SiteConfig, store: FrameStore, args: argparse.Namespac
                 f"{clip.description})"
             )
     elif step == "offsets":
+        session.plane("c1"), session.plane("c2")  # fail before reading long clips
         c1 = load_clip(args.c1, "c1", store, args.fps)
         c2 = load_clip(args.c2, "c2", store, args.fps)
         offsets = session.offsets(c1, c2, args.distance_mm)

@@ -98,7 +98,7 @@ def test_too_few_images_and_poor_fits_are_refused_with_advice():
     images = _views(board, 6, seed=2)
     with pytest.raises(CalibrationError, match=r"only 2 usable board images.*blank.png: board .* not found"):
         calibrate_intrinsics([*images[:2], ("blank.png", np.zeros((480, 640), np.uint8))], board)
-    with pytest.raises(CalibrationError, match="above the limit of 0.01 px.*cover the corners"):
+    with pytest.raises(CalibrationError, match=r"above the limit of 0\.01 px.*cover the corners"):
         calibrate_intrinsics(images, board, max_rms_px=0.01)
     with pytest.raises(CalibrationError, match="no calibration images"):
         calibrate_intrinsics([], board)

@@ -1,0 +1,124 @@
+"""Belt plane, belt speed and camera offsets recovered from the simulated belt's frames alone,
+checked against the simulator's ground truth; bad inputs refused with a reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration import (
+    BeltPlane,
+    Board,
+    CalibrationError,
+    belt_speed,
+    estimate_camera_offsets,
+    fit_belt_plane,
+    fit_belt_plane_from_board,
+    measure_belt_motion,
+)
+from calibration.synthetic import place_board_on_belt
+from tests.calibration_helpers import clip, local_plane, simulated_pair, true_mean_speed
+
+BELT_BOARD = Board.parse("charuco:7x5:50:38:DICT_4X4_50")
+
+
+def test_board_on_the_simulated_belt_gives_its_true_scale_and_origin():
+    c1, _ = simulated_pair(resolution=(640, 480), seed=3)
+    truth = c1.view.pixel_to_belt_homography()
+    frame = place_board_on_belt(c1.frame_at(0).image, truth, BELT_BOARD, origin_mm=(120.0, 90.0))
+    fit = fit_belt_plane_from_board(frame[..., 1], BELT_BOARD, origin_mm=(120.0, 90.0))
+    assert fit.plane.mm_per_px((320, 240)) == pytest.approx(c1.view.mm_per_px, rel=0.005)
+    assert fit.holdout_rms_mm < 1.0 and len(fit.holdout_errors_mm) >= 4
+    corners = np.array([[0, 0], [639, 0], [0, 479], [639, 479]], float)
+    expected = (truth @ np.hstack([corners, np.ones((4, 1))]).T).T[:, :2]
+    assert np.abs(fit.plane.to_belt(corners) - expected).max() < 3.0  # 2.4 px at 1.25 mm/px
+
+
+def test_belt_plane_needs_charuco_and_the_board():
+    c1, _ = simulated_pair(seed=3)
+    gray = c1.frame_at(0).image[..., 1]
+    with pytest.raises(CalibrationError, match="needs a ChArUco board"):
+        fit_belt_plane_from_board(gray, Board.parse("chessboard:8x6:25"), (0, 0))
+    with pytest.raises(CalibrationError, match="not found on the belt image"):
+        fit_belt_plane_from_board(gray, BELT_BOARD, (0, 0))
+
+
+def test_belt_plane_from_surveyed_points_of_a_tilted_camera():
+    truth = np.array([[0.9, 0.12, -40.0], [-0.05, 1.1, 12.0], [0.0004, 0.0002, 1.0]])
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform([0, 0], [640, 480], size=(9, 2))
+    belt = BeltPlane(truth).to_belt(pixels) + rng.normal(0, 0.3, size=(9, 2))
+    fit = fit_belt_plane(pixels, belt)  # leave-one-out
+    assert len(fit.holdout_errors_mm) == 9 and fit.holdout_rms_mm < 1.5
+    assert np.abs(fit.plane.to_belt(pixels) - BeltPlane(truth).to_belt(pixels)).max() < 1.0
+    holdout = np.zeros(9, bool)
+    holdout[[2, 7]] = True
+    assert len(fit_belt_plane(pixels, belt, holdout).holdout_errors_mm) == 2
+    with pytest.raises(CalibrationError, match="at least 5 points"):
+        fit_belt_plane(pixels[:4], belt[:4])
+    with pytest.raises(CalibrationError, match="two matching lists"):
+        fit_belt_plane(pixels, belt[:8])
+
+
+@pytest.mark.parametrize("speed", [150.0, 250.0, 500.0])
+def test_belt_speed_within_two_percent_of_the_truth(speed):
+    c1, _ = simulated_pair(seed=4, belt_speed_mm_s=speed)
+    frames, times = clip(c1, 40)
+    measured = belt_speed(measure_belt_motion(frames, times, local_plane(c1)))
+    truth = true_mean_speed(c1, 40)
+    assert measured.mean_mm_s == pytest.approx(truth, rel=0.02)
+    assert measured.spread_mm_s < 0.1 * truth  # a 2 % wobble, not noise
+    assert abs(measured.cross_mm_s) < 0.01 * truth
+
+
+def test_belt_speed_refuses_bad_clips():
+    c1, _ = simulated_pair(seed=4)
+    frames, times = clip(c1, 6)
+    plane = local_plane(c1)
+    with pytest.raises(CalibrationError, match="does not move"):
+        belt_speed(measure_belt_motion([frames[0]] * 6, times, plane))
+    mirrored = BeltPlane(np.diag([-1.0, 1.0, 1.0]) @ plane.pixel_to_belt)
+    with pytest.raises(CalibrationError, match="towards -x"):
+        belt_speed(measure_belt_motion(frames, times, mirrored))
+    with pytest.raises(CalibrationError, match="frame 3 is not later than frame 2"):
+        measure_belt_motion(frames, np.r_[times[:3], times[2], times[4:]], plane, "clip x")
+    with pytest.raises(CalibrationError, match="frame 2 is 160x120"):
+        measure_belt_motion([*frames[:2], frames[2][::2, ::2], *frames[3:]], times, plane)
+
+
+def _offsets(c1, c2, seconds: float, **kwargs):
+    frames1, times1 = clip(c1, int(seconds * c1.fps))
+    frames2, times2 = clip(c2, int(seconds * c2.fps))
+    plane1, plane2 = local_plane(c1), local_plane(c2)
+    return estimate_camera_offsets(
+        frames1, measure_belt_motion(frames1, times1, plane1), plane1,
+        frames2, measure_belt_motion(frames2, times2, plane2), plane2, **kwargs,
+    )  # fmt: skip
+
+
+def test_camera_distance_and_clock_offset_from_the_object_stream():
+    # distances that are not multiples of 500 mm: the simulated belts' splices repeat every 500 mm in
+    # both cameras' textures, which would make any such distance look better than it is
+    c1, c2 = simulated_pair(seed=0, c1_to_c2_mm=1730.0, c2_clock_offset_ms=37.0)
+    found = _offsets(c1, c2, 24)
+    assert found.clock_source == "speed wobble"
+    assert found.c1_to_c2_mm == pytest.approx(1730.0, abs=10.0)
+    assert found.c2_clock_offset_ms == pytest.approx(37.0, abs=10.0)
+    # the sorter removed about half the objects between the cameras, yet the stream still matches
+    assert 0.3 < found.object_correlation < 0.99
+
+
+def test_steady_belt_needs_the_measured_distance():
+    c1, c2 = simulated_pair(seed=2, c1_to_c2_mm=1640.0, c2_clock_offset_ms=-80.0, speed_jitter=0.0)
+    with pytest.raises(CalibrationError, match=r"too steady.*measure the C1-to-C2 distance"):
+        _offsets(c1, c2, 16)
+    found = _offsets(c1, c2, 16, measured_distance_mm=1640.0)
+    assert found.clock_source == "measured distance"
+    assert found.c2_clock_offset_ms == pytest.approx(-80.0, abs=15.0)
+
+
+def test_clips_of_different_belts_are_refused():
+    c1, _ = simulated_pair(seed=0, c1_to_c2_mm=1500.0)
+    _, other = simulated_pair(seed=9, c1_to_c2_mm=1500.0)
+    with pytest.raises(CalibrationError, match="do not show the same objects"):
+        _offsets(c1, other, 16)

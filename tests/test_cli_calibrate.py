@@ -1,0 +1,150 @@
+"""`beltcam calibrate` end to end on the simulated belt: a technician's whole calibration, through
+the CLI, against the simulator's ground truth; bad input ends in one line, nothing half-saved."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from calibration import Board, load_calibration
+from calibration.synthetic import place_board_on_belt
+from edge.cli import main
+from edge.store.frame_store import FrameStore
+from edge.store.models import Calibration
+from tests.calibration_helpers import local_plane, simulated_pair
+
+BOARD = "charuco:6x4:60:45:DICT_4X4_50"
+SIMULATOR = {"seed": 6, "c1_to_c2_mm": 1730, "c2_clock_offset_ms": 30, "realtime": False}
+
+
+@pytest.fixture
+def site(write_config, tmp_path):
+    cameras = [{"id": c, "kind": "simulated", "resolution": [320, 240], "fps": 10} for c in ("c1", "c2")]
+    return write_config(
+        {"cameras": cameras, "simulator": SIMULATOR, "calibration_file": "calibration.yaml"}
+    ), tmp_path
+
+
+def _board_photo(camera, path):
+    """A technician's photo of the board lying on the (stopped) belt, origin 100 mm, 120 mm."""
+    frame = camera.frame_at(0).image
+    photo = place_board_on_belt(frame, local_plane(camera).pixel_to_belt, Board.parse(BOARD), (100.0, 120.0))
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_full_calibration_through_the_cli(site, capsys):
+    config, folder = site
+    c1, c2 = simulated_pair(**{k: v for k, v in SIMULATOR.items() if k != "realtime"})
+    for camera in (c1, c2):
+        photo = _board_photo(camera, folder / f"board_{camera.camera_id}.png")
+        args = ["calibrate", "plane", "--config", str(config), "--camera", camera.camera_id]
+        assert main([*args, "--image", str(photo), "--board", BOARD, "--origin", "100,120"]) == 0
+    assert "held-out RMS" in capsys.readouterr().out
+
+    assert main(["record", "--config", str(config), "--duration", "7"]) == 0
+    assert main(["calibrate", "speed", "--config", str(config), "--camera", "c1"]) == 0
+    assert main(["calibrate", "offsets", "--config", str(config)]) == 0
+    assert main([
+        "calibrate", "actuators", "--config", str(config), "--ejector-x", "1200", "--nozzles", "24",
+        "--pitch", "25", "--first-y", "12.5", "--latency-ms", "12", "--min-pulse-ms", "5",
+    ]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "C2 is" in out and "saved" in out
+
+    saved = load_calibration(folder / "calibration.yaml")
+    assert saved.version == 5
+    assert saved.camera("c1").belt_plane.holdout_rms_mm < 2.0
+    scale = saved.camera("c2").belt_plane.to_plane().mm_per_px((160, 120))
+    assert scale == pytest.approx(c2.view.mm_per_px, rel=0.01)
+    truth = (c1.world.belt_offset_mm(12.0) - c1.world.belt_offset_mm(0.0)) / 12.0
+    assert saved.belt.speed_mm_s == pytest.approx(truth, rel=0.02)
+    assert saved.offsets.c1_to_c2_mm == pytest.approx(1730.0, abs=20.0)
+    assert saved.offsets.c2_clock_offset_ms == pytest.approx(30.0, abs=15.0)
+    assert saved.inputs["belt_plane"][0].sha256 != "store"  # the photo's hash is kept
+
+    assert main(["calibrate", "show", "--config", str(config), "--out", str(folder / "check")]) == 0
+    out = capsys.readouterr().out
+    assert "version 5" in out and "c1_to_c2_mm" in out
+    picture = cv2.imread(str(folder / "check" / "calibration_check_c1.png"))
+    assert picture.shape == (240, 320, 3)
+    store = FrameStore(folder / "data", f"sqlite:///{folder / 'data' / 'beltcam.db'}")
+    with store.session() as session:
+        versions = session.scalars(select(Calibration.version).order_by(Calibration.id)).all()
+    store.close()
+    assert versions == ["1", "2", "3", "4", "5"]
+
+
+PLANE = ["plane", "--camera", "c1", "--image"]
+NO_NOZZLES = ["--ejector-x", "100", "--nozzles", "0", "--pitch", "25", "--first-y", "0", "--latency-ms", "1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ([*PLANE, "missing.png", "--board", BOARD], "missing.png: file not found"),
+        ([*PLANE, "{blank}", "--board", BOARD], "not found on the belt image"),
+        ([*PLANE, "{blank}", "--board", "chessboard:8x6:25"], "needs a ChArUco"),
+        ([*PLANE, "{blank}"], "--image needs --board"),
+        (["plane", "--camera", "c1", "--points", "{csv}"], "bad.csv: line 3: expected numbers"),
+        (["speed", "--camera", "c1"], "no c1 recording in the store"),
+        (["speed", "--camera", "c1", "--clip", "{video}"], "not_a_video.mp4: cannot open as a video"),
+        (["offsets"], "c1 has no belt plane yet"),
+        (["intrinsics", "--camera", "c1", "--board", "chessboard:8x6", "{folder}"], "expected chessboard"),
+        (["intrinsics", "--camera", "c1", "--board", "chessboard:8x6:25", "{folder}"], "only 0 usable"),
+        (
+            ["actuators", *NO_NOZZLES, "--min-pulse-ms", "1"],
+            "actuators: nozzle_count: Input should be greater",
+        ),
+        (["show"], "no calibration yet"),
+    ],
+)
+def test_bad_input_is_one_line_and_saves_nothing(site, capsys, args, reason):
+    config, folder = site
+    blank = folder / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 90, np.uint8))
+    (folder / "boards").mkdir()
+    cv2.imwrite(str(folder / "boards" / "a.png"), np.full((240, 320, 3), 90, np.uint8))
+    (folder / "not_a_video.mp4").write_bytes(b"nonsense")
+    (folder / "bad.csv").write_text("u,v,x_mm,y_mm\n1,2,3,4\n1,2,three,4\n")
+    places = {
+        "{csv}": folder / "bad.csv",
+        "{blank}": blank,
+        "{folder}": folder / "boards",
+        "{video}": folder / "not_a_video.mp4",
+    }
+    args = [str(places.get(a, a)) for a in args]
+    version = 0
+    if args[0] == "speed":  # needs a belt plane first: from surveyed points this time
+        assert (
+            main(
+                [
+                    "calibrate",
+                    "plane",
+                    "--config",
+                    str(config),
+                    "--camera",
+                    "c1",
+                    "--points",
+                    str(_points(folder)),
+                ]
+            )
+            == 0
+        )
+        version = load_calibration(folder / "calibration.yaml").version
+    assert main(["calibrate", args[0], "--config", str(config), *args[1:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # FFmpeg may say something first
+    assert err.startswith("beltcam: error: ") and reason in err
+    assert load_calibration(folder / "calibration.yaml").version == version
+
+
+def _points(folder):
+    """Six surveyed points of a top-down camera at 2.5 mm per pixel, one of them held out."""
+    path = folder / "points.csv"
+    rows = ["u,v,x_mm,y_mm,holdout"]
+    for index, (u, v) in enumerate([(10, 10), (300, 12), (12, 230), (310, 228), (160, 120), (80, 200)]):
+        rows.append(f"{u},{v},{u * 2.5},{v * 2.5},{int(index == 5)}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
