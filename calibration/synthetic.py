@@ -14,7 +14,7 @@ from calibration.boards import Board
 PAPER_MARGIN_SQUARES = 1.0  # white paper around the printed board, as a real print has
 
 
-def exact_rays(pixels: np.ndarray, camera_matrix: np.ndarray, dist_coeffs: np.ndarray) -> np.ndarray:
+def _exact_rays(pixels: np.ndarray, camera_matrix: np.ndarray, dist_coeffs: np.ndarray) -> np.ndarray:
     """Normalized image coordinates of pixels (N x 2), iterated to convergence: the default five
     iterations of `cv2.undistortPoints` leave pixel-sized errors in the corners of a wide lens."""
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 200, 1e-12)
@@ -39,7 +39,7 @@ def render_board_view(
     printed = cv2.copyMakeBorder(board.render(px_per_mm), *(margin_px,) * 4, cv2.BORDER_CONSTANT, value=255)
 
     pixels = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1).reshape(-1, 1, 2)
-    normalized = exact_rays(pixels.astype(np.float64), camera_matrix, dist_coeffs)
+    normalized = _exact_rays(pixels.astype(np.float64), camera_matrix, dist_coeffs)
     rays = np.hstack([normalized, np.ones((len(normalized), 1))])
     rotation, _ = cv2.Rodrigues(np.asarray(rvec, np.float64))
     translation = np.asarray(tvec, np.float64).reshape(3)
@@ -77,3 +77,31 @@ def place_board_on_belt(
     result = frame.copy()
     result[inside] = warped[inside][:, None] if frame.ndim == 3 else warped[inside]
     return result
+
+
+def board_poses(
+    camera_matrix: np.ndarray,
+    board: Board,
+    count: int,
+    seed: int = 0,
+    image_size: tuple[int, int] = (640, 480),
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Tilted board poses about half a metre away, aimed in turn at the image's corners, edges and
+    centre, as a technician is told to hold them: a lens model is only known where the board has been."""
+    width, height = image_size
+    fractions = [(0.23, 0.24), (0.77, 0.24), (0.23, 0.76), (0.77, 0.76), (0.5, 0.5), (0.5, 0.24), (0.5, 0.76),
+                 (0.23, 0.5), (0.77, 0.5)]  # fmt: skip
+    rng = np.random.default_rng(seed)
+    centre = np.array([board.size_mm[0] / 2, board.size_mm[1] / 2, 0.0])
+    poses = []
+    for index in range(count):
+        rotation = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6), rng.uniform(-0.3, 0.3)])
+        matrix, _ = cv2.Rodrigues(rotation)
+        fu, fv = fractions[(index + seed) % len(fractions)]
+        ray = np.array([
+            (fu * width - camera_matrix[0, 2]) / camera_matrix[0, 0],
+            (fv * height - camera_matrix[1, 2]) / camera_matrix[1, 1],
+            1.0,
+        ])  # fmt: skip
+        poses.append((rotation, ray * rng.uniform(480, 600) - matrix @ centre))
+    return poses

@@ -17,7 +17,7 @@ from calibration import (
     measure_belt_motion,
 )
 from calibration.synthetic import place_board_on_belt
-from tests.calibration_helpers import clip, local_plane, simulated_pair, true_mean_speed
+from edge.simulated_calibration import local_plane, render_clip, simulated_pair, true_mean_speed
 
 BELT_BOARD = Board.parse("charuco:7x5:50:38:DICT_4X4_50")
 
@@ -63,7 +63,7 @@ def test_belt_plane_from_surveyed_points_of_a_tilted_camera():
 @pytest.mark.parametrize("speed", [150.0, 250.0, 500.0])
 def test_belt_speed_within_two_percent_of_the_truth(speed):
     c1, _ = simulated_pair(seed=4, belt_speed_mm_s=speed)
-    frames, times = clip(c1, 40)
+    frames, times = render_clip(c1, 40)
     measured = belt_speed(measure_belt_motion(frames, times, local_plane(c1)))
     truth = true_mean_speed(c1, 40)
     assert measured.mean_mm_s == pytest.approx(truth, rel=0.02)
@@ -73,7 +73,7 @@ def test_belt_speed_within_two_percent_of_the_truth(speed):
 
 def test_belt_speed_refuses_bad_clips():
     c1, _ = simulated_pair(seed=4)
-    frames, times = clip(c1, 6)
+    frames, times = render_clip(c1, 6)
     plane = local_plane(c1)
     with pytest.raises(CalibrationError, match="does not move"):
         belt_speed(measure_belt_motion([frames[0]] * 6, times, plane))
@@ -87,8 +87,8 @@ def test_belt_speed_refuses_bad_clips():
 
 
 def _offsets(c1, c2, seconds: float, **kwargs):
-    frames1, times1 = clip(c1, int(seconds * c1.fps))
-    frames2, times2 = clip(c2, int(seconds * c2.fps))
+    frames1, times1 = render_clip(c1, int(seconds * c1.fps))
+    frames2, times2 = render_clip(c2, int(seconds * c2.fps))
     plane1, plane2 = local_plane(c1), local_plane(c2)
     return estimate_camera_offsets(
         frames1, measure_belt_motion(frames1, times1, plane1), plane1,
