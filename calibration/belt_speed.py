@@ -59,6 +59,19 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
+def _global_shift(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """The whole image's shift by phase correlation, as DIS's starting flow.
+
+    DIS alone sometimes locks onto the wrong repeat of the belt texture when the belt moves tens of
+    pixels between frames; the phase-correlation peak of the whole frame does not, and DIS then only
+    refines it (perspective makes the true flow vary across the image).
+    """
+    (dx, dy), _ = cv2.phaseCorrelate(previous.astype(np.float32), current.astype(np.float32))
+    start = np.empty((*previous.shape, 2), np.float32)
+    start[..., 0], start[..., 1] = dx, dy
+    return start
+
+
 def check_clip(frames: Sequence[np.ndarray], times_s: Sequence[float], what: str) -> np.ndarray:
     """Frames share one size and times strictly increase; returns the times as an array."""
     if len(frames) < 2 or len(frames) != len(times_s):
@@ -94,7 +107,7 @@ def measure_belt_motion(
     previous = _gray(frames[0])
     for frame in frames[1:]:
         current = _gray(frame)
-        flow = flow_engine.calc(previous, current, None)
+        flow = flow_engine.calc(previous, current, _global_shift(previous, current))
         moved = grid + flow[grid[:, 1], grid[:, 0]]
         delta = plane.to_belt(moved) - grid_mm
         steps.append(float(np.median(delta[:, 0])))
