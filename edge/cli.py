@@ -145,7 +145,7 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
     manifest_path, used = args.manifest, []
     if manifest_path is None:
         manifest_path = args.out / "store_manifest.json"
-        _, used = build_manifest(store, "train", manifest_path)
+        _, used = build_manifest(store, "train", manifest_path, config.calibration_file)
         print(f"training on {len(used)} recordings (manifest: {manifest_path})")
     from edge.training import register_run  # loads torch: only once there is something to train on
     from trainer.train import TrainSettings, train
@@ -181,7 +181,7 @@ def _evaluate(config: SiteConfig, args: argparse.Namespace) -> int:
     manifest_path = args.manifest
     if manifest_path is None:
         manifest_path = args.run / "eval_manifest.json"
-        build_manifest(_open_store(config), "eval", manifest_path)
+        build_manifest(_open_store(config), "eval", manifest_path, config.calibration_file)
     manifest, base = load_manifest(manifest_path)
     sequences = prepare_dataset(
         manifest,

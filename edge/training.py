@@ -12,9 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import yaml
 from sqlalchemy import exists, select
 
+from calibration import CalibrationFile, load_calibration
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Frame, Mask, Model, Recording, TrainingRun, TrainingRunRecording
 from trainer.manifest import Manifest, ManifestFrame, ManifestSequence, save_manifest
@@ -31,21 +33,37 @@ class NoTrainingData(ValueError):
     """The store holds nothing the requested manifest could be built from."""
 
 
-def _belt_velocity(store: FrameStore, camera: str) -> tuple[float, float] | None:
-    """Image velocity of the belt in px/s, from the calibration the simulator wrote (if any)."""
+def _belt_velocity(
+    store: FrameStore, recording: Recording, calibration: CalibrationFile | None
+) -> tuple[float, float] | None:
+    """Image velocity of the belt in px/s at the image centre: from the site calibration when it
+    has the belt speed and this camera's belt plane, else from the simulator's ground truth."""
+    plane = calibration.camera(recording.camera).belt_plane if calibration else None
+    if plane is not None and calibration.belt.speed_mm_s:
+        centre = np.array([[recording.width / 2, recording.height / 2]])
+        belt_plane = plane.to_plane()
+        one_second_later = belt_plane.to_pixels(
+            belt_plane.to_belt(centre) + np.array([[calibration.belt.speed_mm_s, 0.0]])
+        )
+        dx, dy = (one_second_later - centre)[0]
+        return float(dx), float(dy)
     path = store.data_dir / SIMULATOR_CALIBRATION
     if not path.is_file():
         return None
-    calibration = yaml.safe_load(path.read_text(encoding="utf-8"))
-    camera_entry = calibration.get("cameras", {}).get(camera)
+    truth = yaml.safe_load(path.read_text(encoding="utf-8"))
+    camera_entry = truth.get("cameras", {}).get(recording.camera)
     if not camera_entry:
         return None
-    return (calibration["belt_speed_mm_s"] / camera_entry["mm_per_px"], 0.0)
+    return (truth["belt_speed_mm_s"] / camera_entry["mm_per_px"], 0.0)
 
 
-def build_manifest(store: FrameStore, purpose: Purpose, out: Path) -> tuple[Manifest, list[int]]:
+def build_manifest(
+    store: FrameStore, purpose: Purpose, out: Path, calibration_file: Path | None = None
+) -> tuple[Manifest, list[int]]:
     """Write a manifest of every usable before/after recording for training (those without masks)
-    or evaluation (`before` recordings with masks); returns it and the recording ids it used."""
+    or evaluation (`before` recordings with masks); returns it and the recording ids it used.
+    The site calibration, when given, supplies the belt motion for belt-flow training."""
+    calibration = load_calibration(calibration_file) if calibration_file else None
     has_mask = exists().where(Mask.frame_id == Frame.id, Frame.recording_id == Recording.id)
     query = select(Recording).where(Recording.status.in_(USABLE), Recording.label.in_(("before", "after")))
     query = (
@@ -77,7 +95,7 @@ def build_manifest(store: FrameStore, purpose: Purpose, out: Path) -> tuple[Mani
                     camera=recording.camera,
                     label=recording.label,
                     frames=frames,
-                    belt_velocity_px_s=_belt_velocity(store, recording.camera),
+                    belt_velocity_px_s=_belt_velocity(store, recording, calibration),
                 )
             )
             used.append(recording.id)

@@ -14,6 +14,7 @@ from edge.cli import main
 from edge.simulated_calibration import local_plane, simulated_pair
 from edge.store.frame_store import FrameStore
 from edge.store.models import Calibration
+from edge.training import build_manifest
 
 BOARD = "charuco:6x4:60:45:DICT_4X4_50"
 SIMULATOR = {"seed": 6, "c1_to_c2_mm": 1730, "c2_clock_offset_ms": 30, "realtime": False}
@@ -73,8 +74,13 @@ def test_full_calibration_through_the_cli(site, capsys):
     store = FrameStore(folder / "data", f"sqlite:///{folder / 'data' / 'beltcam.db'}")
     with store.session() as session:
         versions = session.scalars(select(Calibration.version).order_by(Calibration.id)).all()
-    store.close()
     assert versions == ["1", "2", "3", "4", "5"]
+    # belt-flow training now takes the belt's motion from this calibration
+    manifest, _ = build_manifest(store, "train", folder / "manifest.json", folder / "calibration.yaml")
+    store.close()
+    c1_sequence = next(s for s in manifest.sequences if s.camera == "c1")
+    vx, vy = c1_sequence.belt_velocity_px_s
+    assert vx == pytest.approx(saved.belt.speed_mm_s / c1.view.mm_per_px, rel=0.01) and abs(vy) < 1.0
 
 
 PLANE = ["plane", "--camera", "c1", "--image"]
