@@ -32,6 +32,7 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.record
 	$(BIN)/python -m benchmarks.segmentation
 	$(BIN)/python -m benchmarks.train_speed
+	$(BIN)/python -m benchmarks.calibration
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
