@@ -5,7 +5,13 @@ returns in the site's calibration file. See docs/calibration.md.
 """
 
 from calibration.actuators import ActuatorGeometry
-from calibration.belt_plane import BeltPlane, BeltPlaneFit, fit_belt_plane, fit_belt_plane_from_board
+from calibration.belt_plane import (
+    BeltPlane,
+    BeltPlaneFit,
+    fit_belt_plane,
+    fit_belt_plane_from_board,
+    fit_belt_plane_from_markers,
+)
 from calibration.belt_speed import BeltMotion, BeltSpeed, belt_speed, measure_belt_motion
 from calibration.boards import Board, BoardDetection
 from calibration.calibration_file import CalibrationFile, load_calibration, save_calibration
@@ -34,6 +40,7 @@ __all__ = [
     "estimate_camera_offsets",
     "fit_belt_plane",
     "fit_belt_plane_from_board",
+    "fit_belt_plane_from_markers",
     "load_calibration",
     "measure_belt_motion",
     "save_calibration",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from calibration.boards import Board
+from calibration.boards import ARUCO_DICTIONARIES, Board
 from calibration.errors import CalibrationError
 
 MIN_POINTS = 4
@@ -119,3 +119,32 @@ def fit_belt_plane_from_board(
     belt_mm = detection.board_points[:, :2] + np.asarray(origin_mm, np.float32)
     holdout = np.arange(len(belt_mm)) % holdout_every == holdout_every - 1
     return fit_belt_plane(detection.image_points, belt_mm, holdout)
+
+
+def fit_belt_plane_from_markers(
+    gray: np.ndarray, dictionary: str, positions_mm: dict[int, tuple[float, float]]
+) -> BeltPlaneFit:
+    """Single ArUco markers lying on the belt at surveyed positions (their centres, in belt mm).
+
+    Handy where no board fits: markers can be spread over the whole view, even on a wide belt.
+    Each marker is held out in turn, so at least five must be seen.
+    """
+    if dictionary not in ARUCO_DICTIONARIES:
+        raise CalibrationError(f"unknown ArUco dictionary {dictionary!r}")
+    detector = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARIES[dictionary]))
+    corners, ids, _ = detector.detectMarkers(gray)
+    seen = (
+        {}
+        if ids is None
+        else {int(i): c.reshape(4, 2).mean(axis=0) for i, c in zip(ids.ravel(), corners, strict=True)}
+    )
+    used = sorted(set(seen) & set(positions_mm))
+    if len(used) < MIN_POINTS + 1:
+        missing = sorted(set(positions_mm) - set(seen))
+        raise CalibrationError(
+            f"only {len(used)} of the surveyed markers found on the belt image (at least {MIN_POINTS + 1} "
+            f"needed; not found: {missing})"
+        )
+    pixels = np.array([seen[i] for i in used])
+    belt_mm = np.array([positions_mm[i] for i in used], np.float64)
+    return fit_belt_plane(pixels, belt_mm)

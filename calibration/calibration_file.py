@@ -69,7 +69,7 @@ class IntrinsicsSection(_Section):
 
 class BeltPlaneSection(_Section):
     pixel_to_belt: Matrix3
-    method: Literal["board", "points"]
+    method: Literal["board", "markers", "points"]
     fit_rms_mm: float = Field(ge=0)
     holdout_rms_mm: float = Field(ge=0)
     holdout_max_mm: float = Field(ge=0)

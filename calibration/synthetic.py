@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from calibration.boards import Board
+from calibration.boards import ARUCO_DICTIONARIES, Board
 
 PAPER_MARGIN_SQUARES = 1.0  # white paper around the printed board, as a real print has
 
@@ -105,3 +105,31 @@ def board_poses(
         ])  # fmt: skip
         poses.append((rotation, ray * rng.uniform(480, 600) - matrix @ centre))
     return poses
+
+
+def place_markers_on_belt(
+    frame: np.ndarray, pixel_to_belt: np.ndarray, dictionary: str, centres_mm: dict[int, tuple[float, float]],
+    side_mm: float, px_per_mm: float = 4.0,
+) -> np.ndarray:  # fmt: skip
+    """Paste square ArUco markers (white margin of a quarter side) lying flat at belt positions."""
+    aruco = cv2.aruco.getPredefinedDictionary(ARUCO_DICTIONARIES[dictionary])
+    result = frame.copy()
+    height, width = frame.shape[:2]
+    to_image = np.linalg.inv(pixel_to_belt)
+    for marker_id, (x, y) in centres_mm.items():
+        side_px = round(side_mm * px_per_mm)
+        margin = side_px // 4
+        printed = cv2.copyMakeBorder(
+            cv2.aruco.generateImageMarker(aruco, marker_id, side_px),
+            *(margin,) * 4,
+            cv2.BORDER_CONSTANT,
+            value=255,
+        )
+        half = printed.shape[0] / 2 / px_per_mm
+        to_belt = np.array(
+            [[1 / px_per_mm, 0, x - half], [0, 1 / px_per_mm, y - half], [0, 0, 1]], np.float64
+        )
+        warped = cv2.warpPerspective(printed, to_image @ to_belt, (width, height), flags=cv2.INTER_AREA)
+        inside = cv2.warpPerspective(np.full_like(printed, 255), to_image @ to_belt, (width, height)) > 127
+        result[inside] = warped[inside][:, None] if frame.ndim == 3 else warped[inside]
+    return result

@@ -11,9 +11,9 @@ import yaml
 from pydantic import ValidationError
 
 from calibration import ActuatorGeometry, Board, CalibrationError, draw_validation
-from edge.calibrating import CalibrationSession, load_clip
+from edge.calibrating import CalibrationSession, capture_board_images, load_clip
 from edge.config import SiteConfig
-from edge.store.frame_store import FrameStore
+from edge.store.frame_store import FrameStore, utc_now
 
 CLIP_HELP = "'latest' (newest recording of the camera), a recording id, a video file or an image folder"
 
@@ -35,7 +35,11 @@ def add_calibrate_parser(commands: argparse._SubParsersAction, add_config) -> No
     intrinsics.add_argument("--camera", choices=["c1", "c2"], required=True)
     intrinsics.add_argument("--board", required=True, help="e.g. charuco:7x5:40:30 or chessboard:9x6:25")
     intrinsics.add_argument("--max-rms", type=float, default=1.0, help="refuse a fit above this (px)")
-    intrinsics.add_argument("folder", type=Path)
+    intrinsics.add_argument("folder", type=Path, nargs="?", help="folder of board images")
+    intrinsics.add_argument(
+        "--capture", type=int, metavar="N", help="take N images from the live camera instead"
+    )
+    intrinsics.add_argument("--every", type=float, default=2.0, help="seconds between captured images")
 
     plane = steps.add_parser(
         "plane", help="image-to-belt mapping from a board on the belt or surveyed points"
@@ -43,10 +47,12 @@ def add_calibrate_parser(commands: argparse._SubParsersAction, add_config) -> No
     add_config(plane)
     plane.add_argument("--camera", choices=["c1", "c2"], required=True)
     source = plane.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", type=Path, help="photo of a ChArUco board lying on the belt")
+    source.add_argument("--image", type=Path, help="photo of a ChArUco board or ArUco markers on the belt")
     source.add_argument("--points", type=Path, help="CSV u,v,x_mm,y_mm[,holdout] of surveyed points")
     plane.add_argument("--board", help="board spec (with --image)")
     plane.add_argument("--origin", type=_origin, default=(0.0, 0.0), help="belt X,Y mm of the board's corner")
+    plane.add_argument("--markers", type=Path, help="CSV id,x_mm,y_mm of ArUco marker centres (with --image)")
+    plane.add_argument("--dictionary", default="DICT_4X4_50", help="ArUco dictionary of the markers")
 
     speed = steps.add_parser("speed", help="belt speed from a clip of the running belt, or an encoder")
     add_config(speed)
@@ -127,7 +133,21 @@ def run_calibrate(config: SiteConfig, store: FrameStore, args: argparse.Namespac
     if step == "show":
         return _show(session, config, store, args)
     if step == "intrinsics":
-        section = session.intrinsics(args.camera, args.folder, Board.parse(args.board), args.max_rms)
+        board = Board.parse(args.board)
+        folder = args.folder
+        if args.capture:
+            folder = (
+                folder
+                or config.storage.data_dir
+                / "calibration_images"
+                / args.camera
+                / utc_now().strftime("%Y%m%dT%H%M%S")
+            )
+            capture_board_images(config, args.camera, args.capture, args.every, folder)
+            print(f"captured {args.capture} images into {folder}")
+        elif folder is None:
+            raise CalibrationError("give a folder of board images or --capture N")
+        section = session.intrinsics(args.camera, folder, board, args.max_rms)
         print(
             f"{args.camera} intrinsics: fx {section.camera_matrix[0][0]:.1f} px, "
             f"fy {section.camera_matrix[1][1]:.1f} px, RMS {section.rms_px:.3f} px over "
@@ -136,9 +156,11 @@ def run_calibrate(config: SiteConfig, store: FrameStore, args: argparse.Namespac
         for name, reason in section.rejected.items():
             print(f"  not used: {name}: {reason}")
     elif step == "plane":
-        if args.image is not None:
+        if args.image is not None and args.markers is not None:
+            plane = session.plane_from_markers(args.camera, args.image, args.dictionary, args.markers)
+        elif args.image is not None:
             if not args.board:
-                raise CalibrationError("--image needs --board (the ChArUco board lying on the belt)")
+                raise CalibrationError("--image needs --board (a ChArUco board) or --markers (ArUco markers)")
             plane = session.plane_from_board(args.camera, args.image, Board.parse(args.board), args.origin)
         else:
             plane = session.plane_from_points(args.camera, args.points)

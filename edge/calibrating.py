@@ -8,6 +8,7 @@ camera has intrinsics, everything it sees is undistorted before it is measured.
 from __future__ import annotations
 
 import csv
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 from natsort import natsorted
 from sqlalchemy import select
+from tqdm import tqdm
 
 from calibration import (
     ActuatorGeometry,
@@ -29,6 +31,7 @@ from calibration import (
     estimate_camera_offsets,
     fit_belt_plane,
     fit_belt_plane_from_board,
+    fit_belt_plane_from_markers,
     load_calibration,
     measure_belt_motion,
     save_calibration,
@@ -43,8 +46,11 @@ from calibration.calibration_file import (
     Step,
     hash_file,
 )
+from edge.config import SiteConfig
 from edge.importer import IMAGE_SUFFIXES
-from edge.store.files import ImageFileError, read_image
+from edge.sources import build_sources
+from edge.sources.base import SourceError
+from edge.store.files import ImageFileError, atomic_write, encode_image, read_image
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Calibration, Frame, Recording
 
@@ -129,6 +135,30 @@ def _file_clip(path: Path, fps: float | None, max_frames: int) -> Clip:
     return Clip(str(path), frames, np.arange(len(frames)) / rate, [hash_file(path)])
 
 
+def capture_board_images(
+    config: SiteConfig, camera: str, count: int, every_s: float, folder: Path
+) -> list[Path]:
+    """Take `count` frames from the live camera, `every_s` apart, into `folder` as PNG files; the
+    technician moves the board between shots. The files stay, so a refused fit can be inspected."""
+    source = build_sources(config)[camera]
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        source.open()
+        for index in tqdm(range(count), desc=f"capturing {camera}", unit="image", disable=count < 2):
+            if index:
+                time.sleep(every_s)
+            frame = source.read(timeout_s=max(2.0, 3 * every_s))
+            path = folder / f"board_{index:03d}.png"
+            atomic_write(path, encode_image(frame.image, "png"))
+            written.append(path)
+    except SourceError as error:
+        raise CalibrationError(f"{camera}: {error}") from None
+    finally:
+        source.close()
+    return written
+
+
 def load_clip(
     spec: str, camera: str, store: FrameStore, fps: float | None = None, max_frames: int = DEFAULT_MAX_FRAMES
 ) -> Clip:
@@ -205,16 +235,27 @@ class CalibrationSession:
         self._save("intrinsics", self._with_camera(camera, intrinsics=section), [hash_file(p) for p in files])
         return section
 
-    def plane_from_board(
-        self, camera: str, image_path: Path, board: Board, origin_mm: tuple[float, float]
-    ) -> BeltPlaneSection:
+    def _photo(self, camera: str, image_path: Path) -> np.ndarray:
+        """The photo as undistorted grayscale."""
         try:
             image = read_image(image_path)
         except ImageFileError as error:
             raise CalibrationError(str(error)) from None
         (prepared,) = self._prepared(camera, [image])
-        fit = fit_belt_plane_from_board(cv2.cvtColor(prepared, cv2.COLOR_RGB2GRAY), board, origin_mm)
+        return cv2.cvtColor(prepared, cv2.COLOR_RGB2GRAY)
+
+    def plane_from_board(
+        self, camera: str, image_path: Path, board: Board, origin_mm: tuple[float, float]
+    ) -> BeltPlaneSection:
+        fit = fit_belt_plane_from_board(self._photo(camera, image_path), board, origin_mm)
         return self._save_plane(camera, fit, "board", [hash_file(image_path)])
+
+    def plane_from_markers(
+        self, camera: str, image_path: Path, dictionary: str, markers_csv: Path
+    ) -> BeltPlaneSection:
+        positions = read_marker_csv(markers_csv)
+        fit = fit_belt_plane_from_markers(self._photo(camera, image_path), dictionary, positions)
+        return self._save_plane(camera, fit, "markers", [hash_file(image_path), hash_file(markers_csv)])
 
     def plane_from_points(self, camera: str, points_csv: Path) -> BeltPlaneSection:
         pixels, belt, holdout = read_points_csv(points_csv)
@@ -266,15 +307,31 @@ class CalibrationSession:
         return geometry
 
 
-def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Surveyed points: CSV headed `u,v,x_mm,y_mm[,holdout]`; holdout 1 keeps a point out of the fit."""
+def _csv_rows(path: Path) -> list[dict[str, str]]:
     try:
         with path.open(newline="", encoding="utf-8") as stream:
-            rows = list(csv.DictReader(stream))
+            return list(csv.DictReader(stream))
     except OSError as error:
         raise CalibrationError(f"{path}: cannot read: {error.strerror}") from None
+
+
+def read_marker_csv(path: Path) -> dict[int, tuple[float, float]]:
+    """Surveyed ArUco markers: CSV headed `id,x_mm,y_mm` (belt position of each marker's centre)."""
+    positions = {}
+    for line, row in enumerate(_csv_rows(path), start=2):
+        try:
+            positions[int(row["id"])] = (float(row["x_mm"]), float(row["y_mm"]))
+        except (KeyError, TypeError, ValueError):
+            raise CalibrationError(
+                f"{path}: line {line}: expected an integer id and numbers x_mm, y_mm"
+            ) from None
+    return positions
+
+
+def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Surveyed points: CSV headed `u,v,x_mm,y_mm[,holdout]`; holdout 1 keeps a point out of the fit."""
     pixels, belt, holdout = [], [], []
-    for line, row in enumerate(rows, start=2):
+    for line, row in enumerate(_csv_rows(path), start=2):
         try:
             pixels.append((float(row["u"]), float(row["v"])))
             belt.append((float(row["x_mm"]), float(row["y_mm"])))

@@ -14,9 +14,10 @@ from calibration import (
     estimate_camera_offsets,
     fit_belt_plane,
     fit_belt_plane_from_board,
+    fit_belt_plane_from_markers,
     measure_belt_motion,
 )
-from calibration.synthetic import place_board_on_belt
+from calibration.synthetic import place_board_on_belt, place_markers_on_belt
 from edge.simulated_calibration import local_plane, render_clip, simulated_pair, true_mean_speed
 
 BELT_BOARD = Board.parse("charuco:7x5:50:38:DICT_4X4_50")
@@ -41,6 +42,19 @@ def test_belt_plane_needs_charuco_and_the_board():
         fit_belt_plane_from_board(gray, Board.parse("chessboard:8x6:25"), (0, 0))
     with pytest.raises(CalibrationError, match="not found on the belt image"):
         fit_belt_plane_from_board(gray, BELT_BOARD, (0, 0))
+
+
+def test_belt_plane_from_surveyed_aruco_markers():
+    c1, _ = simulated_pair(resolution=(640, 480), seed=3)
+    truth = c1.view.pixel_to_belt_homography()
+    centres = {3: (100.0, 80.0), 7: (700.0, 90.0), 11: (120.0, 520.0), 15: (690.0, 510.0), 20: (400.0, 300.0),
+               24: (250.0, 420.0), 30: (560.0, 250.0)}  # fmt: skip
+    photo = place_markers_on_belt(c1.frame_at(0).image, truth, "DICT_4X4_50", centres, side_mm=60.0)
+    fit = fit_belt_plane_from_markers(photo[..., 1], "DICT_4X4_50", centres)
+    assert len(fit.holdout_errors_mm) >= 5 and fit.holdout_rms_mm < 1.0
+    assert fit.plane.mm_per_px((320, 240)) == pytest.approx(c1.view.mm_per_px, rel=0.005)
+    with pytest.raises(CalibrationError, match=r"only 0 of the surveyed markers.*not found: \[3, 7"):
+        fit_belt_plane_from_markers(c1.frame_at(0).image[..., 1], "DICT_4X4_50", centres)
 
 
 def test_belt_plane_from_surveyed_points_of_a_tilted_camera():

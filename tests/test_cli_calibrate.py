@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from calibration import Board, load_calibration
-from calibration.synthetic import place_board_on_belt
+from calibration.synthetic import place_board_on_belt, place_markers_on_belt
 from edge.cli import main
 from edge.simulated_calibration import local_plane, simulated_pair
 from edge.store.frame_store import FrameStore
@@ -154,3 +154,53 @@ def _points(folder):
         rows.append(f"{u},{v},{u * 2.5},{v * 2.5},{int(index == 5)}")
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def test_markers_plane_and_live_capture(site, capsys):
+    config, folder = site
+    c1, _ = simulated_pair(**{k: v for k, v in SIMULATOR.items() if k != "realtime"})
+    centres = {1: (80.0, 80.0), 2: (700.0, 80.0), 3: (80.0, 520.0), 4: (700.0, 520.0), 5: (400.0, 300.0),
+               6: (250.0, 200.0)}  # fmt: skip
+    photo = place_markers_on_belt(
+        c1.frame_at(0).image, local_plane(c1).pixel_to_belt, "DICT_4X4_50", centres, 90.0
+    )
+    cv2.imwrite(str(folder / "markers.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    (folder / "markers.csv").write_text(
+        "id,x_mm,y_mm\n" + "".join(f"{i},{x},{y}\n" for i, (x, y) in centres.items())
+    )
+    args = [
+        "calibrate",
+        "plane",
+        "--config",
+        str(config),
+        "--camera",
+        "c1",
+        "--image",
+        str(folder / "markers.png"),
+    ]
+    assert main([*args, "--markers", str(folder / "markers.csv")]) == 0
+    saved = load_calibration(folder / "calibration.yaml")
+    assert saved.camera("c1").belt_plane.method == "markers"
+    assert saved.camera("c1").belt_plane.to_plane().mm_per_px((160, 120)) == pytest.approx(2.5, rel=0.01)
+
+    # the simulated belt shows no board: the captured images are kept and listed as unusable
+    capture = [
+        "calibrate",
+        "intrinsics",
+        "--config",
+        str(config),
+        "--camera",
+        "c1",
+        "--board",
+        "chessboard:8x6:25",
+    ]
+    assert main([*capture, "--capture", "3", "--every", "0", str(folder / "shots")]) == 2
+    captured = capsys.readouterr()
+    assert "captured 3 images into" in captured.out
+    assert "only 0 usable board images" in captured.err and "board_000.png: board chessboard" in captured.err
+    assert sorted(p.name for p in (folder / "shots").iterdir()) == [
+        "board_000.png",
+        "board_001.png",
+        "board_002.png",
+    ]
+    assert load_calibration(folder / "calibration.yaml").version == 1
