@@ -41,17 +41,17 @@ def test_full_calibration_through_the_cli(site, capsys):
     c1, c2 = simulated_pair(**{k: v for k, v in SIMULATOR.items() if k != "realtime"})
     for camera in (c1, c2):
         photo = _board_photo(camera, folder / f"board_{camera.camera_id}.png")
-        args = ["calibrate", "plane", "--config", str(config), "--camera", camera.camera_id]
-        assert main([*args, "--image", str(photo), "--board", BOARD, "--origin", "100,120"]) == 0
+        where = ["--image", str(photo), "--board", BOARD, "--origin", "100,120"]
+        assert _calibrate(config, "plane", "--camera", camera.camera_id, *where) == 0
     assert "held-out RMS" in capsys.readouterr().out
 
     assert main(["record", "--config", str(config), "--duration", "7"]) == 0
-    assert main(["calibrate", "speed", "--config", str(config), "--camera", "c1"]) == 0
-    assert main(["calibrate", "offsets", "--config", str(config)]) == 0
-    assert main([
-        "calibrate", "actuators", "--config", str(config), "--ejector-x", "1200", "--nozzles", "24",
-        "--pitch", "25", "--first-y", "12.5", "--latency-ms", "12", "--min-pulse-ms", "5",
-    ]) == 0  # fmt: skip
+    assert _calibrate(config, "speed", "--camera", "c1") == 0
+    assert _calibrate(config, "offsets") == 0
+    assert _calibrate(
+        config, "actuators", "--ejector-x", "1200", "--nozzles", "24", "--pitch", "25", "--first-y", "12.5",
+        "--latency-ms", "12", "--min-pulse-ms", "5",
+    ) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "C2 is" in out and "saved" in out
 
@@ -66,7 +66,7 @@ def test_full_calibration_through_the_cli(site, capsys):
     assert saved.offsets.c2_clock_offset_ms == pytest.approx(30.0, abs=15.0)
     assert saved.inputs["belt_plane"][0].sha256 != "store"  # the photo's hash is kept
 
-    assert main(["calibrate", "show", "--config", str(config), "--out", str(folder / "check")]) == 0
+    assert _calibrate(config, "show", "--out", str(folder / "check")) == 0
     out = capsys.readouterr().out
     assert "version 5" in out and "c1_to_c2_mm" in out
     picture = cv2.imread(str(folder / "check" / "calibration_check_c1.png"))
@@ -124,26 +124,16 @@ def test_bad_input_is_one_line_and_saves_nothing(site, capsys, args, reason):
     args = [str(places.get(a, a)) for a in args]
     version = 0
     if args[0] == "speed":  # needs a belt plane first: from surveyed points this time
-        assert (
-            main(
-                [
-                    "calibrate",
-                    "plane",
-                    "--config",
-                    str(config),
-                    "--camera",
-                    "c1",
-                    "--points",
-                    str(_points(folder)),
-                ]
-            )
-            == 0
-        )
+        assert _calibrate(config, "plane", "--camera", "c1", "--points", str(_points(folder))) == 0
         version = load_calibration(folder / "calibration.yaml").version
-    assert main(["calibrate", args[0], "--config", str(config), *args[1:]]) == 2
+    assert _calibrate(config, *args) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # FFmpeg may say something first
     assert err.startswith("beltcam: error: ") and reason in err
     assert load_calibration(folder / "calibration.yaml").version == version
+
+
+def _calibrate(config, step: str, *args: str) -> int:
+    return main(["calibrate", step, "--config", str(config), *args])
 
 
 def _points(folder):
@@ -168,33 +158,15 @@ def test_markers_plane_and_live_capture(site, capsys):
     (folder / "markers.csv").write_text(
         "id,x_mm,y_mm\n" + "".join(f"{i},{x},{y}\n" for i, (x, y) in centres.items())
     )
-    args = [
-        "calibrate",
-        "plane",
-        "--config",
-        str(config),
-        "--camera",
-        "c1",
-        "--image",
-        str(folder / "markers.png"),
-    ]
-    assert main([*args, "--markers", str(folder / "markers.csv")]) == 0
+    markers = ["--image", str(folder / "markers.png"), "--markers", str(folder / "markers.csv")]
+    assert _calibrate(config, "plane", "--camera", "c1", *markers) == 0
     saved = load_calibration(folder / "calibration.yaml")
     assert saved.camera("c1").belt_plane.method == "markers"
     assert saved.camera("c1").belt_plane.to_plane().mm_per_px((160, 120)) == pytest.approx(2.5, rel=0.01)
 
     # the simulated belt shows no board: the captured images are kept and listed as unusable
-    capture = [
-        "calibrate",
-        "intrinsics",
-        "--config",
-        str(config),
-        "--camera",
-        "c1",
-        "--board",
-        "chessboard:8x6:25",
-    ]
-    assert main([*capture, "--capture", "3", "--every", "0", str(folder / "shots")]) == 2
+    capture = ["--camera", "c1", "--board", "chessboard:8x6:25", "--capture", "3", "--every", "0"]
+    assert _calibrate(config, "intrinsics", *capture, str(folder / "shots")) == 2
     captured = capsys.readouterr()
     assert "captured 3 images into" in captured.out
     assert "only 0 usable board images" in captured.err and "board_000.png: board chessboard" in captured.err
