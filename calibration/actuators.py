@@ -29,11 +29,3 @@ class ActuatorGeometry(BaseModel):
         """The strip across the belt (y from, y to) that nozzle `channel` covers."""
         centre = self.first_nozzle_y_mm + channel * self.nozzle_pitch_mm
         return centre - self.nozzle_pitch_mm / 2, centre + self.nozzle_pitch_mm / 2
-
-    def channels_covering(self, y_min_mm: float, y_max_mm: float) -> list[int]:
-        """Every nozzle whose lane overlaps the span [y_min, y_max]."""
-        return [
-            channel
-            for channel in range(self.nozzle_count)
-            if self.lane(channel)[0] < y_max_mm and self.lane(channel)[1] > y_min_mm
-        ]
