@@ -1,0 +1,78 @@
+"""The removal-command contract between the agent and the actuators.
+
+In: `BeltObject`, what the belt tracker knows of one object at one monotonic instant. Out:
+`RemovalCommand`, when to open which nozzles for how long. Times are `time.monotonic_ns()` of the
+agent's host; positions are belt millimetres (x along travel, y across), as in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BeltObject(_Message):
+    """One tracked object: its extent on the belt at `seen_ns`, and the belt speed then."""
+
+    object_id: int = Field(ge=0, lt=2**32)
+    cls: Literal["illegal", "legal"]
+    x_min_mm: float
+    x_max_mm: float
+    y_min_mm: float
+    y_max_mm: float
+    seen_ns: int = Field(description="monotonic time the extent refers to")
+    speed_mm_s: float = Field(gt=0)
+    capture_ns: int = Field(description="monotonic capture time of the frame it was seen in")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BeltObject:
+        if self.x_min_mm > self.x_max_mm or self.y_min_mm > self.y_max_mm:
+            raise ValueError("extent must have x_min <= x_max and y_min <= y_max")
+        return self
+
+
+class RemovalCommand(_Message):
+    """Open `channels` at `fire_ns` for `pulse_ms`. `sequence` orders commands on one link."""
+
+    object_id: int = Field(ge=0, lt=2**32)
+    sequence: int = Field(ge=0)
+    fire_ns: int = Field(description="monotonic time the valves must open (valve latency already taken off)")
+    channels: tuple[int, ...] = Field(min_length=1)
+    pulse_ms: float = Field(gt=0)
+    capture_ns: int = Field(description="capture time of the frame the object was seen in (latency budget)")
+
+    @property
+    def end_ns(self) -> int:
+        return self.fire_ns + round(self.pulse_ms * 1e6)
+
+
+class CommandOutcome(StrEnum):
+    """What became of a command; stored in `removal_commands.status`."""
+
+    PLANNED = "planned"
+    SENT = "sent"
+    ACKED = "acked"
+    LATE = "late"  # its fire time had passed before it could be sent
+    DROPPED = "dropped"  # its deadline passed while the link was down, or the device refused it
+    DRY_RUN = "dry_run"
+
+
+class LinkStatus(_Message):
+    """The transport's health, for the panel and `beltcam bridge status`."""
+
+    transport: str
+    connected: bool
+    alarm: str | None = None  # why the link is considered down
+    last_heartbeat_ack_ns: int | None = None
+    sent: int = 0
+    acked: int = 0
+    retransmits: int = 0
+    naks: int = 0
+    dropped: int = 0  # never sent: the deadline passed while the link was down
+    unconfirmed: int = 0  # acknowledged, but the fire time fell in an outage: may not have fired

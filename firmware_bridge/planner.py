@@ -1,0 +1,141 @@
+"""The ejection planner: when an object reaches the ejector line, and which nozzles cover it.
+
+A command is planned from the newest report of its object (later reports are more accurate: the
+tracker has seen more), and released to the transport only shortly before it must fire. What has
+been released is final. A fire time that has already passed is never sent: it is counted as late,
+with the margin by which it was missed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from firmware_bridge.messages import BeltObject, RemovalCommand
+
+
+class NozzleBank(BaseModel):
+    """The ejector: a line of nozzles across the belt at `line_x_mm`, as calibrated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line_x_mm: float
+    nozzle_count: int = Field(ge=1, le=64, description="64 channels fit one command's channel mask")
+    pitch_mm: float = Field(gt=0)
+    first_nozzle_y_mm: float
+    valve_latency_ms: float = Field(ge=0)
+    min_pulse_ms: float = Field(gt=0)
+
+    def channels_covering(self, y_min_mm: float, y_max_mm: float) -> tuple[int, ...]:
+        """Nozzles whose lane (centre +/- half a pitch) overlaps [y_min, y_max]."""
+        first = self.first_nozzle_y_mm - self.pitch_mm / 2
+        low = int((y_min_mm - first) // self.pitch_mm)
+        high = int(-((first - y_max_mm) // self.pitch_mm)) - 1  # ceil, then the lane before it
+        return tuple(range(max(low, 0), min(high, self.nozzle_count - 1) + 1))
+
+
+@dataclass
+class PlannerStats:
+    planned: int = 0
+    merged_reports: int = 0
+    late: int = 0
+    late_margins_ms: list[float] = field(default_factory=list)
+    no_channel: int = 0
+
+
+class EjectionPlanner:
+    """Objects in, timed commands out. Not thread-safe: one tracker thread feeds it."""
+
+    def __init__(
+        self,
+        bank: NozzleBank,
+        lead_ms: float = 100.0,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.bank = bank
+        self.lead_ns = round(lead_ms * 1e6)
+        self.clock = clock
+        self.stats = PlannerStats()
+        self._pending: dict[int, RemovalCommand] = {}
+        self._released: set[int] = set()
+        self._sequence = 0
+
+    def plan(self, obj: BeltObject) -> RemovalCommand | None:
+        """The command for this report of the object; replaces any pending one for it. None for
+        legal objects, objects outside the nozzle bank, objects already released, or late ones."""
+        if obj.cls != "illegal" or obj.object_id in self._released:
+            return None
+        channels = self.bank.channels_covering(obj.y_min_mm, obj.y_max_mm)
+        if not channels:
+            self.stats.no_channel += 1
+            return None
+        speed_mm_ns = obj.speed_mm_s / 1e9
+        # the leading edge (x_max) meets the line first; the pulse lasts until the trailing edge has passed
+        reach_ns = obj.seen_ns + round((self.bank.line_x_mm - obj.x_max_mm) / speed_mm_ns)
+        fire_ns = reach_ns - round(self.bank.valve_latency_ms * 1e6)
+        pulse_ms = max((obj.x_max_mm - obj.x_min_mm) / obj.speed_mm_s * 1e3, self.bank.min_pulse_ms)
+        now = self.clock()
+        if fire_ns <= now:
+            self._count_late(obj.object_id, now - fire_ns)
+            return None
+        previous = self._pending.get(obj.object_id)
+        if previous is not None:
+            self.stats.merged_reports += 1
+        else:
+            self.stats.planned += 1
+        command = RemovalCommand(
+            object_id=obj.object_id,
+            sequence=previous.sequence if previous else self._next_sequence(),
+            fire_ns=fire_ns,
+            channels=channels,
+            pulse_ms=pulse_ms,
+            capture_ns=obj.capture_ns,
+        )
+        self._pending[obj.object_id] = command
+        return command
+
+    def due(self) -> list[RemovalCommand]:
+        """Pending commands whose fire time is within the lead time: final, hand them to the link.
+
+        Pulses that would overlap on a nozzle are merged: the earlier command is stretched to cover
+        the later one's pulse on the shared nozzles, and the later one keeps only the others.
+        """
+        now = self.clock()
+        ready = sorted(
+            (c for c in self._pending.values() if c.fire_ns - now <= self.lead_ns), key=lambda c: c.fire_ns
+        )
+        released: list[RemovalCommand] = []
+        for command in ready:
+            del self._pending[command.object_id]
+            self._released.add(command.object_id)
+            if command.fire_ns <= now:
+                self._count_late(command.object_id, now - command.fire_ns)
+                continue
+            released.extend(self._merge_into(released, command))
+        return released
+
+    def _merge_into(self, released: list[RemovalCommand], command: RemovalCommand) -> list[RemovalCommand]:
+        remaining = set(command.channels)
+        for index, earlier in enumerate(released):
+            shared = remaining & set(earlier.channels)
+            if shared and command.fire_ns <= earlier.end_ns:
+                stretched_ms = max(earlier.end_ns, command.end_ns) - earlier.fire_ns
+                released[index] = earlier.model_copy(update={"pulse_ms": stretched_ms / 1e6})
+                remaining -= shared
+                self.stats.merged_reports += 1
+        if not remaining:
+            return []
+        return [command.model_copy(update={"channels": tuple(sorted(remaining))})]
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    def _count_late(self, object_id: int, margin_ns: int) -> None:
+        self._pending.pop(object_id, None)
+        self._released.add(object_id)
+        self.stats.late += 1
+        self.stats.late_margins_ms.append(margin_ns / 1e6)

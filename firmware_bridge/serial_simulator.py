@@ -1,0 +1,71 @@
+"""The reference valve device on a pseudo-terminal: the host opens `simulator.port` with pyserial
+exactly as it would open /dev/ttyUSB0. Only the valves are simulated; the serial line is real."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+import tty
+
+from firmware_bridge.valve_device import ValveDevice
+
+
+class SerialValveSimulator:
+    def __init__(self, channels: int = 16) -> None:
+        self.channels = channels
+        self.device = ValveDevice(channels)
+        self._master, slave = os.openpty()
+        tty.setraw(slave)
+        self.port = os.ttyname(slave)
+        self._slave = slave  # kept open so the line stays up when the host closes and reopens it
+        self._powered = threading.Event()
+        self._powered.set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="serial-valve-simulator", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            readable, _, _ = select.select([self._master], [], [], 0.001)
+            now = time.monotonic_ns()
+            data = os.read(self._master, 4096) if readable else b""
+            if not self._powered.is_set():
+                continue  # a dead device: bytes vanish, nothing answers
+            with self._lock:
+                reply = self.device.receive(data, now) if data else self.device.tick(now)
+            if reply:
+                os.write(self._master, reply)
+
+    def power_cycle(self, off_s: float) -> None:
+        """Power lost for `off_s`: every scheduled opening is lost; it comes back in fail-safe."""
+        self._powered.clear()
+        time.sleep(off_s)
+        with self._lock:
+            previous = self.device
+            self.device = ValveDevice(self.channels)
+            now = time.monotonic_ns()
+            previous.fail_safe(now - round(off_s * 1e9))  # what was still to come never happened
+            self.device.openings = previous.openings
+            self.device.acted = previous.acted
+        self._powered.set()
+
+    def openings(self):
+        with self._lock:
+            return list(self.device.openings)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> SerialValveSimulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,166 @@
+"""A valve-bank controller as PROTOCOL.md specifies it: the reference device, driven by bytes and a
+clock. It records every valve opening, so tests and the actuator simulator can judge each firing."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from firmware_bridge.serial_protocol import (
+    ACK_PAYLOAD,
+    FIRE_PAYLOAD,
+    HEARTBEAT_PAYLOAD,
+    NAK_PAYLOAD,
+    STATUS_PAYLOAD,
+    TEST_FIRE_PAYLOAD,
+    BadFrame,
+    Frame,
+    FrameDecoder,
+    MessageType,
+    NakReason,
+    encode_frame,
+)
+
+REMEMBERED_SEQUENCES = 64
+MAX_PULSE_US = 2_000_000
+RUNNING, FAILSAFE = 0, 1
+
+
+@dataclass
+class ValveOpening:
+    channel: int
+    open_ns: int
+    close_ns: int
+    object_id: int | None  # None for a test fire
+    sequence: int
+
+
+class ValveDevice:
+    """State machine of one controller. `receive` and `tick` take the device's clock reading."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.state = FAILSAFE  # as on power-up: nothing fires before the first heartbeat
+        self.openings: list[ValveOpening] = []  # every opening, scheduled or done
+        self.fired = 0
+        self.naks = 0
+        self.acted: list[int] = []  # FIRE/TEST_FIRE sequences acted on, in order
+        self._decoder = FrameDecoder()
+        self._remembered: deque[int] = deque(maxlen=REMEMBERED_SEQUENCES)
+        self._last_valid_ns: int | None = None
+        self._timeout_ns = 500_000_000
+        self._sequence = 0
+
+    # --- bytes in, bytes out --------------------------------------------------------------------
+    def receive(self, data: bytes, now_ns: int) -> bytes:
+        replies = bytearray()
+        for item in self._decoder.feed(data, now_ns):
+            replies += self._answer(item, now_ns)
+        self.tick(now_ns)
+        return bytes(replies)
+
+    def tick(self, now_ns: int) -> bytes:
+        """Time passes: the watchdog may trip; a truncated frame may be given up."""
+        replies = bytearray()
+        for bad in self._decoder.expire(now_ns):
+            replies += self._nak(bad.sequence, bad.reason)
+        if (
+            self.state == RUNNING
+            and self._last_valid_ns is not None
+            and now_ns - self._last_valid_ns > self._timeout_ns
+        ):
+            self.fail_safe(now_ns)
+        return bytes(replies)
+
+    def fail_safe(self, now_ns: int) -> None:
+        """Close every valve now and forget every opening still to come."""
+        self.state = FAILSAFE
+        kept = []
+        for opening in self.openings:
+            if opening.open_ns >= now_ns:
+                # cancelled, and forgotten: the host's resend after the outage schedules it again
+                if opening.sequence in self._remembered:
+                    self._remembered.remove(opening.sequence)
+                continue
+            if opening.close_ns > now_ns:
+                opening.close_ns = now_ns  # closed early
+            kept.append(opening)
+        self.openings = kept
+
+    def open_channels(self, now_ns: int) -> int:
+        mask = 0
+        for opening in self.openings:
+            if opening.open_ns <= now_ns < opening.close_ns:
+                mask |= 1 << opening.channel
+        return mask
+
+    # --- handling -------------------------------------------------------------------------------
+    def _answer(self, item: Frame | BadFrame, now_ns: int) -> bytes:
+        if isinstance(item, BadFrame):
+            return self._nak(item.sequence, item.reason)
+        self._last_valid_ns = now_ns
+        if item.type == MessageType.HEARTBEAT:
+            _, timeout_ms = HEARTBEAT_PAYLOAD.unpack(item.payload)
+            if not 50 <= timeout_ms <= 10_000:
+                return self._nak(item.sequence, NakReason.BAD_PAYLOAD)
+            self._timeout_ns = timeout_ms * 1_000_000
+            self.state = RUNNING
+            return self._ack(item.sequence)
+        if item.type == MessageType.STATUS_REQUEST:
+            payload = STATUS_PAYLOAD.pack(self.state, self.open_channels(now_ns), self.fired, self.naks)
+            return self._reply(MessageType.STATUS, payload)
+        if item.type == MessageType.CLOSE_ALL:
+            self.fail_safe(now_ns)
+            self.state = RUNNING
+            return self._ack(item.sequence)
+        if item.type in (MessageType.FIRE, MessageType.TEST_FIRE):
+            return self._fire(item, now_ns)
+        return self._nak(item.sequence, NakReason.UNKNOWN_TYPE)  # a device-to-host type sent to us
+
+    def _fire(self, frame: Frame, now_ns: int) -> bytes:
+        if frame.sequence in self._remembered:
+            return self._ack(frame.sequence)  # a retransmission of what we already did
+        if frame.type == MessageType.FIRE:
+            object_id, delay_us, pulse_us, mask = FIRE_PAYLOAD.unpack(frame.payload)
+            channels = [c for c in range(64) if mask >> c & 1]
+        else:
+            channel, pulse_us = TEST_FIRE_PAYLOAD.unpack(frame.payload)
+            object_id, delay_us, channels = None, 0, [channel]
+        if (
+            self.state != RUNNING
+            or not channels
+            or max(channels) >= self.channels
+            or not 1 <= pulse_us <= MAX_PULSE_US
+        ):
+            return self._nak(frame.sequence, NakReason.BAD_PAYLOAD)
+        self._remembered.append(frame.sequence)
+        self.acted.append(frame.sequence)
+        start = frame.received_ns + delay_us * 1000
+        for channel in channels:
+            self._schedule(ValveOpening(channel, start, start + pulse_us * 1000, object_id, frame.sequence))
+        return self._ack(frame.sequence)
+
+    def _schedule(self, opening: ValveOpening) -> None:
+        """Overlapping openings of one channel merge into one."""
+        for existing in self.openings:
+            if (
+                existing.channel == opening.channel
+                and existing.open_ns <= opening.close_ns
+                and opening.open_ns <= existing.close_ns
+            ):
+                existing.open_ns = min(existing.open_ns, opening.open_ns)
+                existing.close_ns = max(existing.close_ns, opening.close_ns)
+                return
+        self.openings.append(opening)
+        self.fired += 1
+
+    def _ack(self, sequence: int) -> bytes:
+        return self._reply(MessageType.ACK, ACK_PAYLOAD.pack(sequence))
+
+    def _nak(self, sequence: int, reason: NakReason) -> bytes:
+        self.naks += 1
+        return self._reply(MessageType.NAK, NAK_PAYLOAD.pack(sequence, int(reason)))
+
+    def _reply(self, message_type: MessageType, payload: bytes) -> bytes:
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        return encode_frame(self._sequence, message_type, payload)

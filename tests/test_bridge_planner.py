@@ -1,0 +1,85 @@
+"""Ejection planning on hand-computed cases, to the millisecond."""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware_bridge.messages import BeltObject
+from firmware_bridge.planner import EjectionPlanner, NozzleBank
+
+MS = 1_000_000
+BANK = NozzleBank(
+    line_x_mm=1500.0, nozzle_count=24, pitch_mm=25.0, first_nozzle_y_mm=12.5, valve_latency_ms=12.0,
+    min_pulse_ms=8.0,
+)  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _object(object_id=1, x=(900.0, 1000.0), y=(60.0, 110.0), seen_ms=0, speed=250.0, cls="illegal"):
+    return BeltObject(
+        object_id=object_id, cls=cls, x_min_mm=x[0], x_max_mm=x[1], y_min_mm=y[0], y_max_mm=y[1],
+        seen_ns=seen_ms * MS, speed_mm_s=speed, capture_ns=seen_ms * MS - 40 * MS,
+    )  # fmt: skip
+
+
+def test_fire_time_pulse_and_channels_hand_computed():
+    clock = Clock()
+    planner = EjectionPlanner(BANK, clock=clock)
+    command = planner.plan(_object())
+    # leading edge 1000 mm, line 1500 mm: 500 mm at 250 mm/s = 2000 ms, minus 12 ms valve latency
+    assert command.fire_ns == 1988 * MS
+    assert command.pulse_ms == pytest.approx(400.0)  # 100 mm long at 250 mm/s
+    assert command.channels == (2, 3, 4)  # lanes 50-75, 75-100, 100-125 mm overlap 60-110 mm
+    assert command.capture_ns == -40 * MS
+    short = planner.plan(_object(object_id=2, x=(999.0, 1000.0)))
+    assert short.pulse_ms == 8.0  # never shorter than the valve can do
+
+
+def test_channels_at_the_edges_of_the_bank():
+    assert BANK.channels_covering(0.0, 0.1) == (0,)
+    assert BANK.channels_covering(25.0, 25.0) == ()  # a zero-width span on a lane border needs no air
+    assert BANK.channels_covering(-50.0, 700.0) == tuple(range(24))
+    assert BANK.channels_covering(601.0, 650.0) == ()  # beyond the last nozzle
+
+
+def test_repeated_reports_merge_and_legal_objects_are_ignored():
+    clock = Clock()
+    planner = EjectionPlanner(BANK, clock=clock)
+    first = planner.plan(_object())
+    clock.now = 500 * MS
+    second = planner.plan(_object(x=(1020.0, 1126.0), seen_ms=500))  # seen again, further on
+    assert second.sequence == first.sequence and second.fire_ns == 1984 * MS  # 374 mm / 0.25 - 12
+    assert planner.plan(_object(object_id=9, cls="legal")) is None
+    assert planner.stats.merged_reports == 1 and planner.stats.planned == 1
+
+
+def test_release_only_within_the_lead_time_and_never_late():
+    clock = Clock()
+    planner = EjectionPlanner(BANK, lead_ms=100.0, clock=clock)
+    planner.plan(_object())
+    clock.now = 1887 * MS
+    assert planner.due() == []
+    clock.now = 1888 * MS
+    (released,) = planner.due()
+    assert released.fire_ns == 1988 * MS
+    assert planner.plan(_object(seen_ms=1888, x=(1372.0, 1472.0))) is None  # released commands are final
+    clock.now = 3000 * MS
+    assert planner.plan(_object(object_id=5, x=(1400.0, 1500.0), seen_ms=2990)) is None
+    assert planner.stats.late == 1 and planner.stats.late_margins_ms == [pytest.approx(22.0)]
+
+
+def test_overlapping_pulses_on_a_nozzle_merge():
+    clock = Clock()
+    planner = EjectionPlanner(BANK, lead_ms=5000.0, clock=clock)
+    planner.plan(_object(object_id=1, x=(900.0, 1000.0), y=(60.0, 110.0)))  # fires 1988 ms for 400 ms
+    planner.plan(_object(object_id=2, x=(850.0, 950.0), y=(100.0, 140.0)))  # fires 2188 ms, lanes 4, 5
+    first, second = planner.due()
+    assert first.channels == (2, 3, 4) and first.pulse_ms == pytest.approx(600.0)  # 1988 .. 2588 ms
+    assert second.channels == (5,)

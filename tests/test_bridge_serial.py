@@ -1,0 +1,126 @@
+"""The serial transport against the reference device on a pseudo-terminal: real pyserial, real
+bytes, a simulated valve bank. Timing tolerances are a few milliseconds: these are two threads of
+one process on a shared machine, not a real-time system."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from firmware_bridge.messages import CommandOutcome, RemovalCommand
+from firmware_bridge.serial_simulator import SerialValveSimulator
+from firmware_bridge.serial_transport import SerialTransport
+
+MS = 1_000_000
+TOLERANCE_NS = 5 * MS
+
+
+@pytest.fixture
+def link():
+    simulator = SerialValveSimulator(channels=16)
+    transport = SerialTransport(simulator.port, heartbeat_ms=50, watchdog_ms=200)
+    transport.start()
+    assert transport.wait_connected(2.0)
+    yield simulator, transport
+    transport.close()
+    simulator.close()
+
+
+def _command(object_id: int, fire_in_ms: float, channels=(1,), pulse_ms: float = 10.0) -> RemovalCommand:
+    now = time.monotonic_ns()
+    return RemovalCommand(
+        object_id=object_id, sequence=object_id, fire_ns=now + round(fire_in_ms * MS), channels=channels,
+        pulse_ms=pulse_ms, capture_ns=now - 50 * MS,
+    )  # fmt: skip
+
+
+def _openings_by_object(simulator):
+    found: dict[int, list] = {}
+    for opening in simulator.openings():
+        found.setdefault(opening.object_id, []).append(opening)
+    return found
+
+
+def test_commands_fire_on_time_on_their_channels(link):
+    simulator, transport = link
+    commands = [_command(k, 60 + 15 * k, channels=(k % 16, (k + 3) % 16)) for k in range(10)]
+    futures = [transport.send(c) for c in commands]
+    assert [f.result(timeout=2) for f in futures] == [CommandOutcome.ACKED] * 10
+    time.sleep(0.25)
+    fired = _openings_by_object(simulator)
+    for command in commands:
+        openings = fired[command.object_id]
+        assert sorted(o.channel for o in openings) == sorted(command.channels)
+        for opening in openings:
+            assert abs(opening.open_ns - command.fire_ns) < TOLERANCE_NS
+            assert opening.close_ns - opening.open_ns == 10 * MS
+
+
+def test_a_fire_time_already_past_is_never_sent(link):
+    simulator, transport = link
+    assert transport.send(_command(1, -5)).result(timeout=1) == CommandOutcome.LATE
+    time.sleep(0.05)
+    assert simulator.openings() == []
+
+
+def test_device_restart_mid_stream_loses_nothing_ahead_and_fires_nothing_late(link):
+    simulator, transport = link
+    commands = [_command(k, 100 + 25 * k, channels=(k % 16,), pulse_ms=5) for k in range(40)]
+    futures = [transport.send(c) for c in commands]
+    time.sleep(0.3)
+    outage_start = time.monotonic_ns()
+    simulator.power_cycle(0.25)  # power lost: scheduled openings are gone with it
+    outage_end = time.monotonic_ns()
+    assert transport.status().alarm is not None  # noticed within the outage
+    assert transport.wait_connected(2.0)
+    time.sleep(1.2)
+    outcomes = [f.result(timeout=2) for f in futures]
+    fired = _openings_by_object(simulator)
+    for command, outcome in zip(commands, outcomes, strict=True):
+        openings = fired.get(command.object_id, [])
+        assert len(openings) <= 1, f"command {command.object_id} fired twice"
+        for opening in openings:
+            assert opening.open_ns < command.fire_ns + TOLERANCE_NS, f"command {command.object_id} fired late"
+        if command.fire_ns > outage_end + 100 * MS:  # ahead of the recovery: must not be lost
+            assert len(openings) == 1, f"command {command.object_id} lost"
+        if outage_start + 10 * MS < command.fire_ns < outage_end:
+            assert openings == [] or openings[0].open_ns < outage_start  # nothing fires in the dark
+            assert outcome in (CommandOutcome.ACKED, CommandOutcome.DROPPED)
+    assert transport.status().unconfirmed >= 1  # acknowledged, then their moment fell in the outage
+
+
+def test_link_loss_is_detected_within_a_heartbeat_and_late_commands_dropped(link):
+    simulator, transport = link
+    simulator._powered.clear()  # the device stops answering (unplugged)
+    started = time.monotonic()
+    while transport.status().connected and time.monotonic() - started < 1.0:
+        time.sleep(0.002)
+    assert time.monotonic() - started < 0.05 + 0.05 + 0.02  # one period to notice, one to be sure
+    assert "does not answer heartbeats" in transport.status().alarm
+    doomed = transport.send(_command(1, 80))
+    assert doomed.result(timeout=1) == CommandOutcome.DROPPED
+    simulator._powered.set()
+    assert transport.wait_connected(1.0) and transport.status().alarm is None
+    time.sleep(0.1)
+    assert simulator.openings() == []
+
+
+def test_test_fire_opens_one_valve_now(link):
+    simulator, transport = link
+    before = time.monotonic_ns()
+    assert transport.test_fire(channel=7, pulse_ms=30).result(timeout=1) == CommandOutcome.ACKED
+    (opening,) = simulator.openings()
+    assert opening.channel == 7 and opening.close_ns - opening.open_ns == 30 * MS
+    assert 0 <= opening.open_ns - before < 20 * MS
+
+
+def test_missing_port_raises_an_alarm_and_drops_at_the_deadline(tmp_path):
+    transport = SerialTransport(str(tmp_path / "ttyUSB9"), heartbeat_ms=50)
+    transport.start()
+    try:
+        future = transport.send(_command(1, 50))
+        assert future.result(timeout=1) == CommandOutcome.DROPPED
+        assert "cannot open" in transport.status().alarm and not transport.status().connected
+    finally:
+        transport.close()
