@@ -24,21 +24,29 @@ from calibration.belt_plane import BeltPlane
 from calibration.belt_speed import BeltMotion
 from calibration.errors import CalibrationError
 
-PROFILE_BIN_MM = 5.0
+PROFILE_BIN_MM = 10.0
+LANE_MM = 20.0
+MAX_LATERAL_OFFSET_MM = 150.0  # the two cameras' y origins may differ by this much
 SPEED_GRID_S = 0.005
-MIN_OVERLAP_MM = 1500.0
+MIN_OVERLAP_MM = 2000.0  # of belt both clips saw, over most of its width
 MIN_SPEED_CORRELATION = 0.6  # below this the wobble is too weak (or too noisy) to time the cameras
-MIN_OBJECT_CORRELATION = 0.3
+MIN_OBJECT_CORRELATION = 0.22
+MIN_PEAK_RATIO = 1.3  # the match must beat any other (100 mm or more away) by this factor
 FOREGROUND_SCALE = 8.0  # a difference this many times the typical one counts as fully foreground
 
 
 @dataclass(frozen=True)
 class ObjectProfile:
-    """Share of foreground pixels per belt bin, indexed by belt position relative to the clip start."""
+    """Foreground per belt cell (along x by across y), each cell averaged over every frame that saw it.
+
+    Rows are belt positions relative to the clip's start (`start_mm` + row * PROFILE_BIN_MM along
+    the belt), columns are positions across the belt (`y_start_mm` + column * LANE_MM).
+    """
 
     start_mm: float
-    values: np.ndarray
-    seen: np.ndarray  # how many pixels fell into each bin
+    y_start_mm: float
+    values: np.ndarray  # rows x columns
+    seen: np.ndarray  # pixel count per cell; 0 where the camera never looked
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,8 @@ def _foreground(gray_frames: np.ndarray) -> np.ndarray:
 
 
 def object_profile(frames: Sequence[np.ndarray], motion: BeltMotion, plane: BeltPlane) -> ObjectProfile:
-    """The object pattern along the belt: each belt bin averaged over every frame that saw it."""
-    scale = 2  # half resolution: objects are tens of millimetres, bins are five
+    """The object pattern on the belt: each belt cell averaged over every frame that saw it."""
+    scale = 2  # half resolution: objects are tens of millimetres, cells are 5 x 10
     small = np.stack([
         cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.ndim == 3 else f, None, fx=1 / scale,
                    fy=1 / scale, interpolation=cv2.INTER_AREA)
@@ -79,25 +87,54 @@ def object_profile(frames: Sequence[np.ndarray], motion: BeltMotion, plane: Belt
     ])  # fmt: skip
     height, width = small.shape[1:]
     pixels = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).reshape(-1, 2)
-    x_mm = plane.to_belt((pixels + 0.5) * scale - 0.5)[:, 0]
-    positions = motion.travel_mm[:, None] - x_mm[None, :]  # belt position of every pixel of every frame
-    start = positions.min()
-    bins = ((positions - start) / PROFILE_BIN_MM).astype(np.int64).ravel()
+    belt = plane.to_belt((pixels + 0.5) * scale - 0.5)
+    columns = ((belt[:, 1] - belt[:, 1].min()) / LANE_MM).astype(np.int64)
+    lanes = int(columns.max()) + 1
+    positions = (motion.travel_mm[:, None] - belt[None, :, 0]).astype(np.float32)  # fixed to the belt
+    start = float(positions.min())
+    rows = ((positions - start) / PROFILE_BIN_MM).astype(np.int64)
+    cells = (rows * lanes + columns[None, :]).ravel()
     foreground = _foreground(small).reshape(len(frames), -1).ravel()
-    seen = np.bincount(bins)
-    hits = np.bincount(bins, weights=foreground, minlength=len(seen))
-    return ObjectProfile(float(start), hits / np.maximum(seen, 1), seen)
+    size = (int(rows.max()) + 1) * lanes
+    seen = np.bincount(cells, minlength=size)
+    hits = np.bincount(cells, weights=foreground, minlength=size)
+    shape = (size // lanes, lanes)
+    values, seen = (hits / np.maximum(seen, 1)).reshape(shape), seen.reshape(shape)
+    # what spans the whole belt width (splices, cleats, a flicker of light) is the belt's, not an
+    # object's: take each row's mean across the belt away
+    looked = seen > 0
+    row_mean = np.where(looked, values, 0).sum(axis=1) / np.maximum(looked.sum(axis=1), 1)
+    return ObjectProfile(
+        start, float(belt[:, 1].min()), np.where(looked, values - row_mean[:, None], 0), seen
+    )
 
 
-def _standardized(profile: ObjectProfile) -> np.ndarray:
-    seen = profile.seen > 0
-    values = profile.values[seen]
-    return np.where(seen, (profile.values - values.mean()) / max(float(values.std()), 1e-9), 0.0)
+def _correlate(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Full 2-D cross-correlation sum_i a[i] * b[i + lag] by FFT, indexed [lag_x, lag_y] with wrap."""
+    spectrum = np.conj(np.fft.rfft2(a, shape)) * np.fft.rfft2(b, shape)
+    return np.fft.irfft2(spectrum, shape)
 
 
-def _peak(scores: np.ndarray) -> tuple[int, float]:
-    """Index of the best score with a parabolic sub-step refinement."""
-    best = int(np.argmax(scores))
+def masked_correlation(c1: ObjectProfile, c2: ObjectProfile) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation of c1's cells with c2's cells shifted by every (x, y) lag, over the cells
+    both cameras saw, and how many cells that is (Padfield's masked normalized cross-correlation)."""
+    shape = (c1.values.shape[0] + c2.values.shape[0], c1.values.shape[1] + c2.values.shape[1])
+    m1, m2 = (c1.seen > 0).astype(float), (c2.seen > 0).astype(float)
+    a, b = c1.values * m1, c2.values * m2
+    count = np.round(_correlate(m1, m2, shape))
+    sum_a, sum_b = _correlate(a, m2, shape), _correlate(m1, b, shape)
+    sum_aa, sum_bb = _correlate(a * a, m2, shape), _correlate(m1, b * b, shape)
+    sum_ab = _correlate(a, b, shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        covariance = sum_ab - sum_a * sum_b / count
+        variance = (sum_aa - sum_a**2 / count) * (sum_bb - sum_b**2 / count)
+        pearson = covariance / np.sqrt(np.maximum(variance, 0))
+    return np.where(count > 0, np.nan_to_num(pearson, nan=-1.0), -1.0), count
+
+
+def _peak(scores: np.ndarray, best: int | None = None) -> tuple[int, float]:
+    """Index of the best score (or the given one) with a parabolic sub-step refinement."""
+    best = int(np.argmax(scores)) if best is None else best
     if 0 < best < len(scores) - 1:
         left, mid, right = scores[best - 1 : best + 2]
         curvature = left - 2 * mid + right
@@ -111,32 +148,43 @@ def match_object_profiles(
 ) -> tuple[float, float]:
     """Shift (mm, within `shift_range_mm`) with c2's pattern = c1's moved by it, and the correlation there.
 
-    The score is the cross-correlation of the standardized patterns summed over the whole clip, not
-    averaged over the overlap: a chance match of a short overlap must not beat a long true one.
+    Matching cells along and across the belt (the y origins of the two cameras may differ a little)
+    tells objects apart far better than a pattern along the belt alone.
     """
-    a, b = _standardized(c1), _standardized(c2)
-    # c2 bin j holds belt position c2.start + j*bin and c1 bin i holds c1.start + i*bin; the same
+    pearson, count = masked_correlation(c1, c2)
+    rows, lanes = pearson.shape
+    lag_x = np.arange(rows)
+    lag_x = np.where(lag_x < c2.values.shape[0], lag_x, lag_x - rows)  # wrapped negative lags
+    lag_y = np.arange(lanes)
+    lag_y = np.where(lag_y < c2.values.shape[1], lag_y, lag_y - lanes)
+    # c2 row j holds belt position c2.start + j*bin and c1 row i holds c1.start + i*bin; the same
     # spot satisfies c1.start + i*bin + shift = c2.start + j*bin, so j = i + lag
-    scores = np.correlate(b, a, mode="full") / len(a)
-    lags = np.arange(len(scores)) - (len(a) - 1)
-    overlap = np.minimum(len(b), len(a) + lags) - np.maximum(0, lags)
-    shifts = lags * PROFILE_BIN_MM + c2.start_mm - c1.start_mm
-    allowed = (shifts >= shift_range_mm[0]) & (shifts <= shift_range_mm[1])
-    allowed &= overlap * PROFILE_BIN_MM >= MIN_OVERLAP_MM
+    shifts = lag_x * PROFILE_BIN_MM + c2.start_mm - c1.start_mm
+    lateral = lag_y * LANE_MM + c2.y_start_mm - c1.y_start_mm
+    min_cells = MIN_OVERLAP_MM / PROFILE_BIN_MM * min(c1.values.shape[1], c2.values.shape[1]) * 0.8
+    allowed = (
+        ((shifts >= shift_range_mm[0]) & (shifts <= shift_range_mm[1]))[:, None]
+        & (np.abs(lateral) <= MAX_LATERAL_OFFSET_MM)[None, :]
+        & (count >= min_cells)
+    )
     if not allowed.any():
         raise CalibrationError("the clips are too short to compare: record at least a few metres of belt")
-    scores = np.where(allowed, scores, -np.inf)
-    index, fraction = _peak(scores)
-    lag = int(lags[index])
-    lo, hi = max(0, -lag), min(len(a), len(b) - lag)
-    both = (c1.seen[lo:hi] > 0) & (c2.seen[lo + lag : hi + lag] > 0)
-    quality = float(np.corrcoef(a[lo:hi][both], b[lo + lag : hi + lag][both])[0, 1])
+    scores = np.where(allowed, pearson, -np.inf)
+    best_x, best_y = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    quality = float(scores[best_x, best_y])
     if quality < MIN_OBJECT_CORRELATION:
         raise CalibrationError(
             f"C1 and C2 clips do not show the same objects (best match {quality:.2f}): record both "
             "cameras at the same time, long enough for objects to travel from C1 to C2 and on for a while"
         )
-    return (lag + fraction) * PROFILE_BIN_MM + c2.start_mm - c1.start_mm, quality
+    elsewhere = np.where(np.abs(shifts - shifts[best_x]) > 100.0, scores.max(axis=1), -np.inf).max()
+    if elsewhere > 0 and quality < MIN_PEAK_RATIO * elsewhere:
+        raise CalibrationError(
+            f"the C1/C2 object match is ambiguous ({quality:.2f} here, {elsewhere:.2f} at another distance): "
+            "record longer clips, with objects on the belt"
+        )
+    _, fraction = _peak(scores[:, best_y], best_x)
+    return (lag_x[best_x] + fraction) * PROFILE_BIN_MM + c2.start_mm - c1.start_mm, quality
 
 
 def match_speed_curves(c1: BeltMotion, c2: BeltMotion, max_offset_s: float) -> tuple[float, float]:
