@@ -10,7 +10,7 @@ import threading
 import time
 import tty
 
-from firmware_bridge.valve_device import ValveDevice
+from firmware_bridge.valve_device import ValveDevice, ValveOpening
 
 
 class SerialValveSimulator:
@@ -40,20 +40,26 @@ class SerialValveSimulator:
             if reply:
                 os.write(self._master, reply)
 
-    def power_cycle(self, off_s: float) -> None:
-        """Power lost for `off_s`: every scheduled opening is lost; it comes back in fail-safe."""
+    def power_off(self) -> None:
+        """The device dies: bytes vanish, nothing answers, openings still to come never happen."""
         self._powered.clear()
-        time.sleep(off_s)
+        with self._lock:
+            self.device.fail_safe(time.monotonic_ns())
+
+    def power_on(self) -> None:
+        """It boots again: empty memory, fail-safe until the first heartbeat."""
         with self._lock:
             previous = self.device
             self.device = ValveDevice(self.channels)
-            now = time.monotonic_ns()
-            previous.fail_safe(now - round(off_s * 1e9))  # what was still to come never happened
-            self.device.openings = previous.openings
-            self.device.acted = previous.acted
+            self.device.openings, self.device.acted = previous.openings, previous.acted
         self._powered.set()
 
-    def openings(self):
+    def restart(self, off_s: float) -> None:
+        self.power_off()
+        time.sleep(off_s)
+        self.power_on()
+
+    def openings(self) -> list[ValveOpening]:
         with self._lock:
             return list(self.device.openings)
 

@@ -1,24 +1,10 @@
-"""Host side of the serial protocol (PROTOCOL.md) over pyserial: commands out with acknowledgement,
-retransmission and deadlines; heartbeats; link-loss alarm; reconnection with back-off.
-
-One worker thread owns the port. Callers hand it commands and get futures that resolve once:
-`ACKED`, or `DROPPED` when the deadline passed first (never fired late), or `LATE` when the fire
-time had already passed on arrival.
-"""
+"""The serial wire (PROTOCOL.md) over pyserial: frames out, ACK/NAK frames in."""
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-
 import serial
 
-from firmware_bridge.messages import CommandOutcome, LinkStatus, RemovalCommand
+from firmware_bridge.link import LinkError, LinkTransport
 from firmware_bridge.serial_protocol import (
     ACK_PAYLOAD,
     FIRE_PAYLOAD,
@@ -31,285 +17,52 @@ from firmware_bridge.serial_protocol import (
     encode_frame,
 )
 
-log = logging.getLogger(__name__)
-REMEMBERED_BY_DEVICE = 64
+_ENCODINGS = {
+    "fire": (MessageType.FIRE, FIRE_PAYLOAD),
+    "test_fire": (MessageType.TEST_FIRE, TEST_FIRE_PAYLOAD),
+    "heartbeat": (MessageType.HEARTBEAT, HEARTBEAT_PAYLOAD),
+}
 
 
-@dataclass
-class _Outgoing:
-    sequence: int
-    type: MessageType
-    command: RemovalCommand | None  # FIRE only
-    payload: bytes  # for everything but FIRE, whose delay is computed at each sending
-    future: Future[CommandOutcome] = field(default_factory=Future)
-    tries: int = 0
-    sent_ns: int = 0
-    acked: bool = False
-
-
-class SerialTransport:
+class SerialTransport(LinkTransport):
     name = "serial"
 
-    def __init__(
-        self,
-        port: str,
-        baudrate: int = 115_200,
-        heartbeat_ms: float = 100.0,
-        watchdog_ms: int = 500,
-        ack_timeout_ms: float = 30.0,
-        max_tries: int = 3,
-        reconnect_max_s: float = 2.0,
-        clock: Callable[[], int] = time.monotonic_ns,
-    ) -> None:
+    def __init__(self, port: str, baudrate: int = 115_200, **timing: float) -> None:
+        super().__init__(port, **timing)
         self.port, self.baudrate = port, baudrate
-        self.heartbeat_ns = round(heartbeat_ms * 1e6)
-        self.watchdog_ms = watchdog_ms
-        self.ack_timeout_ns = round(ack_timeout_ms * 1e6)
-        self.max_tries = max_tries
-        self.reconnect_max_s = reconnect_max_s
-        self.clock = clock
         self._link: serial.Serial | None = None
         self._decoder = FrameDecoder()
-        self._incoming: queue.Queue[_Outgoing] = queue.Queue()
-        self._waiting: list[_Outgoing] = []  # link down: held until it is up or their deadline passes
-        self._in_flight: dict[int, _Outgoing] = {}
-        self._unfired: dict[int, _Outgoing] = {}  # acknowledged FIREs still ahead: resent after an outage
-        self._sequence = 0
-        self._heartbeat_counter = 0
-        self._last_heartbeat_sent = 0
-        self._heartbeat_pending: int | None = None
-        self._status = LinkStatus(transport=self.name, connected=False, alarm="not started")
-        self._status_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._reconnect_at = 0
-        self._reconnect_delay_s = 0.05
 
-    # --- public ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"serial-transport {self.port}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=2)
-        if self._link:
-            self._link.close()
-
-    def send(self, command: RemovalCommand) -> Future[CommandOutcome]:
-        outgoing = _Outgoing(self._next_sequence(), MessageType.FIRE, command, b"")
-        self._incoming.put(outgoing)
-        return outgoing.future
-
-    def test_fire(self, channel: int, pulse_ms: float) -> Future[CommandOutcome]:
-        payload = TEST_FIRE_PAYLOAD.pack(channel, round(pulse_ms * 1000))
-        outgoing = _Outgoing(self._next_sequence(), MessageType.TEST_FIRE, None, payload)
-        self._incoming.put(outgoing)
-        return outgoing.future
-
-    def status(self) -> LinkStatus:
-        with self._status_lock:
-            return self._status
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.status().connected:
-                return True
-            time.sleep(0.005)
-        return False
-
-    # --- worker ---------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = self.clock()
-            self._collect_incoming()
-            if self._link is None and not self._open(now):
-                self._expire_waiting(now)
-                time.sleep(0.01)
-                continue
-            try:
-                self._read(now)
-                self._heartbeat(now)
-                self._retransmit(now)
-                self._dispatch(now)
-                self._forget_fired(now)
-            except (OSError, serial.SerialException) as error:
-                self._link_lost(f"serial port {self.port}: {error}")
-            time.sleep(0.0005)
-
-    def _open(self, now: int) -> bool:
-        if now < self._reconnect_at:
-            return False
+    def _link_open(self) -> None:
         try:
             self._link = serial.serial_for_url(
                 self.port, baudrate=self.baudrate, timeout=0, write_timeout=0.1
             )
-            self._decoder = FrameDecoder()
-            self._reconnect_delay_s = 0.05
-            log.info("serial link %s open", self.port)
-            return True
         except (OSError, serial.SerialException) as error:
-            self._update(connected=False, alarm=f"cannot open {self.port}: {error}")
-            self._reconnect_at = now + round(self._reconnect_delay_s * 1e9)
-            self._reconnect_delay_s = min(self._reconnect_delay_s * 2, self.reconnect_max_s)
-            return False
+            raise LinkError(str(error)) from None
+        self._decoder = FrameDecoder()
 
-    def _link_lost(self, reason: str) -> None:
-        log.warning("%s; reconnecting", reason)
-        if self._link:
+    def _link_close(self) -> None:
+        if self._link is not None:
             self._link.close()
-        self._link = None
-        self._update(connected=False, alarm=reason)
-        for outgoing in self._in_flight.values():
-            if not outgoing.acked:
-                self._waiting.append(outgoing)
-        self._in_flight.clear()
-        self._heartbeat_pending = None
+            self._link = None
 
-    def _read(self, now: int) -> None:
-        data = self._link.read(4096)
+    def _link_poll(self, now: int) -> None:
+        try:
+            data = self._link.read(4096)
+        except (OSError, serial.SerialException) as error:
+            raise LinkError(str(error)) from None
         for item in self._decoder.feed(data, now):
             if not isinstance(item, Frame):
                 continue  # a garbled reply: the retransmission timer covers it
             if item.type == MessageType.ACK:
                 self._acknowledged(ACK_PAYLOAD.unpack(item.payload)[0], now)
             elif item.type == MessageType.NAK:
-                sequence, reason = NAK_PAYLOAD.unpack(item.payload)
-                self._bump(naks=1)
-                log.warning("device refused frame %d (reason %d)", sequence, reason)
-                outgoing = self._in_flight.get(sequence)
-                if outgoing is not None:
-                    outgoing.sent_ns = 0  # resend at once
+                self._refused(*NAK_PAYLOAD.unpack(item.payload))
 
-    def _acknowledged(self, sequence: int, now: int) -> None:
-        if sequence == self._heartbeat_pending:
-            self._heartbeat_pending = None
-            was_down = not self.status().connected
-            self._update(connected=True, alarm=None, last_heartbeat_ack_ns=now)
-            if was_down:
-                self._resend_unfired(now)
-            return
-        outgoing = self._in_flight.pop(sequence, None)
-        if outgoing is None:
-            return
-        if not outgoing.future.done():
-            self._bump(acked=1)
-            outgoing.future.set_result(CommandOutcome.ACKED)
-        if outgoing.command is not None:
-            outgoing.acked = True
-            self._unfired[sequence] = outgoing
-
-    def _heartbeat(self, now: int) -> None:
-        if self._heartbeat_pending is not None and now - self._last_heartbeat_sent > self.heartbeat_ns:
-            self._heartbeat_pending = None
-            if self.status().connected:
-                log.warning("serial link %s: heartbeat unanswered", self.port)
-            self._update(connected=False, alarm=f"device on {self.port} does not answer heartbeats")
-        if now - self._last_heartbeat_sent >= self.heartbeat_ns:
-            self._heartbeat_counter += 1
-            sequence = self._next_sequence()
-            payload = HEARTBEAT_PAYLOAD.pack(self._heartbeat_counter & 0xFFFFFFFF, self.watchdog_ms)
-            self._link.write(encode_frame(sequence, MessageType.HEARTBEAT, payload))
-            self._heartbeat_pending = sequence
-            self._last_heartbeat_sent = now
-
-    def _collect_incoming(self) -> None:
-        while True:
-            try:
-                self._waiting.append(self._incoming.get_nowait())
-            except queue.Empty:
-                return
-
-    def _dispatch(self, now: int) -> None:
-        if not self.status().connected:
-            self._expire_waiting(now)
-            return
-        waiting, self._waiting = self._waiting, []
-        for outgoing in waiting:
-            self._transmit(outgoing, now)
-
-    def _transmit(self, outgoing: _Outgoing, now: int) -> None:
-        if outgoing.command is not None:
-            delay_ns = outgoing.command.fire_ns - now
-            if delay_ns <= 0:
-                self._finish(outgoing, CommandOutcome.LATE if outgoing.tries == 0 else CommandOutcome.DROPPED)
-                return
-            command = outgoing.command
-            mask = sum(1 << channel for channel in command.channels)
-            payload = FIRE_PAYLOAD.pack(
-                command.object_id, delay_ns // 1000, round(command.pulse_ms * 1000), mask
-            )
-        else:
-            payload = outgoing.payload
-        self._link.write(encode_frame(outgoing.sequence, outgoing.type, payload))
-        if outgoing.tries:
-            self._bump(retransmits=1)
-        else:
-            self._bump(sent=1)
-        outgoing.tries += 1
-        outgoing.sent_ns = now
-        self._in_flight[outgoing.sequence] = outgoing
-
-    def _retransmit(self, now: int) -> None:
-        for sequence, outgoing in list(self._in_flight.items()):
-            if now - outgoing.sent_ns < self.ack_timeout_ns:
-                continue
-            del self._in_flight[sequence]
-            if outgoing.tries < self.max_tries:
-                self._transmit(outgoing, now)
-            else:
-                self._waiting.append(outgoing)  # held until the link answers again or the deadline passes
-                outgoing.tries = 1  # the next sending after the outage is a retransmission
-
-    def _expire_waiting(self, now: int) -> None:
-        kept = []
-        for outgoing in self._waiting:
-            if outgoing.command is not None and outgoing.command.fire_ns <= now:
-                self._finish(outgoing, CommandOutcome.DROPPED)
-            else:
-                kept.append(outgoing)
-        self._waiting = kept
-
-    def _resend_unfired(self, now: int) -> None:
-        """After an outage: the device may have lost what it acknowledged; same SEQ, so a device that
-        kept it does not act twice."""
-        for sequence, outgoing in list(self._unfired.items()):
-            del self._unfired[sequence]
-            if outgoing.command.fire_ns > now:
-                outgoing.tries = 1
-                self._waiting.append(outgoing)
-            else:
-                self._bump(unconfirmed=1)  # its moment passed in the outage: fired or not, nobody knows
-
-    def _forget_fired(self, now: int) -> None:
-        if not self.status().connected:
-            return  # during an outage nothing is known to have fired
-        for sequence, outgoing in list(self._unfired.items()):
-            if outgoing.command.fire_ns <= now:
-                del self._unfired[sequence]
-        while len(self._unfired) > REMEMBERED_BY_DEVICE:
-            self._unfired.pop(next(iter(self._unfired)))
-
-    def _finish(self, outgoing: _Outgoing, outcome: CommandOutcome) -> None:
-        if outcome == CommandOutcome.DROPPED:
-            self._bump(dropped=1)
-        if not outgoing.future.done():
-            outgoing.future.set_result(outcome)
-
-    # --- bookkeeping ----------------------------------------------------------------------------
-    def _next_sequence(self) -> int:
-        with self._status_lock:
-            self._sequence = (self._sequence + 1) & 0xFFFF
-            return self._sequence
-
-    def _update(self, **fields: object) -> None:
-        with self._status_lock:
-            self._status = self._status.model_copy(update=fields)
-
-    def _bump(self, **counts: int) -> None:
-        with self._status_lock:
-            self._status = self._status.model_copy(
-                update={name: getattr(self._status, name) + value for name, value in counts.items()}
-            )
+    def _link_send(self, sequence: int, kind: str, fields: tuple[int, ...]) -> None:
+        message_type, layout = _ENCODINGS[kind]
+        try:
+            self._link.write(encode_frame(sequence, message_type, layout.pack(*fields)))
+        except (OSError, serial.SerialException) as error:
+            raise LinkError(str(error)) from None
