@@ -174,8 +174,8 @@ def match_object_profiles(
     quality = float(scores[best_x, best_y])
     if quality < MIN_OBJECT_CORRELATION:
         raise CalibrationError(
-            f"C1 and C2 clips do not show the same objects (best match {quality:.2f}): record both "
-            "cameras at the same time, long enough for objects to travel from C1 to C2 and on for a while"
+            f"C1 and C2 clips do not show the same objects (best match {quality:.2f}): record both cameras "
+            "at the same time, long enough for the belt to travel the C1-to-C2 distance plus 5 m or more"
         )
     elsewhere = np.where(np.abs(shifts - shifts[best_x]) > 100.0, scores.max(axis=1), -np.inf).max()
     if elsewhere > 0 and quality < MIN_PEAK_RATIO * elsewhere:
