@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from calibration import CalibrationError
+from edge.bridge_cli import add_bridge_parser, run_bridge
 from edge.calibrate_cli import add_calibrate_parser, run_calibrate
 from edge.config import DEFAULT_CONFIG_PATH, ConfigError, SiteConfig, load_config
 from edge.importer import ImportRejected, import_footage
@@ -86,6 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="ONNX file (default: RUN/model.onnx)")
 
     add_calibrate_parser(commands, _add_config)
+    add_bridge_parser(commands, _add_config)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -235,6 +237,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(f"imported recording {summary.recording_id}: {summary.frames} frames, {summary.masks} masks")
         return 0
+    if args.command == "bridge":
+        return run_bridge(config, args)
     if args.command == "calibrate":
         return run_calibrate(config, _open_store(config), args)
     if args.command == "db":

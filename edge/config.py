@@ -136,7 +136,17 @@ class BridgeConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5020, ge=1, le=65535)
     serial_port: str | None = None
+    baudrate: int = Field(default=115_200, gt=0)
+    heartbeat_ms: float = Field(default=100.0, gt=0, description="link-loss alarm within one period")
+    watchdog_ms: int = Field(default=500, ge=50, le=10_000, description="device closes all valves after this")
+    lead_ms: float = Field(default=100.0, gt=0, description="commands are final this long before firing")
     dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _serial_needs_a_port(self) -> BridgeConfig:
+        if self.transport == "serial" and not self.serial_port:
+            raise ValueError("transport serial needs serial_port (e.g. /dev/ttyUSB0)")
+        return self
 
 
 class SiteConfig(_Strict):

@@ -1,0 +1,94 @@
+"""The firmware bridge, wired to this site: the transport the config names, the nozzle bank the
+calibration measured, and every command's fate in the `removal_commands` table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+
+from calibration import CalibrationError, load_calibration
+from edge.config import SiteConfig
+from edge.store.frame_store import FrameStore, utc_now
+from edge.store.models import RemovalCommand as RemovalCommandRow
+from firmware_bridge.dry_run import DryRunTransport
+from firmware_bridge.messages import CommandOutcome, RemovalCommand
+from firmware_bridge.modbus_simulator import ModbusValveSimulator
+from firmware_bridge.modbus_transport import ModbusTcpTransport
+from firmware_bridge.planner import NozzleBank
+from firmware_bridge.serial_transport import SerialTransport
+
+SIMULATED_CHANNELS = 64
+
+
+def nozzle_bank(calibration_file: Path | None) -> NozzleBank:
+    """The ejector geometry from the site calibration (`beltcam calibrate actuators`)."""
+    if calibration_file is None:
+        raise CalibrationError(
+            "calibration_file is not set in the site file: the ejector geometry lives there"
+        )
+    actuators = load_calibration(calibration_file).actuators
+    if actuators is None:
+        raise CalibrationError(f"{calibration_file}: no actuators yet: run `beltcam calibrate actuators`")
+    if actuators.nozzle_count > 64:
+        raise CalibrationError(f"{calibration_file}: actuators.nozzle_count: at most 64 nozzles per bank")
+    return NozzleBank(
+        line_x_mm=actuators.ejector_line_x_mm, nozzle_count=actuators.nozzle_count,
+        pitch_mm=actuators.nozzle_pitch_mm, first_nozzle_y_mm=actuators.first_nozzle_y_mm,
+        valve_latency_ms=actuators.valve_latency_ms, min_pulse_ms=actuators.min_pulse_ms,
+    )  # fmt: skip
+
+
+@contextmanager
+def open_transport(config: SiteConfig) -> Iterator[object]:
+    """The configured link, started; with `transport: simulator` the reference PLC runs in-process
+    on loopback and is reached over real Modbus TCP (`.simulator` on the transport)."""
+    bridge = config.bridge
+    timing = {"heartbeat_ms": bridge.heartbeat_ms, "watchdog_ms": bridge.watchdog_ms}
+    simulator = None
+    if bridge.dry_run:
+        transport = DryRunTransport()
+    elif bridge.transport == "serial":
+        transport = SerialTransport(bridge.serial_port, bridge.baudrate, **timing)
+    elif bridge.transport == "modbus_tcp":
+        transport = ModbusTcpTransport(bridge.host, bridge.port, **timing)
+    else:
+        simulator = ModbusValveSimulator(SIMULATED_CHANNELS)
+        transport = ModbusTcpTransport("127.0.0.1", simulator.port, **timing)
+    transport.simulator = simulator
+    transport.start()
+    try:
+        yield transport
+    finally:
+        transport.close()
+        if simulator is not None:
+            simulator.close()
+
+
+class CommandLog:
+    """One row per command in `removal_commands`, its status updated as the link reports."""
+
+    def __init__(self, store: FrameStore) -> None:
+        self.store = store
+
+    def record(self, command: RemovalCommand, outcome: Future[CommandOutcome] | CommandOutcome) -> int:
+        with self.store.session() as session:
+            row = RemovalCommandRow(
+                object_id=command.object_id, sequence=command.sequence, fire_time_ns=command.fire_ns,
+                channels=list(command.channels), pulse_ms=command.pulse_ms, capture_ns=command.capture_ns,
+                status=CommandOutcome.SENT.value, created_utc=utc_now(),
+            )  # fmt: skip
+            session.add(row)
+            session.commit()
+            row_id = row.id
+        if isinstance(outcome, CommandOutcome):
+            self._update(row_id, outcome)
+        else:
+            outcome.add_done_callback(lambda done: self._update(row_id, done.result()))
+        return row_id
+
+    def _update(self, row_id: int, outcome: CommandOutcome) -> None:
+        with self.store.session() as session:
+            session.get(RemovalCommandRow, row_id).status = outcome.value
+            session.commit()

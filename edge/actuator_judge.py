@@ -1,0 +1,88 @@
+"""Judging every valve opening against the simulated belt's ground truth: did the air hit the
+illegal object it was meant for, a legal one next to it, or nothing? Only a simulator can know."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.sources.belt_world import BeltObject, BeltWorld
+from firmware_bridge.messages import BeltObject as TrackedObject
+from firmware_bridge.planner import NozzleBank
+from firmware_bridge.valve_device import ValveOpening
+
+STEP_S = 0.001
+
+
+@dataclass(frozen=True)
+class Judgement:
+    opening: ValveOpening
+    verdict: str  # "illegal" (meant), "legal" (collateral: a legal object was hit too), "nothing"
+    hit_ids: tuple[int, ...]
+
+
+def _box(obj: BeltObject, belt_offset_mm: float) -> tuple[float, float, float, float]:
+    x = obj.x_at(belt_offset_mm)
+    outline = obj.outline_mm
+    return (
+        x + outline[:, 0].min(),
+        obj.y_mm + outline[:, 1].min(),
+        x + outline[:, 0].max(),
+        obj.y_mm + outline[:, 1].max(),
+    )
+
+
+def judge_openings(
+    openings: list[ValveOpening], bank: NozzleBank, world: BeltWorld, epoch_ns: int
+) -> list[Judgement]:
+    """`epoch_ns` is the monotonic time of the simulator's t = 0; the air reaches the belt one valve
+    latency after the valve is commanded open, and stops one latency after it is commanded shut."""
+    latency_s = bank.valve_latency_ms / 1e3
+    margin = world.config.object_size_mm[1]
+    judgements = []
+    for opening in openings:
+        lane_lo, lane_hi = (
+            bank.first_nozzle_y_mm + (opening.channel - 0.5) * bank.pitch_mm,
+            bank.first_nozzle_y_mm + (opening.channel + 0.5) * bank.pitch_mm,
+        )
+        start_s = (opening.open_ns - epoch_ns) / 1e9 + latency_s
+        end_s = (opening.close_ns - epoch_ns) / 1e9 + latency_s
+        first, last = world.belt_offset_mm(start_s), world.belt_offset_mm(end_s)
+        candidates = world.objects_between(first - bank.line_x_mm - margin, last - bank.line_x_mm + margin)
+        hits: dict[int, BeltObject] = {}
+        for t in np.arange(start_s, end_s + STEP_S / 2, STEP_S):
+            offset = world.belt_offset_mm(float(t))
+            for obj in candidates:
+                x0, y0, x1, y1 = _box(obj, offset)
+                if x0 <= bank.line_x_mm <= x1 and y0 < lane_hi and y1 > lane_lo:
+                    hits[obj.object_id] = obj
+        classes = {obj.cls for obj in hits.values()}
+        verdict = "legal" if "legal" in classes else "illegal" if classes else "nothing"
+        judgements.append(Judgement(opening, verdict, tuple(sorted(hits))))
+    return judgements
+
+
+def summarize(judgements: list[Judgement]) -> dict[str, int]:
+    return dict(Counter(j.verdict for j in judgements))
+
+
+def perfect_tracking(
+    world: BeltWorld, view_x_range_mm: tuple[float, float], t_s: float, epoch_ns: int
+) -> Iterator[TrackedObject]:
+    """What an ideal tracker would report at t_s: every object in C1's view, exact extent and speed.
+    The reference for judging the bridge alone, before a real tracker exists."""
+    offset = world.belt_offset_mm(t_s)
+    margin = world.config.object_size_mm[1]
+    low, high = view_x_range_mm
+    seen_ns = epoch_ns + round(t_s * 1e9)
+    for obj in world.objects_between(offset - high - margin, offset - low + margin):
+        x0, y0, x1, y1 = _box(obj, offset)
+        if x1 < low or x0 > high:
+            continue
+        yield TrackedObject(
+            object_id=obj.object_id % 2**32, cls=obj.cls, x_min_mm=x0, x_max_mm=x1, y_min_mm=y0, y_max_mm=y1,
+            seen_ns=seen_ns, speed_mm_s=world.speed_mm_s(t_s), capture_ns=seen_ns,
+        )  # fmt: skip

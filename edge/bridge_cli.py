@@ -1,0 +1,55 @@
+"""`beltcam bridge ...`: the technician's checks of the actuator link."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from calibration import CalibrationError
+from edge.actuation import nozzle_bank, open_transport
+from edge.config import SiteConfig
+from firmware_bridge.messages import CommandOutcome
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def add_bridge_parser(commands: argparse._SubParsersAction, add_config: Callable) -> None:
+    bridge = commands.add_parser("bridge", help="actuator link: test fire, status")
+    steps = bridge.add_subparsers(dest="bridge_command", required=True)
+    fire = steps.add_parser("test-fire", help="open one valve now (commissioning)")
+    add_config(fire)
+    fire.add_argument("--channel", type=int, required=True, help="nozzle number, 0 = first")
+    fire.add_argument("--pulse-ms", type=float, default=20.0)
+    status = steps.add_parser("status", help="connect, show the link's health and the nozzle bank")
+    add_config(status)
+
+
+def run_bridge(config: SiteConfig, args: argparse.Namespace) -> int:
+    bank = nozzle_bank(config.calibration_file)
+    if args.bridge_command == "test-fire" and not 0 <= args.channel < bank.nozzle_count:
+        raise CalibrationError(
+            f"channel {args.channel} is not on the bank "
+            f"({bank.nozzle_count} nozzles: 0..{bank.nozzle_count - 1})"
+        )
+    with open_transport(config) as transport:
+        connected = transport.wait_connected(CONNECT_TIMEOUT_S)
+        status = transport.status()
+        if args.bridge_command == "status":
+            state = "connected" if connected else f"NOT connected: {status.alarm}"
+            print(f"{status.transport} link: {state}")
+            print(
+                f"nozzle bank: {bank.nozzle_count} nozzles every {bank.pitch_mm:g} mm at "
+                f"x = {bank.line_x_mm:g} mm, valve latency {bank.valve_latency_ms:g} ms"
+            )
+            return 0 if connected else 1
+        if not connected:
+            raise CalibrationError(f"actuator link not up: {status.alarm}")
+        outcome = transport.test_fire(args.channel, args.pulse_ms).result(timeout=CONNECT_TIMEOUT_S)
+    if outcome == CommandOutcome.DRY_RUN:
+        print(f"dry run: no valve opened (channel {args.channel}, {args.pulse_ms:g} ms)")
+        return 0
+    if outcome != CommandOutcome.ACKED:
+        print(f"channel {args.channel}: the device did not acknowledge ({outcome.value})")
+        return 1
+    print(f"channel {args.channel} opened for {args.pulse_ms:g} ms")
+    return 0
