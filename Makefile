@@ -33,6 +33,7 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.segmentation
 	$(BIN)/python -m benchmarks.train_speed
 	$(BIN)/python -m benchmarks.calibration
+	$(BIN)/python -m benchmarks.bridge
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
