@@ -75,3 +75,24 @@ def test_test_fire_status_and_dry_run_through_the_cli(write_config, tmp_path, ca
     assert "dry run: no valve opened" in capsys.readouterr().out
     assert main(["bridge", "test-fire", "--config", str(config), "--channel", "30"]) == 2
     assert "channel 30 is not on the bank (24 nozzles: 0..23)" in capsys.readouterr().err
+
+
+def test_dry_run_plans_and_logs_every_command_without_air(write_config, tmp_path):
+    config = load_config(_site(write_config, tmp_path, dry_run=True))
+    world = BeltWorld(SimulatorConfig(seed=12, belt_speed_mm_s=1000.0, objects_per_m=3.0))
+    store = FrameStore.from_config(config.storage)
+    log = CommandLog(store)
+    planner = EjectionPlanner(nozzle_bank(config.calibration_file), lead_ms=5000.0)
+    with open_transport(config) as transport:
+        epoch_ns = time.monotonic_ns()
+        for frame in range(12):  # a second of belt, seen every 0.1 s
+            for obj in perfect_tracking(world, (0.0, 800.0), frame / 10, epoch_ns):
+                planner.plan(obj)
+        released = planner.due()
+        for command in released:
+            log.record(command, transport.send(command))
+        assert transport.simulator is None and transport.would_fire == released
+    with store.session() as session:
+        statuses = session.scalars(select(RemovalCommandRow.status)).all()
+    store.close()
+    assert len(released) >= 1 and statuses == ["dry_run"] * len(released)
