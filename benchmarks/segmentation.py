@@ -13,6 +13,7 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
   ours_c1_after  ours with C1 foreground labelled {before, after} (C1 also shows legal objects)
 
     .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
+        [--frame-size 160 120]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ RUNS = [
 
 def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[str, float], dict[str, float]]:
     manifest = write_simulated_manifest(
-        folder / "data", frames=args.frames, size=(160, 120), sequences=args.sequences,
+        folder / "data", frames=args.frames, size=tuple(args.frame_size), sequences=args.sequences,
         masked_before=args.masked, seed=seed, fps=4.0, objects_per_m=6.0,
     )  # fmt: skip
     scores: dict[str, float] = {}
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--frames", type=int, default=16, help="frames per sequence")
+    parser.add_argument("--frame-size", type=int, nargs=2, default=[160, 120], metavar=("W", "H"))
     parser.add_argument("--sequences", type=int, default=4, help="training sequences per camera")
     parser.add_argument("--masked", type=int, default=3, help="held-out masked before sequences")
     parser.add_argument(

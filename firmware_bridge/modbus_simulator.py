@@ -25,17 +25,15 @@ from firmware_bridge.serial_protocol import (
     NakReason,
     encode_frame,
 )
-from firmware_bridge.valve_device import ValveDevice, ValveOpening
+from firmware_bridge.valve_device import ValveSimulator
 
 WRITE_REGISTERS = 16
 KINDS = (regs.KIND_FIRE, regs.KIND_TEST_FIRE)
 
 
-class ModbusValveSimulator:
+class ModbusValveSimulator(ValveSimulator):
     def __init__(self, channels: int = 16, port: int = 0) -> None:
-        self.channels = channels
-        self.device = ValveDevice(channels)
-        self.lock = threading.Lock()
+        super().__init__(channels)
         self._requested_port = port
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,26 +65,8 @@ class ModbusValveSimulator:
 
     def power_on(self) -> None:
         """It boots again: empty memory, fail-safe until the first heartbeat."""
-        with self.lock:
-            previous = self.device
-            self.device = ValveDevice(self.channels)
-            self.device.openings, self.device.acted = previous.openings, previous.acted
+        self._reboot()
         self.start()
-
-    def restart(self, off_s: float) -> None:
-        self.power_off()
-        time.sleep(off_s)
-        self.power_on()
-
-    def openings(self) -> list[ValveOpening]:
-        with self.lock:
-            return list(self.device.openings)
-
-    def __enter__(self) -> ModbusValveSimulator:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():

@@ -10,13 +10,12 @@ import threading
 import time
 import tty
 
-from firmware_bridge.valve_device import ValveDevice, ValveOpening
+from firmware_bridge.valve_device import ValveSimulator
 
 
-class SerialValveSimulator:
+class SerialValveSimulator(ValveSimulator):
     def __init__(self, channels: int = 16) -> None:
-        self.channels = channels
-        self.device = ValveDevice(channels)
+        super().__init__(channels)
         self._master, slave = os.openpty()
         tty.setraw(slave)
         self.port = os.ttyname(slave)
@@ -24,7 +23,6 @@ class SerialValveSimulator:
         self._powered = threading.Event()
         self._powered.set()
         self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="serial-valve-simulator", daemon=True)
         self._thread.start()
 
@@ -35,7 +33,7 @@ class SerialValveSimulator:
             data = os.read(self._master, 4096) if readable else b""
             if not self._powered.is_set():
                 continue  # a dead device: bytes vanish, nothing answers
-            with self._lock:
+            with self.lock:
                 reply = self.device.receive(data, now) if data else self.device.tick(now)
             if reply:
                 os.write(self._master, reply)
@@ -43,25 +41,13 @@ class SerialValveSimulator:
     def power_off(self) -> None:
         """The device dies: bytes vanish, nothing answers, openings still to come never happen."""
         self._powered.clear()
-        with self._lock:
+        with self.lock:
             self.device.fail_safe(time.monotonic_ns())
 
     def power_on(self) -> None:
         """It boots again: empty memory, fail-safe until the first heartbeat."""
-        with self._lock:
-            previous = self.device
-            self.device = ValveDevice(self.channels)
-            self.device.openings, self.device.acted = previous.openings, previous.acted
+        self._reboot()
         self._powered.set()
-
-    def restart(self, off_s: float) -> None:
-        self.power_off()
-        time.sleep(off_s)
-        self.power_on()
-
-    def openings(self) -> list[ValveOpening]:
-        with self._lock:
-            return list(self.device.openings)
 
     def close(self) -> None:
         self._stop.set()
@@ -69,9 +55,3 @@ class SerialValveSimulator:
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def __enter__(self) -> SerialValveSimulator:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -3,6 +3,8 @@ clock. It records every valve opening, so tests and the actuator simulator can j
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -164,3 +166,43 @@ class ValveDevice:
     def _reply(self, message_type: MessageType, payload: bytes) -> bytes:
         self._sequence = (self._sequence + 1) & 0xFFFF
         return encode_frame(self._sequence, message_type, payload)
+
+
+class ValveSimulator:
+    """What both simulators share: a device that can lose power and boot again, and its record."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.device = ValveDevice(channels)
+        self.lock = threading.Lock()
+
+    def power_off(self) -> None:
+        raise NotImplementedError
+
+    def power_on(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _reboot(self) -> None:
+        """Empty memory, fail-safe until the first heartbeat; the record of openings survives."""
+        with self.lock:
+            previous = self.device
+            self.device = ValveDevice(self.channels)
+            self.device.openings, self.device.acted = previous.openings, previous.acted
+
+    def restart(self, off_s: float) -> None:
+        self.power_off()
+        time.sleep(off_s)
+        self.power_on()
+
+    def openings(self) -> list[ValveOpening]:
+        with self.lock:
+            return list(self.device.openings)
+
+    def __enter__(self) -> ValveSimulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
