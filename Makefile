@@ -22,6 +22,8 @@ lint: $(INSTALLED)
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+	@ldconfig -p | grep -q 'libusb-1.0.so.0 ' || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null)
 
 # pytest exits 5 when it collected nothing: that must never pass for green
 test: $(INSTALLED) system-deps lint

@@ -31,13 +31,18 @@ class _Strict(BaseModel):
 
 class CameraConfig(_Strict):
     id: CameraId
-    kind: Literal["simulated", "opencv"]
+    kind: Literal["simulated", "opencv", "realsense"]
     source: str = Field(
         default="",
-        description="opencv: device index, URL or video file; simulated: unused",
+        description="opencv: device index, URL or video file; realsense: serial number (empty: the only "
+        "one connected) or a recording (.db3, .bag); simulated: unused",
     )
     resolution: tuple[int, int] = Field(default=(640, 480), description="width, height in pixels")
     fps: float = Field(default=10.0, gt=0, le=240)
+    exposure_us: float | None = Field(
+        default=None, gt=0, description="fixed exposure (auto-exposure drifting between C1 and C2 is a bias)"
+    )
+    white_balance_k: float | None = Field(default=None, gt=0, description="fixed white balance in kelvin")
 
     @field_validator("resolution")
     @classmethod

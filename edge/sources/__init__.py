@@ -8,6 +8,7 @@ from edge.config import SiteConfig
 from edge.sources.base import FrameSource
 from edge.sources.belt_world import BeltWorld
 from edge.sources.opencv_source import OpenCVCamera
+from edge.sources.realsense_source import RealSenseCamera
 from edge.sources.simulated import SimulatedCamera
 
 
@@ -19,6 +20,8 @@ def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
     for camera in config.cameras:
         if camera.kind == "simulated":
             sources[camera.id] = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
+        elif camera.kind == "realsense":
+            sources[camera.id] = RealSenseCamera(camera)
         else:
             sources[camera.id] = OpenCVCamera(camera)
     return sources
