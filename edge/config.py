@@ -92,7 +92,7 @@ class SimulatedFault(_Strict):
 
     camera: CameraId
     at_s: float = Field(ge=0, description="simulation time at which the fault starts")
-    kind: Literal["error", "stall"]
+    kind: Literal["error", "stall", "frozen", "black"]
     duration_s: float = Field(default=1.0, gt=0)
 
 

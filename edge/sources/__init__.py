@@ -7,21 +7,24 @@ import time
 from edge.config import SiteConfig
 from edge.sources.base import FrameSource
 from edge.sources.belt_world import BeltWorld
+from edge.sources.health import CheckedSource
 from edge.sources.opencv_source import OpenCVCamera
 from edge.sources.realsense_source import RealSenseCamera
 from edge.sources.simulated import SimulatedCamera
 
 
 def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
-    """C1 and C2 sources; simulated cameras share one world and one time base, as on a real belt."""
+    """C1 and C2 sources, every one behind frame validation (`health.CheckedSource`); simulated
+    cameras share one world and one time base, as on a real belt."""
     epoch_ns = time.monotonic_ns()
     world = BeltWorld(config.simulator)
     sources: dict[str, FrameSource] = {}
     for camera in config.cameras:
         if camera.kind == "simulated":
-            sources[camera.id] = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
+            source = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
         elif camera.kind == "realsense":
-            sources[camera.id] = RealSenseCamera(camera)
+            source = RealSenseCamera(camera)
         else:
-            sources[camera.id] = OpenCVCamera(camera)
+            source = OpenCVCamera(camera)
+        sources[camera.id] = CheckedSource(source)
     return sources

@@ -9,9 +9,11 @@ number jumps), it does not slow the belt down.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from edge.config import CameraConfig, SimulatorConfig
@@ -41,6 +43,7 @@ class SimulatedCamera(FrameSource):
         self._faults = [f for f in simulator.faults if f.camera == camera.id]
         self._next_seq = 0
         self._open = False
+        self._last_image: np.ndarray | None = None
 
     def time_of(self, seq: int) -> float:
         return seq / self.fps
@@ -105,7 +108,13 @@ class SimulatedCamera(FrameSource):
                 time.sleep(min(timeout_s, max(0.0, stalled_until - self._now_s())))
             raise SourceStalled(f"simulated camera {self.camera_id}: no frame within {timeout_s:.1f} s")
         self._next_seq = seq + 1
-        return self.frame_at(seq)
+        frame = self.frame_at(seq)
+        if fault == "frozen" and self._last_image is not None:
+            return replace(frame, image=self._last_image.copy(), truth=None)
+        if fault == "black":
+            return replace(frame, image=np.zeros_like(frame.image), truth=None)
+        self._last_image = frame.image
+        return frame
 
     def close(self) -> None:
         self._open = False

@@ -1,0 +1,60 @@
+"""Frame validation for every source: a camera that delivers frames is not necessarily healthy.
+
+All-black frames (lens covered, lamp dead, exposure 0) and frozen streams (a hung driver repeating
+its last buffer with fresh timestamps) look like data but would poison the store and the training.
+`CheckedSource` turns them into `SourceError`s, so the recorder counts them and reconnects the
+camera with back-off like any other failure, while the other camera keeps going.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from edge.sources.base import Frame, FrameSource, SourceError
+
+BLACK_LEVEL = 8  # no pixel brighter than this: nothing is being imaged
+FROZEN_AFTER = 5  # this many identical frames in a row: the stream is frozen
+
+
+def _fingerprint(image: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+
+
+class CheckedSource(FrameSource):
+    def __init__(self, source: FrameSource, frozen_after: int = FROZEN_AFTER) -> None:
+        self.source = source
+        self.camera_id = source.camera_id
+        self.frozen_after = frozen_after
+        self._last: bytes | None = None
+        self._repeats = 0
+
+    def open(self) -> None:
+        self.source.open()
+        self._last, self._repeats = None, 0
+
+    def close(self) -> None:
+        self.source.close()
+
+    def read(self, timeout_s: float) -> Frame:
+        frame = self.source.read(timeout_s)
+        image = frame.image
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise SourceError(
+                f"camera {self.camera_id}: frame {frame.seq} is {image.dtype} {image.shape}, "
+                "expected RGB uint8"
+            )
+        if int(image.max()) <= BLACK_LEVEL:
+            raise SourceError(
+                f"camera {self.camera_id}: frame {frame.seq} is all black "
+                "(lens covered, light off or exposure 0)"
+            )
+        fingerprint = _fingerprint(image)
+        self._repeats = self._repeats + 1 if fingerprint == self._last else 0
+        self._last = fingerprint
+        if self._repeats + 1 >= self.frozen_after:
+            raise SourceError(
+                f"camera {self.camera_id}: frozen: the last {self._repeats + 1} frames are identical"
+            )
+        return frame
