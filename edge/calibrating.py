@@ -14,7 +14,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from natsort import natsorted
 from sqlalchemy import select
 from tqdm import tqdm
 
@@ -47,10 +46,9 @@ from calibration.calibration_file import (
     hash_file,
 )
 from edge.config import SiteConfig
-from edge.importer import IMAGE_SUFFIXES
 from edge.sources import build_sources
 from edge.sources.base import SourceError
-from edge.store.files import ImageFileError, atomic_write, encode_image, read_image
+from edge.store.files import ImageFileError, atomic_write, encode_image, image_files, read_image
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Calibration, Frame, Recording
 
@@ -104,9 +102,7 @@ def _file_clip(path: Path, fps: float | None, max_frames: int) -> Clip:
     if path.is_dir():
         if not fps:
             raise CalibrationError(f"{path}: an image folder needs --fps to know the frame times")
-        files = natsorted(
-            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
-        )
+        files = image_files(path)
         if not files:
             raise CalibrationError(f"{path}: no image files in this folder")
         files = files[:max_frames]
@@ -221,9 +217,7 @@ class CalibrationSession:
     def intrinsics(self, camera: str, folder: Path, board: Board, max_rms_px: float) -> IntrinsicsSection:
         if not folder.is_dir():
             raise CalibrationError(f"{folder}: not a folder of board images")
-        files = natsorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
-        )
+        files = image_files(folder)
         images = []
         for path in files:
             try:

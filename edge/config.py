@@ -43,6 +43,7 @@ class CameraConfig(_Strict):
         default=None, gt=0, description="fixed exposure (auto-exposure drifting between C1 and C2 is a bias)"
     )
     white_balance_k: float | None = Field(default=None, gt=0, description="fixed white balance in kelvin")
+    loop: bool = Field(default=False, description="opencv video file or image folder: start again at the end")
 
     @field_validator("resolution")
     @classmethod

@@ -19,11 +19,17 @@ from natsort import natsorted
 from sqlalchemy import delete
 from tqdm import tqdm
 
-from edge.store.files import ImageFileError, encode_image, read_image, read_label_map
+from edge.store.files import (
+    IMAGE_SUFFIXES,
+    ImageFileError,
+    encode_image,
+    image_files,
+    read_image,
+    read_label_map,
+)
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Frame, Mask, Recording
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -40,9 +46,7 @@ class ImportSummary:
 
 def _folder_frames(folder: Path) -> Iterator[tuple[str, str, np.ndarray]]:
     """(mask key, where to point a technician, RGB image) per frame."""
-    files = natsorted(
-        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
-    )
+    files = image_files(folder)
     if not files:
         raise ImportRejected(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
     for path in files:

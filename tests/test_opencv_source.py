@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from edge.config import CameraConfig
+from edge.config import CameraConfig, SiteConfig
+from edge.sources import build_sources
 from edge.sources.base import SourceError
+from edge.sources.folder_source import ImageFolderCamera
 from edge.sources.opencv_source import OpenCVCamera, _has_gstreamer
 from edge.store.models import Recording
 
@@ -69,3 +71,53 @@ def test_recording_from_a_video_file_keeps_the_simulated_camera_going(make_confi
     with store.session() as session:
         sources = {r.camera: r.source for r in session.scalars(select(Recording))}
     assert sources["c2"] == f"opencv:{video}"
+
+
+def test_a_looped_video_file_starts_again_instead_of_ending(video):
+    camera = OpenCVCamera(
+        CameraConfig(id="c1", kind="opencv", source=str(video), resolution=(W, H), loop=True)
+    )
+    camera.open()
+    try:
+        frames = [camera.read(1.0) for _ in range(13)]
+    finally:
+        camera.close()
+    brightness = [int(f.image.mean()) for f in frames]
+    assert abs(brightness[10] - brightness[0]) <= 3 and abs(brightness[12] - brightness[2]) <= 3
+
+
+def _folder(tmp_path, names):
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for index, name in enumerate(names):
+        cv2.imwrite(str(folder / name), np.full((H, W, 3), 40 + 20 * index, np.uint8))
+    return folder
+
+
+def test_an_image_folder_plays_in_natural_order_at_the_configured_rate(tmp_path):
+    folder = _folder(tmp_path, ["img1.png", "img2.png", "img10.png"])  # written in this order
+    config = CameraConfig(id="c1", kind="opencv", source=str(folder), resolution=(W, H), fps=20)
+    sources = build_sources(SiteConfig(cameras=[config, {"id": "c2", "kind": "simulated"}]))
+    camera = sources["c1"]
+    camera.open()
+    started = time.monotonic()
+    frames = [camera.read(1.0) for _ in range(3)]
+    elapsed = time.monotonic() - started
+    assert [int(f.image.mean()) for f in frames] == [40, 60, 80]  # img1, img2, img10
+    assert elapsed >= 2 / 20 * 0.9
+    with pytest.raises(SourceError, match="end of image folder"):
+        camera.read(1.0)
+    camera.close()
+    looped = ImageFolderCamera(config.model_copy(update={"loop": True}))
+    looped.open()
+    assert [int(looped.read(1.0).image.mean()) for _ in range(4)] == [40, 60, 80, 40]
+
+
+def test_an_unreadable_image_in_a_folder_is_a_clear_error(tmp_path):
+    folder = _folder(tmp_path, ["a.png"])
+    (folder / "b.png").write_bytes(b"not a png")
+    camera = ImageFolderCamera(CameraConfig(id="c1", kind="opencv", source=str(folder), resolution=(W, H)))
+    camera.open()
+    camera.read(1.0)
+    with pytest.raises(SourceError, match=r"b\.png: not a readable image"):
+        camera.read(1.0)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from edge.config import SiteConfig
 from edge.sources.base import FrameSource
 from edge.sources.belt_world import BeltWorld
+from edge.sources.folder_source import ImageFolderCamera
 from edge.sources.health import CheckedSource
 from edge.sources.opencv_source import OpenCVCamera
 from edge.sources.realsense_source import RealSenseCamera
@@ -24,6 +26,8 @@ def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
             source = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
         elif camera.kind == "realsense":
             source = RealSenseCamera(camera)
+        elif Path(camera.source).is_dir():
+            source = ImageFolderCamera(camera)
         else:
             source = OpenCVCamera(camera)
         sources[camera.id] = CheckedSource(source)

@@ -84,6 +84,9 @@ class OpenCVCamera(FrameSource):
                 time.sleep(min(wait_s, timeout_s))
             self._next_ns += self._period_ns
         ok, bgr = self._capture.read()
+        if (not ok or bgr is None) and self._is_file and self.camera.loop:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._capture.read()
         if not ok or bgr is None:
             what = "end of video file" if self._is_file else "no frame (disconnected?)"
             raise SourceError(f"camera {self.camera_id}: {what}: {self.camera.source}")

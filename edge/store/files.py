@@ -7,8 +7,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from natsort import natsorted
 
 TEMP_SUFFIX = ".tmp"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 class ImageFileError(ValueError):
@@ -76,3 +78,11 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images in a folder in natural order of their names (img2 before img10), as cameras and
+    people number their files."""
+    return natsorted(
+        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name
+    )
