@@ -91,3 +91,31 @@ def test_recordings_roll_over_into_segments(make_config, run_recorder):
     # every frame of every second segment is an evaluation set, the others carry no truth at all
     assert masked == {r.id for r in recordings[::2]}
     assert check_store(store).clean
+
+
+def test_with_calibrated_offsets_pairs_are_the_same_belt_before_and_after(
+    make_config, run_recorder, tmp_path
+):
+    from calibration.calibration_file import BeltSection, CalibrationFile, OffsetsSection, save_calibration
+
+    calibration = CalibrationFile(
+        belt=BeltSection(speed_mm_s=250.0),
+        offsets=OffsetsSection(
+            c1_to_c2_mm=500.0, c2_clock_offset_ms=0.0, clock_source="measured distance",
+            speed_correlation=1.0, object_correlation=1.0,
+        ),
+    )  # fmt: skip
+    save_calibration(calibration, tmp_path / "calibration.yaml", "offsets")
+    config = make_config({"calibration_file": "calibration.yaml"})
+    store, summary = run_recorder(config, 3.5)
+    assert summary.paired >= 15
+    with store.session() as session:
+        frames = {f.id: f for f in session.scalars(select(Frame))}
+        camera_of = {r.id: r.camera for r in session.scalars(select(Recording))}
+    lags = [
+        frames[f.pair_frame_id].capture_ns - f.capture_ns
+        for f in frames.values()
+        if f.pair_frame_id is not None and camera_of[f.recording_id] == "c1"
+    ]
+    assert len(lags) == summary.paired
+    assert all(abs(lag - 2_000_000_000) <= 50_000_000 for lag in lags)  # 500 mm at 250 mm/s

@@ -25,3 +25,10 @@ def test_c2_clock_offset_is_removed_before_matching():
     pairing.add("c1", 1, 1000 * MS)
     assert pairing.add("c2", 101, 1000 * MS) is None  # same raw stamp, but C2's clock runs 0.5 s ahead
     assert pairing.add("c2", 102, 1502 * MS) == (1, 102)
+
+
+def test_calibrated_belt_travel_pairs_the_same_stretch_of_belt():
+    pairing = StreamPair(tolerance_ns=10 * MS, belt_lag_ns=3000 * MS)
+    pairing.add("c1", 1, 1000 * MS)
+    assert pairing.add("c2", 101, 1000 * MS) is None  # the same instant shows different belt
+    assert pairing.add("c2", 102, 4003 * MS) == (1, 102)  # three seconds later it is the same belt

@@ -2,7 +2,9 @@
 
 Both streams arrive in time order, so a waiting frame that the other camera has already overtaken by
 more than the tolerance can never be paired: it is counted as unpaired and forgotten. The C2 clock
-offset (C2 clock minus C1 clock, from calibration) is removed before comparing.
+offset (C2 clock minus C1 clock, from calibration) is removed before comparing, and so is the belt's
+travel time from C1 to C2 when calibration knows it: then a pair is the same stretch of belt seen
+before and after the sorter, not two views of different belt at one instant.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ class PairingStats:
 
 
 class StreamPair:
-    def __init__(self, tolerance_ns: int, c2_clock_offset_ns: int = 0) -> None:
+    def __init__(self, tolerance_ns: int, c2_clock_offset_ns: int = 0, belt_lag_ns: int = 0) -> None:
         self.tolerance_ns = tolerance_ns
         self.c2_clock_offset_ns = c2_clock_offset_ns
+        self.belt_lag_ns = belt_lag_ns
         self._waiting: dict[str, deque[tuple[int, int]]] = {"c1": deque(), "c2": deque()}
         self._latest: dict[str, int | None] = {"c1": None, "c2": None}
         self.stats = PairingStats()
 
     def add(self, camera: str, key: int, capture_ns: int) -> tuple[int, int] | None:
         """Offer a frame; returns (c1 key, c2 key) when it completes a pair."""
-        t = capture_ns - self.c2_clock_offset_ns if camera == "c2" else capture_ns
+        t = capture_ns - self.c2_clock_offset_ns - self.belt_lag_ns if camera == "c2" else capture_ns
         other = "c2" if camera == "c1" else "c1"
         self._latest[camera] = t
         self._expire(other, t)

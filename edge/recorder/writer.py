@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from calibration import load_calibration
 from edge.config import SiteConfig
 from edge.recorder.capture import CaptureWorker
 from edge.recorder.stream_pair import StreamPair
@@ -67,8 +68,7 @@ class FrameWriter:
             if storage.disk_quota_mb
             else None
         )
-        offset_ns = round(config.simulator.c2_clock_offset_ms * 1e6) if self._simulated else 0
-        self.pairing = StreamPair(round(config.recorder.pair_tolerance_ms * 1e6), offset_ns)
+        self.pairing = StreamPair(round(config.recorder.pair_tolerance_ms * 1e6), *self._c2_timing())
         self._segments: dict[str, _Segment] = {}
         self._pending: list[_Pending] = []
         self._dirty_dirs: set[Path] = set()
@@ -77,6 +77,19 @@ class FrameWriter:
         self.quota_drops = {"c1": 0, "c2": 0}
         self.quota_alarm: str | None = None
         self.recording_ids: set[int] = set()
+
+    def _c2_timing(self) -> tuple[int, int]:
+        """C2's clock offset and the belt's C1-to-C2 travel time, in ns: from the site calibration when
+        it has them (`beltcam calibrate speed` and `offsets`), else the simulator's clock offset."""
+        offset_ns = round(self.config.simulator.c2_clock_offset_ms * 1e6) if self._simulated else 0
+        path = self.config.calibration_file
+        calibration = load_calibration(path) if path is not None else None
+        if calibration is None or calibration.offsets is None:
+            return offset_ns, 0
+        offset_ns = round(calibration.offsets.c2_clock_offset_ms * 1e6)
+        speed = calibration.belt.speed_mm_s
+        lag_ns = round(calibration.offsets.c1_to_c2_mm / speed * 1e9) if speed else 0
+        return offset_ns, lag_ns
 
     @property
     def _simulated(self) -> bool:
