@@ -1,3 +1,6 @@
+import functools
+import http.server
+import threading
 import time
 
 import cv2
@@ -121,3 +124,32 @@ def test_an_unreadable_image_in_a_folder_is_a_clear_error(tmp_path):
     camera.read(1.0)
     with pytest.raises(SourceError, match=r"b\.png: not a readable image"):
         camera.read(1.0)
+
+
+@pytest.fixture
+def http_server(video):
+    """The test video served over HTTP on loopback, as an IP camera's stream URL would be."""
+    handler = functools.partial(_QuietHandler, directory=str(video.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{video.name}"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_network_stream_url_is_read_through_ffmpeg(http_server):
+    camera = OpenCVCamera(CameraConfig(id="c2", kind="opencv", source=http_server, resolution=(W, H)))
+    camera.open()
+    try:
+        frames = [camera.read(2.0) for _ in range(10)]
+        with pytest.raises(SourceError, match=r"no frame \(disconnected\?\)"):
+            camera.read(2.0)
+    finally:
+        camera.close()
+    assert [round(f.image.mean() / 10) for f in frames] == [round((30 + 20 * i) / 10) for i in range(10)]
