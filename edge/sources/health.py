@@ -19,7 +19,9 @@ FROZEN_AFTER = 5  # this many identical frames in a row: the stream is frozen
 
 
 def _fingerprint(image: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+    """A digest of every 4th pixel of every 4th row: this runs on the capture thread for every frame,
+    and sensor noise makes two live frames differ almost everywhere, so a sample tells them apart."""
+    return hashlib.blake2b(np.ascontiguousarray(image[::4, ::4]).tobytes(), digest_size=16).digest()
 
 
 class CheckedSource(FrameSource):
