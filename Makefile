@@ -18,12 +18,17 @@ demo: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks
 
-# Debian packages the tests need: PostgreSQL's server binaries (the store is tested on a real server)
+# Debian packages the tests need: PostgreSQL's server binaries (the store is tested on a real server),
+# libusb for pyrealsense2, and GStreamer's RTSP server on Debian's python3 (an RTSP camera on loopback)
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 	@ldconfig -p | grep -q 'libusb-1.0.so.0 ' || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null)
+	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+			gstreamer1.0-plugins-bad >/dev/null)
 
 # pytest exits 5 when it collected nothing: that must never pass for green
 test: $(INSTALLED) system-deps lint

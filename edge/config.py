@@ -44,6 +44,9 @@ class CameraConfig(_Strict):
     )
     white_balance_k: float | None = Field(default=None, gt=0, description="fixed white balance in kelvin")
     loop: bool = Field(default=False, description="opencv video file or image folder: start again at the end")
+    rtsp_transport: Literal["tcp", "udp"] = Field(
+        default="tcp", description="opencv RTSP: tcp survives lossy networks and firewalls; udp is leaner"
+    )
 
     @field_validator("resolution")
     @classmethod

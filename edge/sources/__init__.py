@@ -29,6 +29,6 @@ def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
         elif Path(camera.source).is_dir():
             source = ImageFolderCamera(camera)
         else:
-            source = OpenCVCamera(camera)
+            source = OpenCVCamera(camera, read_timeout_s=config.recorder.stall_timeout_s)
         sources[camera.id] = CheckedSource(source)
     return sources

@@ -3,20 +3,32 @@
 A video file plays at its own frame rate, like a camera would deliver it, so recordings made from a
 file have realistic timestamps. Frames of the wrong size are refused rather than silently resized:
 a camera delivering another resolution than configured is a commissioning error worth seeing.
+
+RTSP streams are opened for low latency (no FFmpeg buffering, short probing: frames buffered while
+probing would be seconds old), and network streams with open and read timeouts, so a camera that
+goes silent is reported as stalled within the recorder's stall timeout instead of blocking its
+thread for FFmpeg's default 30 s. Frames carrying the stream's own timestamps are put on the host
+clock by `DeviceClock`, which keeps the camera's frame spacing.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 
 from edge.config import CameraConfig
-from edge.sources.base import Frame, FrameSource, SourceError
+from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
+from edge.sources.clock import DeviceClock, utc_from_monotonic
 
 URL_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
+LOW_LATENCY_OPTIONS = "fflags;nobuffer|flags;low_delay|analyzeduration;100000|probesize;32768"
+# OpenCV reads FFmpeg options from this environment variable when a capture opens: one process-wide
+# setting, so opening two cameras with different options must not interleave.
+_FFMPEG_OPTIONS_LOCK = threading.Lock()
 
 
 def _has_gstreamer() -> bool:
@@ -27,13 +39,16 @@ def _has_gstreamer() -> bool:
 
 
 class OpenCVCamera(FrameSource):
-    def __init__(self, camera: CameraConfig) -> None:
+    def __init__(self, camera: CameraConfig, read_timeout_s: float = 2.0) -> None:
         self.camera_id = camera.id
         self.camera = camera
+        self.read_timeout_s = read_timeout_s
         self._capture: cv2.VideoCapture | None = None
         self._seq = 0
         self._period_ns = 0
         self._next_ns = 0
+        self._clock = DeviceClock()
+        self._last_stream_ms = -1.0
 
     @property
     def _is_file(self) -> bool:
@@ -60,10 +75,31 @@ class OpenCVCamera(FrameSource):
                 )
             return cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
         if source.startswith(URL_PREFIXES):
-            return cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+            return self._open_stream(source)
         if not Path(source).is_file():
             raise SourceError(f"camera {self.camera_id}: {source}: no such video file, device or URL")
         return cv2.VideoCapture(source)
+
+    def _open_stream(self, url: str) -> cv2.VideoCapture:
+        options = ""  # HTTP may serve a file: FFmpeg's buffering keeps its first frame
+        if url.startswith(("rtsp://", "rtsps://")):
+            options = f"rtsp_transport;{self.camera.rtsp_transport}|{LOW_LATENCY_OPTIONS}"
+        timeouts = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            round(max(5.0, 2 * self.read_timeout_s) * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            round(self.read_timeout_s * 1000),
+        ]
+        with _FFMPEG_OPTIONS_LOCK:
+            previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
+            try:
+                return cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts)
+            finally:
+                if previous is None:
+                    del os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"]
+                else:
+                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
 
     def open(self) -> None:
         capture = self._open_capture()
@@ -74,6 +110,8 @@ class OpenCVCamera(FrameSource):
         file_fps = capture.get(cv2.CAP_PROP_FPS) if self._is_file else 0.0
         self._period_ns = round(1e9 / file_fps) if file_fps and file_fps > 0 else 0
         self._next_ns = time.monotonic_ns()
+        self._clock.reset()
+        self._last_stream_ms = -1.0
 
     def read(self, timeout_s: float) -> Frame:
         if self._capture is None:
@@ -83,26 +121,44 @@ class OpenCVCamera(FrameSource):
             if wait_s > 0:
                 time.sleep(min(wait_s, timeout_s))
             self._next_ns += self._period_ns
+        asked_ns = time.monotonic_ns()
         ok, bgr = self._capture.read()
         if (not ok or bgr is None) and self._is_file and self.camera.loop:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self._capture.read()
+        arrival_ns = time.monotonic_ns()
         if not ok or bgr is None:
-            what = "end of video file" if self._is_file else "no frame (disconnected?)"
-            raise SourceError(f"camera {self.camera_id}: {what}: {self.camera.source}")
+            if self._is_file:
+                raise SourceError(f"camera {self.camera_id}: end of video file: {self.camera.source}")
+            waited_s = (arrival_ns - asked_ns) / 1e9
+            if waited_s >= 0.9 * self.read_timeout_s:
+                raise SourceStalled(f"camera {self.camera_id}: no frame within {waited_s:.1f} s")
+            raise SourceError(f"camera {self.camera_id}: no frame (disconnected?): {self.camera.source}")
         height, width = bgr.shape[:2]
         if (width, height) != tuple(self.camera.resolution):
             expected = "x".join(map(str, self.camera.resolution))
             raise SourceError(f"camera {self.camera_id}: frame is {width}x{height}, config says {expected}")
+        capture_ns = self._capture_time(arrival_ns)
         frame = Frame(
             camera=self.camera_id,
             seq=self._seq,
             image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
-            capture_ns=time.monotonic_ns(),
-            capture_utc=datetime.now(UTC),
+            capture_ns=capture_ns,
+            capture_utc=utc_from_monotonic(capture_ns),
         )
         self._seq += 1
         return frame
+
+    def _capture_time(self, arrival_ns: int) -> int:
+        """The stream's own timestamp on the host clock when it has one (streams, files, V4L2 buffer
+        times), else the arrival time."""
+        stream_ms = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+        if stream_ms <= self._last_stream_ms:  # no timestamps, or the stream restarted
+            self._clock.reset()
+            self._last_stream_ms = -1.0
+            return arrival_ns
+        self._last_stream_ms = stream_ms
+        return self._clock.to_host(round(stream_ms * 1e6), arrival_ns)
 
     def close(self) -> None:
         if self._capture is not None:
