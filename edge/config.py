@@ -43,6 +43,12 @@ class CameraConfig(_Strict):
         default=None, gt=0, description="fixed exposure (auto-exposure drifting between C1 and C2 is a bias)"
     )
     white_balance_k: float | None = Field(default=None, gt=0, description="fixed white balance in kelvin")
+    depth: bool = Field(default=False, description="realsense: also deliver depth aligned to colour")
+    timestamps: Literal["global", "hardware"] = Field(
+        default="global",
+        description="realsense: 'global' has the SDK map the device clock onto the host clock (drift "
+        "corrected); 'hardware' keeps the raw device clock and beltcam maps it",
+    )
     loop: bool = Field(default=False, description="opencv video file or image folder: start again at the end")
     rtsp_transport: Literal["tcp", "udp"] = Field(
         default="tcp", description="opencv RTSP: tcp survives lossy networks and firewalls; udp is leaner"

@@ -3,13 +3,17 @@ device from simulated belt frames, played back through the RealSense source."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
 from edge.config import CameraConfig
 from edge.simulated_calibration import render_clip, simulated_pair
 from edge.sources.base import SourceError
-from edge.sources.realsense_source import RealSenseCamera, write_recording
+from edge.sources.realsense_recording import write_recording
+from edge.sources.realsense_source import RealSenseCamera, global_capture_time
 
 
 def _recording(tmp_path, frames: int = 6):
@@ -19,9 +23,9 @@ def _recording(tmp_path, frames: int = 6):
     return write_recording(tmp_path / "c1.db3", images, times_ms, fps=10.0), images, times_ms
 
 
-def _camera(path, resolution=(96, 72)) -> RealSenseCamera:
+def _camera(path, resolution=(96, 72), depth=False) -> RealSenseCamera:
     return RealSenseCamera(
-        CameraConfig(id="c1", kind="realsense", source=str(path), resolution=resolution, fps=10)
+        CameraConfig(id="c1", kind="realsense", source=str(path), resolution=resolution, fps=10, depth=depth)
     )
 
 
@@ -53,3 +57,42 @@ def test_wrong_size_and_missing_recording_are_clear_errors(tmp_path):
         camera.close()
     with pytest.raises(SourceError, match=r"recording .*missing.db3 not found"):
         _camera(tmp_path / "missing.db3").open()
+
+
+def test_depth_is_aligned_to_the_colour_image(tmp_path):
+    """Depth sensor 5 cm beside the colour sensor: a point at z metres appears fx * 0.05 / z pixels
+    further right in colour (fx = 96 px), so a box at 0.5 m moves 9.6 px and the belt at 1 m 4.8 px."""
+    images = [np.full((72, 96, 3), 60 + 10 * i, np.uint8) for i in range(4)]
+    depth = np.full((72, 96), 1000, np.uint16)
+    depth[20:50, 20:40] = 500
+    path = write_recording(
+        tmp_path / "d.db3", images, [1000.0 + 100 * i for i in range(4)], fps=10.0,
+        depth_mm=[depth] * 4, depth_to_colour_m=(0.05, 0.0, 0.0),
+    )  # fmt: skip
+    camera = _camera(path, depth=True)
+    camera.open()
+    try:
+        frames = [camera.read(timeout_s=2.0) for _ in images]
+    finally:
+        camera.close()
+    assert [int(f.image[0, 0, 0]) for f in frames] == [60, 70, 80, 90]  # each colour frame once
+    aligned = frames[-1].depth_mm
+    assert aligned.dtype == np.uint16 and aligned.shape == (72, 96)
+    row = aligned[35]
+    assert row[45] == 500  # box pixel 35 seen 9.6 px to the right (unaligned: belt, 1000)
+    assert row[22] == 1000  # belt pixel 17 seen 4.8 px to the right (unaligned: box, 500)
+    assert (row[:4] == 0).all()  # nothing of the depth image lands on the colour image's left edge
+    assert (frames[-1].depth_mm[35, 52:] == 1000).all()
+
+
+def test_depth_asked_of_a_recording_without_depth_is_a_clear_error(tmp_path):
+    path, _, _ = _recording(tmp_path, frames=2)
+    with pytest.raises(SourceError, match=r"depth is configured but .*c1\.db3 has no depth stream"):
+        _camera(path, depth=True).open()
+
+
+def test_global_timestamps_are_the_hosts_wall_clock_on_the_monotonic_time_base():
+    now_ms = time.time() * 1000
+    capture_ns, capture_utc = global_capture_time(now_ms - 250.0)  # a frame captured 250 ms ago
+    assert (time.monotonic_ns() - capture_ns) / 1e6 == pytest.approx(250.0, abs=20)
+    assert (datetime.now(UTC) - capture_utc).total_seconds() == pytest.approx(0.25, abs=0.02)

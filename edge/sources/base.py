@@ -49,6 +49,7 @@ class Frame:
     capture_ns: int  # time.monotonic_ns() on this host's time base
     capture_utc: datetime
     truth: FrameTruth | None = field(default=None, repr=False)
+    depth_mm: np.ndarray | None = field(default=None, repr=False)  # uint16 H x W, aligned to image; 0: none
 
 
 class FrameSource(abc.ABC):

@@ -2,25 +2,28 @@
 recording (rosbag2 `.db3`, older `.bag`) played back as if it were the camera.
 
 Exposure and white balance are locked when the config gives them: auto-exposure that drifts
-differently on C1 and C2 is exactly the background bias the classifier must not learn. Device
-timestamps (hardware or global clock, milliseconds) are mapped once onto this host's monotonic
-clock, so frame spacing is the device's own and both cameras share one time base.
+differently on C1 and C2 is exactly the background bias the classifier must not learn. Depth, when
+asked for, is aligned to the colour image (`rs.align`), so pixel (u, v) of `depth_mm` is the distance
+of pixel (u, v) of the image. Timestamps: with `timestamps: global` (the default) the SDK maps the
+device clock onto the host's wall clock and corrects its drift, which gives two devices one time
+base; with `hardware` the device clock is mapped by `DeviceClock`; a recording keeps its recorded
+times, moved to the moment playback started.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from edge.config import CameraConfig
 from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
+from edge.sources.clock import DeviceClock, monotonic_from_utc_ns, utc_from_monotonic
 
 RECORDING_SUFFIXES = (".db3", ".bag")
-HAND_OVER_S = 0.01
 
 
 def load_pyrealsense():
@@ -36,13 +39,22 @@ def load_pyrealsense():
     return pyrealsense2
 
 
+def global_capture_time(timestamp_ms: float) -> tuple[int, datetime]:
+    """A frame stamped in the SDK's global time (the host's wall clock, ms) on the monotonic clock."""
+    utc_ns = round(timestamp_ms * 1e6)
+    return monotonic_from_utc_ns(utc_ns), datetime.fromtimestamp(utc_ns / 1e9, UTC)
+
+
 class RealSenseCamera(FrameSource):
     def __init__(self, camera: CameraConfig) -> None:
         self.camera_id = camera.id
         self.camera = camera
+        self._rs = None
         self._pipeline = None
-        self._clock_offset_ns: int | None = None
-        self._utc_offset: datetime | None = None
+        self._align = None
+        self._clock = DeviceClock()
+        self._playback_offset_ns: int | None = None
+        self._last_frame_number: int | None = None
         self._seq = 0
 
     @property
@@ -50,7 +62,7 @@ class RealSenseCamera(FrameSource):
         return self.camera.source.lower().endswith(RECORDING_SUFFIXES)
 
     def open(self) -> None:
-        rs = load_pyrealsense()
+        rs = self._rs = load_pyrealsense()
         config = rs.config()
         width, height = self.camera.resolution
         if self.is_recording:
@@ -61,7 +73,10 @@ class RealSenseCamera(FrameSource):
         else:
             if self.camera.source:
                 config.enable_device(self.camera.source)
-            config.enable_stream(rs.stream.color, width, height, rs.format.rgb8, round(self.camera.fps))
+            fps = round(self.camera.fps)
+            config.enable_stream(rs.stream.color, width, height, rs.format.rgb8, fps)
+            if self.camera.depth:
+                config.enable_stream(rs.stream.depth, width, height, rs.format.z16, fps)
         pipeline = rs.pipeline()
         try:
             profile = pipeline.start(config)
@@ -73,11 +88,20 @@ class RealSenseCamera(FrameSource):
         if self.is_recording:
             device.as_playback().set_real_time(True)  # delivered at the pace it was recorded
         else:
-            self._lock_colour_controls(rs, device)
+            self._lock_colour_controls(device)
+            self._choose_clock(device)
+        if self.camera.depth and not any(s.stream_type() == rs.stream.depth for s in profile.get_streams()):
+            pipeline.stop()
+            raise SourceError(
+                f"camera {self.camera_id}: depth is configured but {self.camera.source} has no depth stream"
+            )
+        self._align = rs.align(rs.stream.color) if self.camera.depth else None
         self._pipeline = pipeline
-        self._clock_offset_ns = None
+        self._clock.reset()
+        self._playback_offset_ns = self._last_frame_number = None
 
-    def _lock_colour_controls(self, rs, device) -> None:
+    def _lock_colour_controls(self, device) -> None:
+        rs = self._rs
         sensor = device.first_color_sensor()
         if self.camera.exposure_us is not None:
             sensor.set_option(rs.option.enable_auto_exposure, 0)
@@ -86,17 +110,18 @@ class RealSenseCamera(FrameSource):
             sensor.set_option(rs.option.enable_auto_white_balance, 0)
             sensor.set_option(rs.option.white_balance, self.camera.white_balance_k)
 
+    def _choose_clock(self, device) -> None:
+        enabled = 1.0 if self.camera.timestamps == "global" else 0.0
+        for sensor in device.query_sensors():
+            if sensor.supports(self._rs.option.global_time_enabled):
+                sensor.set_option(self._rs.option.global_time_enabled, enabled)
+
     def read(self, timeout_s: float) -> Frame:
         if self._pipeline is None:
             raise SourceError(f"RealSense camera {self.camera_id} is not open")
-        try:
-            ok, frames = self._pipeline.try_wait_for_frames(round(timeout_s * 1000))
-        except RuntimeError as error:
-            raise SourceError(f"camera {self.camera_id}: {error}") from None
-        if not ok:
-            if self.is_recording:
-                raise SourceError(f"camera {self.camera_id}: recording {self.camera.source} has ended")
-            raise SourceStalled(f"camera {self.camera_id}: no frame within {timeout_s:.1f} s")
+        frames = self._next_frameset(timeout_s)
+        if self._align is not None:
+            frames = self._align.process(frames)
         colour = frames.get_color_frame()
         image = np.asanyarray(colour.get_data()).copy()
         expected = tuple(self.camera.resolution)
@@ -105,58 +130,67 @@ class RealSenseCamera(FrameSource):
                 f"camera {self.camera_id}: frame is {image.shape[1]}x{image.shape[0]}, "
                 f"configured {expected[0]}x{expected[1]}"
             )
-        device_ns = round(colour.get_timestamp() * 1e6)
-        if self._clock_offset_ns is None:
-            self._clock_offset_ns = time.monotonic_ns() - device_ns
-            self._utc_offset = datetime.now(UTC) - timedelta(microseconds=device_ns / 1000)
+        capture_ns, capture_utc = self._capture_time(colour)
         seq = self._seq
         self._seq += 1
         return Frame(
             camera=self.camera_id,
             seq=seq,
             image=image,
-            capture_ns=device_ns + self._clock_offset_ns,
-            capture_utc=self._utc_offset + timedelta(microseconds=device_ns / 1000),
+            capture_ns=capture_ns,
+            capture_utc=capture_utc,
+            depth_mm=self._depth_mm(frames) if self._align is not None else None,
         )
+
+    def _next_frameset(self, timeout_s: float):
+        """The next frameset with a new colour frame: with depth on, the SDK may hand out the same
+        colour frame twice, paired with successive depth frames."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining_ms = max(1, round((deadline - time.monotonic()) * 1000))
+            try:
+                ok, frames = self._pipeline.try_wait_for_frames(remaining_ms)
+            except RuntimeError as error:
+                raise SourceError(f"camera {self.camera_id}: {error}") from None
+            if not ok:
+                if self.is_recording:
+                    raise SourceError(f"camera {self.camera_id}: recording {self.camera.source} has ended")
+                raise SourceStalled(f"camera {self.camera_id}: no frame within {timeout_s:.1f} s")
+            colour = frames.get_color_frame()
+            if colour and colour.get_frame_number() != self._last_frame_number:
+                self._last_frame_number = colour.get_frame_number()
+                return frames
+
+    def _depth_mm(self, frames) -> np.ndarray:
+        depth = frames.get_depth_frame()
+        if not depth:
+            raise SourceError(f"camera {self.camera_id}: a frame came without its depth image")
+        raw = np.asanyarray(depth.get_data())
+        metres_per_unit = depth.get_units()
+        if abs(metres_per_unit - 0.001) < 1e-9:
+            return raw.copy()
+        return np.clip(np.rint(raw * (metres_per_unit * 1000)), 0, 65535).astype(np.uint16)
+
+    def _capture_time(self, colour) -> tuple[int, datetime]:
+        rs = self._rs
+        timestamp_ms = colour.get_timestamp()
+        device_ns = round(timestamp_ms * 1e6)
+        if self.is_recording:  # the recorded times, moved to now: no transport delay to estimate
+            if self._playback_offset_ns is None:
+                self._playback_offset_ns = time.monotonic_ns() - device_ns
+            capture_ns = device_ns + self._playback_offset_ns
+            return capture_ns, utc_from_monotonic(capture_ns)
+        if colour.get_frame_timestamp_domain() == rs.timestamp_domain.global_time:
+            return global_capture_time(timestamp_ms)
+        arrival_ns = time.monotonic_ns()
+        if colour.supports_frame_metadata(rs.frame_metadata_value.time_of_arrival):
+            arrival_ms = colour.get_frame_metadata(rs.frame_metadata_value.time_of_arrival)
+            arrival_ns = monotonic_from_utc_ns(arrival_ms * 1_000_000)
+        capture_ns = self._clock.to_host(device_ns, arrival_ns)
+        return capture_ns, utc_from_monotonic(capture_ns)
 
     def close(self) -> None:
         if self._pipeline is not None:
             with contextlib.suppress(RuntimeError):  # already stopped by the end of a recording
                 self._pipeline.stop()
             self._pipeline = None
-
-
-def write_recording(path: Path, images: list[np.ndarray], times_ms: list[float], fps: float) -> Path:
-    """A RealSense recording (colour stream, RGB) made with pyrealsense2's own software device and
-    recorder: what a real camera would have written, for tests and for replaying footage as a camera.
-    Current SDKs write rosbag2, so the file name must end in `.db3`."""
-    rs = load_pyrealsense()
-    height, width = images[0].shape[:2]
-    device = rs.software_device()
-    sensor = device.add_sensor("Color")
-    intrinsics = rs.intrinsics()
-    intrinsics.width, intrinsics.height = width, height
-    intrinsics.fx = intrinsics.fy = float(width)
-    intrinsics.ppx, intrinsics.ppy = width / 2, height / 2
-    intrinsics.model = rs.distortion.none
-    stream = rs.video_stream()
-    stream.type, stream.index, stream.uid = rs.stream.color, 0, 0
-    stream.width, stream.height, stream.fps, stream.bpp = width, height, round(fps), 3
-    stream.fmt, stream.intrinsics = rs.format.rgb8, intrinsics
-    profile = sensor.add_video_stream(stream)
-    path.unlink(missing_ok=True)
-    recorder = rs.recorder(str(path), device)
-    sensor.open(profile)
-    sensor.start(rs.syncer())
-    for number, (image, time_ms) in enumerate(zip(images, times_ms, strict=True)):
-        frame = rs.software_video_frame()
-        frame.pixels = np.ascontiguousarray(image)
-        frame.bpp, frame.stride = 3, width * 3
-        frame.timestamp, frame.domain = time_ms, rs.timestamp_domain.hardware_clock
-        frame.frame_number, frame.profile = number, profile.as_video_stream_profile()
-        sensor.on_video_frame(frame)
-        time.sleep(HAND_OVER_S)  # the software sensor's queue drops frames pushed faster than it drains
-    sensor.stop()
-    sensor.close()
-    del recorder  # the recorder writes the file out when it goes
-    return path
