@@ -1,9 +1,12 @@
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from edge.store.database import DatabaseError, make_engine, upgrade_schema
 from edge.store.files import TEMP_SUFFIX, atomic_write
 from edge.store.frame_store import FrameStore
+from edge.store.models import Base, Frame
 
 TABLES = {
     "recordings",
@@ -14,6 +17,8 @@ TABLES = {
     "models",
     "calibrations",
     "removal_commands",
+    "camera_status",
+    "camera_events",
     "alembic_version",
 }
 
@@ -23,7 +28,42 @@ def test_migrations_create_every_table_in_wal_mode(store):
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+
+
+def test_the_migrated_schema_is_exactly_the_models(store):
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_a_store_made_by_the_first_schema_is_upgraded_with_its_data(tmp_path):
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    engine = make_engine(url)
+    upgrade_schema(engine, revision="0001")
+    engine.dispose()
+    with make_engine(url).begin() as connection:  # rows as the first schema knew them
+        connection.execute(
+            text(
+                "INSERT INTO recordings (id, camera, label, source, status, started_utc, image_format, "
+                "width, height, frame_count, dropped_frames, source_errors, reconnects, paired_frames, "
+                "evicted_frames) VALUES (1, 'c1', 'before', 'x', 'closed', '2026-11-26', 'jpg', 64, 48, 1, "
+                "0, 0, 0, 0, 0)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO frames (id, recording_id, seq, path, bytes, capture_utc, capture_estimated, "
+                "missing) VALUES (1, 1, 0, 'frames/c1/1/00000000.jpg', 10, '2026-11-26', 0, 0)"
+            )
+        )
+    upgraded = FrameStore(tmp_path, url)
+    try:
+        with upgraded.session() as session:
+            frame = session.get(Frame, 1)
+            assert (frame.path, frame.depth_path, frame.depth_bytes) == ("frames/c1/1/00000000.jpg", None, 0)
+    finally:
+        upgraded.close()
 
 
 def test_reopening_an_existing_store_keeps_its_data(tmp_path):

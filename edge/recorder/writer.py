@@ -20,7 +20,7 @@ from edge.recorder.capture import CaptureWorker
 from edge.recorder.stream_pair import StreamPair
 from edge.sources.base import Frame
 from edge.store.files import encode_image, fsync_directory
-from edge.store.frame_store import FrameStore, utc_now
+from edge.store.frame_store import FrameStore, WrittenFile, utc_now
 from edge.store.models import Frame as FrameRow
 from edge.store.models import Mask, Recording
 from edge.store.retention import DiskQuota, QuotaExhausted
@@ -45,6 +45,7 @@ class EncodedFrame:
     frame: Frame
     frame_data: bytes
     mask_data: bytes  # empty when the frame carries no ground truth to store
+    depth_data: bytes = b""  # 16-bit PNG of the aligned depth image, when the camera gives one
 
 
 @dataclass
@@ -106,36 +107,43 @@ class FrameWriter:
             frame=frame,
             frame_data=encode_image(frame.image, storage.image_format, storage.jpeg_quality),
             mask_data=encode_image(frame.truth.label_map, "png") if with_truth else b"",
+            depth_data=encode_image(frame.depth_mm, "png") if frame.depth_mm is not None else b"",
         )
 
     def write(self, encoded: EncodedFrame) -> None:
         """Write one encoded frame in capture order; call from one thread only."""
-        frame, frame_data, mask_data = encoded.frame, encoded.frame_data, encoded.mask_data
-        storage = self.config.storage
+        frame = encoded.frame
         segment = self._segment_for(frame)
-        camera = frame.camera
-        with_truth = bool(mask_data) and segment.index % self.config.simulator.truth_segments_every == 0
-        mask_data = mask_data if with_truth else b""
-        seq = segment.next_seq
-        frame_path = self.store.frame_relpath(camera, segment.recording_id, seq, storage.image_format)
-        mask_path = self.store.mask_relpath(camera, segment.recording_id, seq)
-        if not self._room_for(camera, len(frame_data) + len(mask_data)):
+        camera, recording_id, seq = frame.camera, segment.recording_id, segment.next_seq
+        with_truth = (
+            bool(encoded.mask_data) and segment.index % self.config.simulator.truth_segments_every == 0
+        )
+        mask_data = encoded.mask_data if with_truth else b""
+        nbytes = len(encoded.frame_data) + len(mask_data) + len(encoded.depth_data)
+        if not self._room_for(camera, nbytes):
             return
-        written = self.store.write_file(frame_path, frame_data)
+        image_format = self.config.storage.image_format
+        frame_path = self.store.frame_relpath(camera, recording_id, seq, image_format)
+        written = self._write_file(frame_path, encoded.frame_data)
         segment.next_seq += 1
-        self._dirty_dirs.add(self.store.absolute(written.path).parent)
+        depth = (
+            self._write_file(self.store.depth_relpath(camera, recording_id, seq), encoded.depth_data)
+            if encoded.depth_data
+            else None
+        )
         row = FrameRow(
-            recording_id=segment.recording_id,
+            recording_id=recording_id,
             seq=seq,
             path=written.path,
             bytes=written.bytes,
             capture_utc=frame.capture_utc,
             capture_ns=frame.capture_ns,
+            depth_path=depth.path if depth else None,
+            depth_bytes=depth.bytes if depth else 0,
         )
         mask = None
         if with_truth:
-            mask_file = self.store.write_file(mask_path, mask_data)
-            self._dirty_dirs.add(self.store.absolute(mask_file.path).parent)
+            mask_file = self._write_file(self.store.mask_relpath(camera, recording_id, seq), mask_data)
             mask = Mask(
                 path=mask_file.path,
                 bytes=mask_file.bytes,
@@ -144,9 +152,15 @@ class FrameWriter:
                 created_utc=utc_now(),
             )
         if self.quota is not None:
-            self.quota.added(len(frame_data) + len(mask_data))
+            self.quota.added(nbytes)
         self._pending.append(_Pending(camera, row, mask))
         self.written[camera] += 1
+
+    def _write_file(self, relative: str, data: bytes) -> WrittenFile:
+        """Write a file now; its folder is fsynced before the batch that indexes it commits."""
+        written = self.store.write_file(relative, data)
+        self._dirty_dirs.add(self.store.absolute(written.path).parent)
+        return written
 
     def _room_for(self, camera: str, nbytes: int) -> bool:
         if self.quota is None:

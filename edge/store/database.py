@@ -50,12 +50,12 @@ def _alembic_config() -> Config:
     return config
 
 
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the schema to the newest migration; a fresh database is created this way too."""
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (or `revision`); a fresh database is created this way."""
     config = _alembic_config()
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except Exception as exc:  # the driver's own exception types vary by backend
         raise DatabaseError(f"cannot open or migrate database {engine.url!r}: {exc}") from exc

@@ -22,6 +22,7 @@ from edge.store.models import Frame, Mask, Recording
 
 FRAMES_DIR = "frames"
 MASKS_DIR = "masks"
+DEPTH_DIR = "depth"
 
 
 def utc_now() -> datetime:
@@ -66,6 +67,10 @@ class FrameStore:
     @staticmethod
     def mask_relpath(camera: str, recording_id: int, seq: int) -> str:
         return f"{MASKS_DIR}/{camera}/{recording_id}/{seq:08d}.png"
+
+    @staticmethod
+    def depth_relpath(camera: str, recording_id: int, seq: int) -> str:
+        return f"{DEPTH_DIR}/{camera}/{recording_id}/{seq:08d}.png"
 
     def recording_dir(self, camera: str, recording_id: int) -> Path:
         return self.data_dir / FRAMES_DIR / camera / str(recording_id)
@@ -113,13 +118,14 @@ class FrameStore:
 
     # --- reading ------------------------------------------------------------------------------
     def usage_bytes(self) -> int:
-        """Bytes of all indexed frame and mask files: what the disk quota counts."""
+        """Bytes of all indexed frame, depth and mask files: what the disk quota counts."""
         with self.session() as session:
             frames = session.scalar(
                 select(func.coalesce(func.sum(Frame.bytes), 0)).where(Frame.missing.is_(False))
             )
+            depth = session.scalar(select(func.coalesce(func.sum(Frame.depth_bytes), 0)))
             masks = session.scalar(select(func.coalesce(func.sum(Mask.bytes), 0)))
-        return int(frames) + int(masks)
+        return int(frames) + int(depth) + int(masks)
 
     def recordings(self) -> list[Recording]:
         with self.session() as session:

@@ -66,6 +66,8 @@ class Frame(Base):
     capture_estimated: Mapped[bool] = mapped_column(Boolean, default=False)  # repaired from an orphan file
     missing: Mapped[bool] = mapped_column(Boolean, default=False)  # file gone, found by db check
     pair_frame_id: Mapped[int | None] = mapped_column(Integer)  # the other camera's frame, by timestamp
+    depth_path: Mapped[str | None] = mapped_column(String(512), unique=True)  # 16-bit PNG, mm, aligned
+    depth_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
     recording: Mapped[Recording] = relationship(back_populates="frames")
     mask: Mapped[Mask | None] = relationship(back_populates="frame", passive_deletes=True)
@@ -144,3 +146,36 @@ class RemovalCommand(Base):
     status: Mapped[str] = mapped_column(String(16))  # planned | sent | acked | late | dropped | dry_run
     created_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class CameraStatus(Base):
+    """Each camera's health right now, as the recorder last saw it: what the panel shows."""
+
+    __tablename__ = "camera_status"
+
+    camera: Mapped[str] = mapped_column(String(8), primary_key=True)
+    source: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))  # connecting | ok | stalled | failing | stopped
+    since_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # in this state since
+    updated_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the recorder's last word
+    last_frame_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    session: Mapped[str | None] = mapped_column(String(64))
+    frames: Mapped[int] = mapped_column(BigInteger, default=0)  # counters of this recording session
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    stalls: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_frames: Mapped[int] = mapped_column(Integer, default=0)  # black, frozen, wrong size
+    errors: Mapped[int] = mapped_column(Integer, default=0)  # other failures: disconnects, open errors
+    reconnects: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+
+
+class CameraEvent(Base):
+    """A change of a camera's state (connected, stalled, failing, recovered, stopped), kept as history."""
+
+    __tablename__ = "camera_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    camera: Mapped[str] = mapped_column(String(8), index=True)
+    utc: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(512))

@@ -3,7 +3,9 @@
 Safe repairs: index orphan frame files of a known recording (capture time estimated from the
 recording's frame rate, flagged `capture_estimated`), mark indexed frames whose file is gone as
 `missing` (rows are kept: they record that the frame existed), delete temp files of interrupted
-writes (never a complete frame), and close recordings left open by a crash as `interrupted`.
+writes (never a complete frame), and close recordings left open by a crash as `interrupted`. Depth
+images follow their frames: an unindexed depth file is attached to its frame (same recording and
+number), and a depth file that is gone is dropped from its frame's row.
 Orphan files of unknown recordings are reported and left alone: nothing is deleted silently.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from edge.store.files import TEMP_SUFFIX
-from edge.store.frame_store import FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
+from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
 from edge.store.models import Frame, Mask, Recording
 
 _FRAME_NAME = re.compile(r"^(\d+)\.(jpg|png)$")
@@ -27,7 +29,9 @@ _FRAME_NAME = re.compile(r"^(\d+)\.(jpg|png)$")
 class CheckReport:
     missing_frames: list[str] = field(default_factory=list)  # indexed, file gone (not yet marked)
     missing_masks: list[str] = field(default_factory=list)
+    missing_depth: list[str] = field(default_factory=list)
     orphan_frames: list[str] = field(default_factory=list)  # file of a known recording, not indexed
+    orphan_depth: list[str] = field(default_factory=list)  # depth file of a known recording, not indexed
     unknown_files: list[str] = field(default_factory=list)  # files no recording explains
     temp_files: list[str] = field(default_factory=list)
     open_recordings: list[int] = field(default_factory=list)  # status 'recording' (crash or running)
@@ -40,7 +44,9 @@ class CheckReport:
         return not (
             self.missing_frames
             or self.missing_masks
+            or self.missing_depth
             or self.orphan_frames
+            or self.orphan_depth
             or self.unknown_files
             or self.temp_files
             or self.open_recordings
@@ -52,7 +58,9 @@ class CheckReport:
         for title, items in (
             ("indexed frames whose file is missing", self.missing_frames),
             ("indexed masks whose file is missing", self.missing_masks),
+            ("indexed depth images whose file is missing", self.missing_depth),
             ("frame files of known recordings not in the index", self.orphan_frames),
+            ("depth files of known recordings not in the index", self.orphan_depth),
             ("files no recording explains (left alone)", self.unknown_files),
             ("temp files of interrupted writes", self.temp_files),
             ("recordings still marked as recording", [str(i) for i in self.open_recordings]),
@@ -70,6 +78,7 @@ def check_store(store: FrameStore) -> CheckReport:
     with store.session() as session:
         indexed = {row.path: row.missing for row in session.execute(select(Frame.path, Frame.missing))}
         masks = set(session.scalars(select(Mask.path)))
+        depth = set(session.scalars(select(Frame.depth_path).where(Frame.depth_path.is_not(None))))
         recordings = {r.id: r for r in session.scalars(select(Recording))}
         counts = dict(
             session.execute(
@@ -82,11 +91,13 @@ def check_store(store: FrameStore) -> CheckReport:
         p for p, missing in indexed.items() if not missing and not store.absolute(p).is_file()
     )
     report.missing_masks = sorted(p for p in masks if not store.absolute(p).is_file())
+    report.missing_depth = sorted(p for p in depth if not store.absolute(p).is_file())
     report.open_recordings = sorted(i for i, r in recordings.items() if r.status == "recording")
     report.count_mismatches = sorted(
         i for i, r in recordings.items() if r.status != "recording" and r.frame_count != counts.get(i, 0)
     )
-    for top in (FRAMES_DIR, MASKS_DIR):
+    orphans = {FRAMES_DIR: report.orphan_frames, DEPTH_DIR: report.orphan_depth}
+    for top in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
         root = store.data_dir / top
         if not root.is_dir():
             continue
@@ -96,10 +107,10 @@ def check_store(store: FrameStore) -> CheckReport:
             relative = path.relative_to(store.data_dir).as_posix()
             if path.name.endswith(TEMP_SUFFIX):
                 report.temp_files.append(relative)
-            elif relative in indexed or relative in masks:
+            elif relative in indexed or relative in masks or relative in depth:
                 continue
-            elif top == FRAMES_DIR and _known_recording(relative, recordings):
-                report.orphan_frames.append(relative)
+            elif top in orphans and _known_recording(relative, recordings):
+                orphans[top].append(relative)
             else:
                 report.unknown_files.append(relative)
     return report
@@ -129,9 +140,19 @@ def repair_store(store: FrameStore, report: CheckReport) -> list[str]:
             for mask in session.scalars(select(Mask).where(Mask.path.in_(report.missing_masks))):
                 session.delete(mask)  # a mask without its file is no ground truth at all
             actions.append(f"removed {len(report.missing_masks)} mask rows whose PNG is gone")
+        if report.missing_depth:
+            for frame in session.scalars(select(Frame).where(Frame.depth_path.in_(report.missing_depth))):
+                frame.depth_path, frame.depth_bytes = None, 0
+            actions.append(f"dropped {len(report.missing_depth)} depth images whose PNG is gone")
         adopted = _adopt_orphans(session, report.orphan_frames, store)
         if adopted:
             actions.append(f"indexed {adopted} orphan frame files (capture time estimated)")
+        session.flush()
+        attached = _attach_orphan_depth(session, report.orphan_depth, store)
+        if attached:
+            actions.append(f"attached {attached} orphan depth files to their frames")
+        if len(report.orphan_depth) > attached:
+            actions.append(f"left {len(report.orphan_depth) - attached} depth files without a frame alone")
         for recording_id in report.open_recordings:
             recording = session.get(Recording, recording_id)
             recording.status = "interrupted"
@@ -176,3 +197,18 @@ def _adopt_orphans(session, orphans: list[str], store: FrameStore) -> int:
             )
         )
     return len(orphans)
+
+
+def _attach_orphan_depth(session, orphans: list[str], store: FrameStore) -> int:
+    attached = 0
+    for relative in orphans:
+        _, _, recording_id, name = relative.split("/")
+        seq = int(_FRAME_NAME.match(name).group(1))
+        frame = session.scalars(
+            select(Frame).where(Frame.recording_id == int(recording_id), Frame.seq == seq)
+        ).first()
+        if frame is not None and frame.depth_path is None:
+            frame.depth_path = relative
+            frame.depth_bytes = Path(store.absolute(relative)).stat().st_size
+            attached += 1
+    return attached

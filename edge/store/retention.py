@@ -53,7 +53,10 @@ class DiskQuota:
 
     def _evictable(self):
         query = (
-            select(Frame.id, Frame.path, Frame.bytes, Frame.recording_id, Frame.missing)
+            select(
+                Frame.id, Frame.path, Frame.bytes, Frame.depth_path, Frame.depth_bytes, Frame.recording_id,
+                Frame.missing,
+            )
             .join(Recording, Frame.recording_id == Recording.id)
             .order_by(case((Recording.label == "unlabeled", 0), else_=1), Recording.id, Frame.seq)
             .limit(EVICTION_BATCH)
@@ -76,7 +79,7 @@ class DiskQuota:
             freeing = 0
             for row in session.execute(self._evictable()):
                 rows.append(row)
-                freeing += 0 if row.missing else row.bytes
+                freeing += _stored_bytes(row)
                 if freeing >= need_bytes:
                     break
             if not rows:
@@ -84,7 +87,9 @@ class DiskQuota:
             # files first: a crash between the two leaves rows for missing files, which db check
             # reports; the other order would leave files that --repair would adopt again
             for row in rows:
-                Path(self.store.absolute(row.path)).unlink(missing_ok=True)
+                for path in (row.path, row.depth_path):
+                    if path is not None:
+                        Path(self.store.absolute(path)).unlink(missing_ok=True)
             session.execute(delete(Frame).where(Frame.id.in_([row.id for row in rows])))
             per_recording: dict[int, int] = {}
             for row in rows:
@@ -103,7 +108,12 @@ class DiskQuota:
                     recording.camera,
                     recording.label,
                 )
-        freed = sum(row.bytes for row in rows if not row.missing)
+        freed = sum(_stored_bytes(row) for row in rows)
         self.used_bytes -= freed
         self.evicted_frames += len(rows)
         return True
+
+
+def _stored_bytes(row) -> int:
+    """What evicting a frame frees: its image (unless already missing) and its depth image."""
+    return (0 if row.missing else row.bytes) + row.depth_bytes
