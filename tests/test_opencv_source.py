@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from edge.config import CameraConfig, SiteConfig
 from edge.sources import build_sources
-from edge.sources.base import SourceError
+from edge.sources.base import InvalidFrame, SourceError
 from edge.sources.folder_source import ImageFolderCamera
 from edge.sources.opencv_source import OpenCVCamera, _has_gstreamer
 from edge.store.models import Recording
@@ -44,9 +44,10 @@ def test_video_file_plays_at_its_own_rate_then_ends(video):
 
 
 def test_wrong_size_and_unopenable_sources_are_clear_errors(video, tmp_path):
-    wrong = OpenCVCamera(CameraConfig(id="c2", kind="opencv", source=str(video), resolution=(640, 480)))
+    wrong_config = CameraConfig(id="c2", kind="opencv", source=str(video), resolution=(640, 480))
+    wrong = build_sources(SiteConfig(cameras=[wrong_config, {"id": "c1", "kind": "simulated"}]))["c2"]
     wrong.open()
-    with pytest.raises(SourceError, match="camera c2: frame is 64x48, config says 640x480"):
+    with pytest.raises(InvalidFrame, match="camera c2: frame 0 is 64x48, configured 640x480"):
         wrong.read(1.0)
     wrong.close()
     with pytest.raises(SourceError, match="no such video file, device or URL"):

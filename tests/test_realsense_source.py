@@ -11,7 +11,8 @@ import pytest
 
 from edge.config import CameraConfig
 from edge.simulated_calibration import render_clip, simulated_pair
-from edge.sources.base import SourceError
+from edge.sources.base import InvalidFrame, SourceError
+from edge.sources.health import CheckedSource
 from edge.sources.realsense_recording import write_recording
 from edge.sources.realsense_source import RealSenseCamera, global_capture_time
 
@@ -48,10 +49,10 @@ def test_playback_gives_back_the_recorded_pixels_and_timestamps(tmp_path):
 
 def test_wrong_size_and_missing_recording_are_clear_errors(tmp_path):
     path, _, _ = _recording(tmp_path, frames=3)
-    camera = _camera(path, resolution=(640, 480))
+    camera = CheckedSource(_camera(path, resolution=(640, 480)), (640, 480))
     camera.open()
     try:
-        with pytest.raises(SourceError, match="frame is 96x72, configured 640x480"):
+        with pytest.raises(InvalidFrame, match="frame 0 is 96x72, configured 640x480"):
             camera.read(timeout_s=2.0)
     finally:
         camera.close()

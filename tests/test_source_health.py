@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from edge.config import CameraConfig, SimulatorConfig
-from edge.sources.base import SourceError
+from edge.sources.base import InvalidFrame, SourceError
 from edge.sources.health import FROZEN_AFTER, CheckedSource
 from edge.sources.simulated import SimulatedCamera
 from edge.store.models import Frame, Recording
@@ -18,7 +18,7 @@ def _checked(kind: str) -> CheckedSource:
         realtime=False, faults=[{"camera": "c1", "at_s": 1.0, "kind": kind, "duration_s": 1.0}]
     )
     camera = SimulatedCamera(CameraConfig(id="c1", kind="simulated", resolution=(64, 48), fps=10), simulator)
-    source = CheckedSource(camera)
+    source = CheckedSource(camera, (64, 48))
     source.open()
     return source
 
@@ -51,7 +51,7 @@ def test_a_frozen_stream_is_refused_after_a_few_identical_frames():
     assert outcomes[20:] == ["ok"] * 5
 
 
-def test_wrong_kind_of_image_is_refused():
+def test_wrong_kind_or_size_of_image_is_refused():
     class Grey(SimulatedCamera):
         def read(self, timeout_s):
             frame = super().read(timeout_s)
@@ -60,10 +60,15 @@ def test_wrong_kind_of_image_is_refused():
     camera = Grey(
         CameraConfig(id="c1", kind="simulated", resolution=(64, 48), fps=10), SimulatorConfig(realtime=False)
     )
-    source = CheckedSource(camera)
+    source = CheckedSource(camera, (64, 48))
     source.open()
-    with pytest.raises(SourceError, match=r"frame 0 is uint8 \(48, 64\), expected RGB uint8"):
+    with pytest.raises(InvalidFrame, match=r"frame 0 is uint8 \(48, 64\), expected RGB uint8"):
         source.read(1.0)
+    config = CameraConfig(id="c1", kind="simulated", resolution=(64, 48), fps=10)
+    wrong_size = CheckedSource(SimulatedCamera(config, SimulatorConfig(realtime=False)), (640, 480))
+    wrong_size.open()
+    with pytest.raises(InvalidFrame, match="camera c1: frame 0 is 64x48, configured 640x480"):
+        wrong_size.read(1.0)
 
 
 def test_recorder_keeps_the_other_camera_while_one_is_frozen(make_config, run_recorder):

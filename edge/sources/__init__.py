@@ -30,5 +30,5 @@ def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
             source = ImageFolderCamera(camera)
         else:
             source = OpenCVCamera(camera, read_timeout_s=config.recorder.stall_timeout_s)
-        sources[camera.id] = CheckedSource(source)
+        sources[camera.id] = CheckedSource(source, camera.resolution)
     return sources

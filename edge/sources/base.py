@@ -21,6 +21,10 @@ class SourceStalled(SourceError):
     """No frame arrived within the stall timeout."""
 
 
+class InvalidFrame(SourceError):
+    """A frame arrived but cannot be image data: wrong size or kind, all black, a frozen stream."""
+
+
 @dataclass(frozen=True)
 class ObjectTruth:
     """Where one simulated object is, in belt millimetres (x along travel, y across)."""

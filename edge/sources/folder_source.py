@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.config import CameraConfig
-from edge.sources.base import Frame, FrameSource, SourceError
+from edge.sources.base import Frame, FrameSource, InvalidFrame, SourceError
 from edge.store.files import ImageFileError, image_files, read_image
 
 
@@ -51,8 +51,8 @@ class ImageFolderCamera(FrameSource):
         height, width = image.shape[:2]
         if (width, height) != tuple(self.camera.resolution):
             expected = "x".join(map(str, self.camera.resolution))
-            raise SourceError(
-                f"camera {self.camera_id}: {path.name} is {width}x{height}, config says {expected}"
+            raise InvalidFrame(
+                f"camera {self.camera_id}: {path.name} is {width}x{height}, configured {expected}"
             )
         frame = Frame(self.camera_id, self._seq, image, time.monotonic_ns(), datetime.now(UTC))
         self._seq += 1

@@ -1,8 +1,9 @@
 """Frame validation for every source: a camera that delivers frames is not necessarily healthy.
 
-All-black frames (lens covered, lamp dead, exposure 0) and frozen streams (a hung driver repeating
+Frames of another size than configured (a commissioning error worth seeing, never resized away),
+all-black frames (lens covered, lamp dead, exposure 0) and frozen streams (a hung driver repeating
 its last buffer with fresh timestamps) look like data but would poison the store and the training.
-`CheckedSource` turns them into `SourceError`s, so the recorder counts them and reconnects the
+`CheckedSource` turns them into `InvalidFrame` errors, so the recorder counts them and reconnects the
 camera with back-off like any other failure, while the other camera keeps going.
 """
 
@@ -12,7 +13,7 @@ import hashlib
 
 import numpy as np
 
-from edge.sources.base import Frame, FrameSource, SourceError
+from edge.sources.base import Frame, FrameSource, InvalidFrame
 
 BLACK_LEVEL = 8  # no pixel brighter than this: nothing is being imaged
 FROZEN_AFTER = 5  # this many identical frames in a row: the stream is frozen
@@ -25,9 +26,12 @@ def _fingerprint(image: np.ndarray) -> bytes:
 
 
 class CheckedSource(FrameSource):
-    def __init__(self, source: FrameSource, frozen_after: int = FROZEN_AFTER) -> None:
+    def __init__(
+        self, source: FrameSource, resolution: tuple[int, int], frozen_after: int = FROZEN_AFTER
+    ) -> None:
         self.source = source
         self.camera_id = source.camera_id
+        self.resolution = tuple(resolution)
         self.frozen_after = frozen_after
         self._last: bytes | None = None
         self._repeats = 0
@@ -43,12 +47,18 @@ class CheckedSource(FrameSource):
         frame = self.source.read(timeout_s)
         image = frame.image
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise SourceError(
+            raise InvalidFrame(
                 f"camera {self.camera_id}: frame {frame.seq} is {image.dtype} {image.shape}, "
                 "expected RGB uint8"
             )
+        height, width = image.shape[:2]
+        if (width, height) != self.resolution:
+            raise InvalidFrame(
+                f"camera {self.camera_id}: frame {frame.seq} is {width}x{height}, "
+                f"configured {self.resolution[0]}x{self.resolution[1]}"
+            )
         if int(image.max()) <= BLACK_LEVEL:
-            raise SourceError(
+            raise InvalidFrame(
                 f"camera {self.camera_id}: frame {frame.seq} is all black "
                 "(lens covered, light off or exposure 0)"
             )
@@ -56,7 +66,7 @@ class CheckedSource(FrameSource):
         self._repeats = self._repeats + 1 if fingerprint == self._last else 0
         self._last = fingerprint
         if self._repeats + 1 >= self.frozen_after:
-            raise SourceError(
+            raise InvalidFrame(
                 f"camera {self.camera_id}: frozen: the last {self._repeats + 1} frames are identical"
             )
         return frame

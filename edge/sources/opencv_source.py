@@ -2,7 +2,8 @@
 
 A video file plays at its own frame rate, like a camera would deliver it, so recordings made from a
 file have realistic timestamps. Frames of the wrong size are refused rather than silently resized:
-a camera delivering another resolution than configured is a commissioning error worth seeing.
+a camera delivering another resolution than configured is a commissioning error worth seeing
+(`health.CheckedSource` refuses them for every source).
 
 RTSP streams are opened for low latency (no FFmpeg buffering, short probing: frames buffered while
 probing would be seconds old), and network streams with open and read timeouts, so a camera that
@@ -134,10 +135,6 @@ class OpenCVCamera(FrameSource):
             if waited_s >= 0.9 * self.read_timeout_s:
                 raise SourceStalled(f"camera {self.camera_id}: no frame within {waited_s:.1f} s")
             raise SourceError(f"camera {self.camera_id}: no frame (disconnected?): {self.camera.source}")
-        height, width = bgr.shape[:2]
-        if (width, height) != tuple(self.camera.resolution):
-            expected = "x".join(map(str, self.camera.resolution))
-            raise SourceError(f"camera {self.camera_id}: frame is {width}x{height}, config says {expected}")
         capture_ns = self._capture_time(arrival_ns)
         frame = Frame(
             camera=self.camera_id,

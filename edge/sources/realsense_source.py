@@ -124,12 +124,6 @@ class RealSenseCamera(FrameSource):
             frames = self._align.process(frames)
         colour = frames.get_color_frame()
         image = np.asanyarray(colour.get_data()).copy()
-        expected = tuple(self.camera.resolution)
-        if (image.shape[1], image.shape[0]) != expected:
-            raise SourceError(
-                f"camera {self.camera_id}: frame is {image.shape[1]}x{image.shape[0]}, "
-                f"configured {expected[0]}x{expected[1]}"
-            )
         capture_ns, capture_utc = self._capture_time(colour)
         seq = self._seq
         self._seq += 1
