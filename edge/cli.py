@@ -12,6 +12,7 @@ from pathlib import Path
 from calibration import CalibrationError
 from edge.bridge_cli import add_bridge_parser, run_bridge
 from edge.calibrate_cli import add_calibrate_parser, run_calibrate
+from edge.camera_report import camera_events, camera_reports, report_lines
 from edge.config import DEFAULT_CONFIG_PATH, ConfigError, SiteConfig, load_config
 from edge.importer import ImportRejected, import_footage
 from edge.recorder.recorder import Recorder, RecordingSummary
@@ -85,6 +86,10 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_config(export)
     export.add_argument("--run", type=Path, required=True, help="run directory")
     export.add_argument("--out", type=Path, help="ONNX file (default: RUN/model.onnx)")
+
+    cameras = commands.add_parser("cameras", help="each camera's health: state, counters, recent changes")
+    _add_config(cameras)
+    cameras.add_argument("--events", type=int, default=10, help="how many recent state changes to list")
 
     add_calibrate_parser(commands, _add_config)
     add_bridge_parser(commands, _add_config)
@@ -236,6 +241,12 @@ def _run(args: argparse.Namespace) -> int:
             store, args.camera, args.label, args.source, args.masks, fps=args.fps, progress=True
         )
         print(f"imported recording {summary.recording_id}: {summary.frames} frames, {summary.masks} masks")
+        return 0
+    if args.command == "cameras":
+        store = _open_store(config)
+        for line in report_lines(camera_reports(store), camera_events(store, limit=args.events)):
+            print(line)
+        store.close()
         return 0
     if args.command == "bridge":
         return run_bridge(config, args)

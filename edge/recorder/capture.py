@@ -2,6 +2,7 @@
 
 A full queue drops the frame and counts it (capture must keep the camera's pace); a failing or
 stalled camera is closed and reopened with exponential back-off while the other camera keeps going.
+Everything that happens to the camera is recorded in its `CameraHealth`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import queue
 import threading
 
 from edge.config import RecorderConfig
+from edge.recorder.camera_health import CameraHealth
 from edge.sources.base import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,7 @@ class CaptureWorker(threading.Thread):
         self.frames = frames
         self.settings = settings
         self.stop = stop
-        self.captured = 0
-        self.dropped = 0
-        self.errors = 0
-        self.reconnects = 0
-        self.last_error: str | None = None
+        self.health = CameraHealth(source.camera_id)
 
     def run(self) -> None:
         backoff = self.settings.reconnect_initial_s
@@ -49,8 +47,8 @@ class CaptureWorker(threading.Thread):
                         self.stop.wait(backoff)
                         backoff = min(backoff * 2, self.settings.reconnect_max_s)
                         continue
+                    self.health.opened(reconnect=ever_opened)
                     if ever_opened:
-                        self.reconnects += 1
                         log.info("camera %s reconnected", self.source.camera_id)
                     is_open = ever_opened = True
                 try:
@@ -61,15 +59,16 @@ class CaptureWorker(threading.Thread):
                     is_open = False
                     continue
                 backoff = self.settings.reconnect_initial_s
-                self.captured += 1
                 try:
                     self.frames.put_nowait(frame)
+                    dropped = False
                 except queue.Full:
-                    self.dropped += 1
+                    dropped = True
+                self.health.frame(frame.capture_utc, dropped)
         finally:
             self.source.close()
+            self.health.stopped()
 
     def _failed(self, exc: SourceError) -> None:
-        self.errors += 1
-        self.last_error = str(exc)
+        self.health.failed(exc)
         log.warning("camera %s: %s", self.source.camera_id, exc)

@@ -103,19 +103,22 @@ class Recorder:
     def _show(self, bar: tqdm, started: float) -> None:
         elapsed = time.monotonic() - started
         bar.n = min(elapsed, bar.total) if bar.total else elapsed
+        health = {camera: worker.health.peek() for camera, worker in self.workers.items()}
         bar.set_postfix_str(
-            " ".join(f"{c}:{self.writer.written[c]} ok/{w.dropped} drop" for c, w in self.workers.items())
+            " ".join(
+                f"{c}:{h.state} {self.writer.written[c]} ok/{h.dropped} drop" for c, h in health.items()
+            )
         )
 
     def _summary(self, seconds: float) -> RecordingSummary:
-        workers = self.workers
+        health = {camera: worker.health.peek() for camera, worker in self.workers.items()}
         return RecordingSummary(
             session=self.session_name,
             recording_ids=tuple(sorted(self.writer.recording_ids)),
             written=dict(self.writer.written),
-            dropped={c: w.dropped + self.writer.quota_drops[c] for c, w in workers.items()},
-            errors={c: w.errors for c, w in workers.items()},
-            reconnects={c: w.reconnects for c, w in workers.items()},
+            dropped={c: h.dropped + self.writer.quota_drops[c] for c, h in health.items()},
+            errors={c: h.failures for c, h in health.items()},
+            reconnects={c: h.reconnects for c, h in health.items()},
             paired=self.writer.pairing.stats.paired,
             evicted_frames=self.writer.quota.evicted_frames if self.writer.quota else 0,
             seconds=seconds,

@@ -15,18 +15,28 @@ from pathlib import Path
 from sqlalchemy import update
 
 from calibration import load_calibration
-from edge.config import SiteConfig
+from edge.config import CameraConfig, SiteConfig
+from edge.recorder.camera_health import HealthSnapshot
 from edge.recorder.capture import CaptureWorker
 from edge.recorder.stream_pair import StreamPair
 from edge.sources.base import Frame
 from edge.store.files import encode_image, fsync_directory
 from edge.store.frame_store import FrameStore, WrittenFile, utc_now
+from edge.store.models import CameraEvent, CameraStatus, Mask, Recording
 from edge.store.models import Frame as FrameRow
-from edge.store.models import Mask, Recording
 from edge.store.retention import DiskQuota, QuotaExhausted
 
 log = logging.getLogger(__name__)
 CAMERA_LABELS = {"c1": "before", "c2": "after"}
+TEXT_LIMIT = 512  # the store's column width for sources and error messages
+
+
+def _source_label(camera: CameraConfig) -> str:
+    return f"{camera.kind}:{camera.source}"[:TEXT_LIMIT] if camera.source else camera.kind
+
+
+def _clip(text: str | None) -> str | None:
+    return text if text is None or len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 3] + "..."
 
 
 @dataclass
@@ -200,10 +210,11 @@ class FrameWriter:
                 pair = self.pairing.add(item.camera, item.row.id, item.row.capture_ns)
                 if pair is not None:
                     self._link_pair(session, pair, recordings)
+            health = {camera: worker.health.snapshot() for camera, worker in self.workers.items()}
             for camera, segment in self._segments.items():
-                self._sync_counters(
-                    recordings[segment.recording_id], segment, self.workers.get(camera), camera
-                )
+                self._sync_counters(recordings[segment.recording_id], segment, health.get(camera), camera)
+            for camera, snapshot in health.items():
+                self._sync_status(session, camera, snapshot)
 
     def _link_pair(self, session, pair: tuple[int, int], recordings: dict[int, Recording]) -> None:
         c1_id, c2_id = pair
@@ -215,18 +226,38 @@ class FrameWriter:
                 recordings[segment.recording_id].paired_frames += 1
 
     def _sync_counters(
-        self, recording: Recording, segment: _Segment, worker: CaptureWorker | None, camera: str
+        self, recording: Recording, segment: _Segment, health: HealthSnapshot | None, camera: str
     ) -> None:
         now = {
-            "dropped": (worker.dropped if worker else 0) + self.quota_drops[camera],
-            "errors": worker.errors if worker else 0,
-            "reconnects": worker.reconnects if worker else 0,
+            "dropped": (health.dropped if health else 0) + self.quota_drops[camera],
+            "errors": health.failures if health else 0,
+            "reconnects": health.reconnects if health else 0,
         }
         delta = {key: now[key] - segment.synced_counters[key] for key in now}
         recording.dropped_frames += delta["dropped"]
         recording.source_errors += delta["errors"]
         recording.reconnects += delta["reconnects"]
         segment.synced_counters = now
+
+    def _sync_status(self, session, camera: str, health: HealthSnapshot) -> None:
+        """The camera's row in camera_status (what the panel shows) and its new state changes."""
+        status = session.get(CameraStatus, camera)
+        if status is None:
+            status = CameraStatus(camera=camera)
+            session.add(status)
+        status.source = _source_label(self.config.camera(camera))
+        status.session = self.session_name
+        status.state, status.since_utc = health.state, health.since_utc
+        status.updated_utc = utc_now()
+        status.last_frame_utc = health.last_frame_utc
+        status.frames, status.dropped = health.frames, health.dropped + self.quota_drops[camera]
+        status.stalls, status.invalid_frames = health.stalls, health.invalid_frames
+        status.errors, status.reconnects = health.errors, health.reconnects
+        status.last_error = _clip(health.last_error)
+        session.add_all(
+            CameraEvent(camera=camera, utc=event.utc, state=event.state, detail=_clip(event.detail))
+            for event in health.events
+        )
 
     def _segment_for(self, frame: Frame) -> _Segment:
         segment = self._segments.get(frame.camera)
@@ -241,7 +272,7 @@ class FrameWriter:
         recording_id = self.store.begin_recording(
             camera=frame.camera,
             label=CAMERA_LABELS[frame.camera],
-            source=f"{camera.kind}:{camera.source}" if camera.source else camera.kind,
+            source=_source_label(camera),
             image_format=self.config.storage.image_format,
             size=(width, height),
             fps=camera.fps,

@@ -1,0 +1,115 @@
+"""Camera health as the store knows it: what `beltcam cameras` prints and the panel will show.
+
+The recorder refreshes each camera's `camera_status` row every commit (about twice a second). A row
+that has not been refreshed for a while while not `stopped` means the agent itself is gone (crashed,
+killed, host down): the report says so instead of showing a stale "ok".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from edge.store.frame_store import FrameStore, utc_now
+from edge.store.models import CameraEvent, CameraStatus
+
+SILENT_AFTER_S = 10.0
+
+
+@dataclass(frozen=True)
+class CameraReport:
+    camera: str
+    source: str
+    state: str  # connecting | ok | stalled | failing | stopped, or "silent" when the agent is gone
+    since_utc: datetime
+    updated_utc: datetime
+    last_frame_utc: datetime | None
+    frames: int
+    dropped: int
+    stalls: int
+    invalid_frames: int
+    errors: int
+    reconnects: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class CameraEventReport:
+    camera: str
+    utc: datetime
+    state: str
+    detail: str | None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def camera_reports(
+    store: FrameStore, now: datetime | None = None, silent_after_s: float = SILENT_AFTER_S
+) -> list[CameraReport]:
+    now = now or utc_now()
+    reports = []
+    with store.session() as session:
+        for row in session.scalars(select(CameraStatus).order_by(CameraStatus.camera)):
+            updated = _aware(row.updated_utc)
+            silent = row.state != "stopped" and (now - updated).total_seconds() > silent_after_s
+            reports.append(
+                CameraReport(
+                    camera=row.camera,
+                    source=row.source,
+                    state="silent" if silent else row.state,
+                    since_utc=updated if silent else _aware(row.since_utc),
+                    updated_utc=updated,
+                    last_frame_utc=_aware(row.last_frame_utc),
+                    frames=row.frames,
+                    dropped=row.dropped,
+                    stalls=row.stalls,
+                    invalid_frames=row.invalid_frames,
+                    errors=row.errors,
+                    reconnects=row.reconnects,
+                    last_error=row.last_error,
+                )
+            )
+    return reports
+
+
+def camera_events(store: FrameStore, camera: str | None = None, limit: int = 20) -> list[CameraEventReport]:
+    """The newest state changes first."""
+    query = select(CameraEvent).order_by(CameraEvent.utc.desc(), CameraEvent.id.desc()).limit(limit)
+    if camera is not None:
+        query = query.where(CameraEvent.camera == camera)
+    with store.session() as session:
+        return [
+            CameraEventReport(event.camera, _aware(event.utc), event.state, event.detail)
+            for event in session.scalars(query)
+        ]
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "never"
+
+
+def report_lines(reports: list[CameraReport], events: list[CameraEventReport]) -> list[str]:
+    if not reports:
+        return ["no camera has reported yet: start `beltcam record` (or `run`)"]
+    lines = []
+    for report in reports:
+        state = "SILENT (the agent stopped reporting)" if report.state == "silent" else report.state
+        lines.append(f"{report.camera} [{report.source}]: {state} since {_when(report.since_utc)}")
+        lines.append(
+            f"    frames {report.frames}, dropped {report.dropped}, stalls {report.stalls}, "
+            f"invalid {report.invalid_frames}, errors {report.errors}, reconnects {report.reconnects}; "
+            f"last frame {_when(report.last_frame_utc)}"
+        )
+        if report.last_error:
+            lines.append(f"    last error: {report.last_error}")
+    if events:
+        lines.append("recent changes:")
+        for event in events:
+            detail = f": {event.detail}" if event.detail else ""
+            lines.append(f"  {_when(event.utc)} {event.camera} {event.state}{detail}")
+    return lines

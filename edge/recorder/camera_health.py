@@ -1,0 +1,98 @@
+"""Each camera's health while recording: state, counters and state changes, for the store and panel.
+
+The capture thread updates it on every frame and failure; the writer thread copies it into the
+`camera_status` row and appends state changes to `camera_events` at every commit. Only changes of
+state become events, so a camera that stays down for a night leaves one "failing" event with its
+reason (and a counter), not one row per reconnect attempt.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from edge.sources.base import InvalidFrame, SourceError, SourceStalled
+from edge.store.frame_store import utc_now
+
+CONNECTING, OK, STALLED, FAILING, STOPPED = "connecting", "ok", "stalled", "failing", "stopped"
+
+
+@dataclass(frozen=True)
+class HealthEvent:
+    utc: datetime
+    state: str
+    detail: str | None
+
+
+@dataclass
+class HealthSnapshot:
+    state: str
+    since_utc: datetime
+    last_frame_utc: datetime | None
+    frames: int
+    dropped: int
+    stalls: int
+    invalid_frames: int
+    errors: int
+    reconnects: int
+    last_error: str | None
+    events: list[HealthEvent] = field(default_factory=list)  # since the previous snapshot
+
+    @property
+    def failures(self) -> int:
+        return self.stalls + self.invalid_frames + self.errors
+
+
+class CameraHealth:
+    def __init__(self, camera: str) -> None:
+        self.camera = camera
+        self._lock = threading.Lock()
+        now = utc_now()
+        self._snapshot = HealthSnapshot(CONNECTING, now, None, 0, 0, 0, 0, 0, 0, None)
+        self._events: list[HealthEvent] = [HealthEvent(now, CONNECTING, None)]
+
+    def _enter(self, state: str, detail: str | None) -> None:
+        if state != self._snapshot.state:
+            now = utc_now()
+            self._snapshot.state, self._snapshot.since_utc = state, now
+            self._events.append(HealthEvent(now, state, detail))
+
+    def opened(self, reconnect: bool) -> None:
+        with self._lock:
+            self._snapshot.reconnects += int(reconnect)
+            self._enter(OK, "reconnected" if reconnect else "connected")
+
+    def frame(self, capture_utc: datetime, dropped: bool = False) -> None:
+        with self._lock:
+            self._snapshot.frames += 1
+            self._snapshot.dropped += int(dropped)
+            self._snapshot.last_frame_utc = capture_utc
+            self._enter(OK, "receiving frames")
+
+    def failed(self, error: SourceError) -> None:
+        with self._lock:
+            if isinstance(error, SourceStalled):
+                self._snapshot.stalls += 1
+            elif isinstance(error, InvalidFrame):
+                self._snapshot.invalid_frames += 1
+            else:
+                self._snapshot.errors += 1
+            self._snapshot.last_error = str(error)
+            self._enter(STALLED if isinstance(error, SourceStalled) else FAILING, str(error))
+
+    def stopped(self) -> None:
+        with self._lock:
+            self._enter(STOPPED, None)
+
+    def snapshot(self) -> HealthSnapshot:
+        """A copy of the current state, with the events since the last call (each handed out once)."""
+        with self._lock:
+            copy = HealthSnapshot(**{**vars(self._snapshot), "events": self._events})
+            self._events = []
+        return copy
+
+    def peek(self) -> HealthSnapshot:
+        """The current state without taking its events: for progress displays."""
+        with self._lock:
+            return HealthSnapshot(**{**vars(self._snapshot), "events": []})
