@@ -127,7 +127,9 @@ def _record(config: SiteConfig, duration: float | None) -> RecordingSummary:
             f"{c}: {summary.written[c]} frames, {summary.dropped[c]} dropped, {summary.errors[c]} errors"
             for c in sorted(summary.written)
         )
-        + f"; {summary.paired} C1/C2 pairs; recordings {list(summary.recording_ids)}"
+        + f"; {summary.paired} C1/C2 pairs (unpaired: "
+        + ", ".join(f"{c} {n}" for c, n in sorted(summary.unpaired.items()))
+        + f"); recordings {list(summary.recording_ids)}"
     )
     store.close()
     return summary

@@ -14,6 +14,14 @@ def test_documented_example_loads_and_resolves_paths_against_its_folder():
     assert config.camera("c2").kind == "simulated"
 
 
+def test_hardware_examples_load_with_their_camera_settings():
+    realsense = load_config(REPO / "configs" / "realsense.yaml")
+    assert {c.kind for c in realsense.cameras} == {"realsense"}
+    assert all(c.depth and c.timestamps == "global" and c.exposure_us for c in realsense.cameras)
+    ip_cameras = load_config(REPO / "configs" / "ip-cameras.yaml")
+    assert all(c.source.startswith("rtsp://") and c.rtsp_transport == "tcp" for c in ip_cameras.cameras)
+
+
 def test_relative_sqlite_url_resolves_against_config_folder(write_config, tmp_path):
     path = write_config({"storage": {"database_url": "sqlite:///db/index.db"}})
     config = load_config(path)

@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -74,6 +76,30 @@ def test_reopening_an_existing_store_keeps_its_data(tmp_path):
     second = FrameStore(tmp_path, url)
     assert [r.id for r in second.recordings()] == [recording_id]
     second.close()
+
+
+def test_many_processes_opening_a_new_store_at_once_all_get_the_same_schema(tmp_path):
+    """The recorder, `beltcam cameras` and the panel may all open a store that does not exist yet."""
+    for trial in range(3):
+        folder = tmp_path / str(trial)
+        url = f"sqlite:///{folder / 'index.db'}"
+        errors = []
+
+        def open_store(folder=folder, url=url, errors=errors):
+            try:
+                FrameStore(folder, url).close()
+            except DatabaseError as error:
+                errors.append(str(error))
+
+        threads = [threading.Thread(target=open_store) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        store = FrameStore(folder, url)
+        assert set(inspect(store.engine).get_table_names()) >= TABLES
+        store.close()
 
 
 def test_bad_databases_are_reported_with_the_reason(tmp_path):

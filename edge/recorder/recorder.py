@@ -31,6 +31,7 @@ class RecordingSummary:
     errors: dict[str, int]
     reconnects: dict[str, int]
     paired: int
+    unpaired: dict[str, int]  # frames the other camera had nothing for within the pairing tolerance
     evicted_frames: int
     seconds: float
 
@@ -120,6 +121,7 @@ class Recorder:
             errors={c: h.failures for c, h in health.items()},
             reconnects={c: h.reconnects for c, h in health.items()},
             paired=self.writer.pairing.stats.paired,
+            unpaired=dict(self.writer.pairing.stats.unpaired),
             evicted_frames=self.writer.quota.evicted_frames if self.writer.quota else 0,
             seconds=seconds,
         )

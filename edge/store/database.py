@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 from alembic import command
@@ -17,13 +19,28 @@ class DatabaseError(RuntimeError):
     """The index cannot be opened or migrated; the message names the URL and the reason."""
 
 
+def _switch_to_wal(cursor, attempts: int = 100) -> None:
+    """WAL is a property of the database file, set once by whoever creates it. While two processes
+    open a brand-new file at the same moment, SQLite refuses the switch with "database is locked"
+    without waiting (its busy timeout does not cover it), so the switch is retried briefly; on an
+    existing WAL database it is a no-op that succeeds at once."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the panel read while the recorder writes; synchronous=NORMAL is crash-safe in WAL mode
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -50,12 +67,26 @@ def _alembic_config() -> Config:
     return config
 
 
+MIGRATION_LOCK_ID = 0x6265_6C74  # PostgreSQL advisory lock key of beltcam migrations ("belt")
+
+
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to the newest migration (or `revision`); a fresh database is created this way."""
+    """Bring the schema to the newest migration (or `revision`); a fresh database is created this way.
+
+    Several processes open the store at once (the recorder, `beltcam cameras`, the panel): the
+    migration holds the database's write lock from its first statement, so one process migrates and
+    the others wait for it and then find the schema current. Without that, Python's sqlite3 commits
+    each DDL statement on its own and a second process sees half a schema.
+    """
     config = _alembic_config()
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")  # waits up to busy_timeout for the lock
+            elif engine.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+            connection.commit()
     except Exception as exc:  # the driver's own exception types vary by backend
         raise DatabaseError(f"cannot open or migrate database {engine.url!r}: {exc}") from exc
