@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from edge.recorder.camera_health import CameraCounters
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 
@@ -26,13 +27,8 @@ class CameraReport:
     since_utc: datetime
     updated_utc: datetime
     last_frame_utc: datetime | None
-    frames: int
-    dropped: int
-    stalls: int
-    invalid_frames: int
-    errors: int
-    reconnects: int
     last_error: str | None
+    counts: CameraCounters
 
 
 @dataclass(frozen=True)
@@ -65,13 +61,8 @@ def camera_reports(
                     since_utc=updated if silent else _aware(row.since_utc),
                     updated_utc=updated,
                     last_frame_utc=_aware(row.last_frame_utc),
-                    frames=row.frames,
-                    dropped=row.dropped,
-                    stalls=row.stalls,
-                    invalid_frames=row.invalid_frames,
-                    errors=row.errors,
-                    reconnects=row.reconnects,
                     last_error=row.last_error,
+                    counts=CameraCounters.of(row),
                 )
             )
     return reports
@@ -100,9 +91,10 @@ def report_lines(reports: list[CameraReport], events: list[CameraEventReport]) -
     for report in reports:
         state = "SILENT (the agent stopped reporting)" if report.state == "silent" else report.state
         lines.append(f"{report.camera} [{report.source}]: {state} since {_when(report.since_utc)}")
+        counts = report.counts
         lines.append(
-            f"    frames {report.frames}, dropped {report.dropped}, stalls {report.stalls}, "
-            f"invalid {report.invalid_frames}, errors {report.errors}, reconnects {report.reconnects}; "
+            f"    frames {counts.frames}, dropped {counts.dropped}, stalls {counts.stalls}, "
+            f"invalid {counts.invalid_frames}, errors {counts.errors}, reconnects {counts.reconnects}; "
             f"last frame {_when(report.last_frame_utc)}"
         )
         if report.last_error:

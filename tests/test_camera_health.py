@@ -26,12 +26,13 @@ def test_a_stall_and_black_frames_are_counted_and_kept_as_state_changes(make_con
     store, summary = run_recorder(make_config({"simulator": {"faults": faults}}), 4.0)
     reports = {report.camera: report for report in camera_reports(store)}
     c1, c2 = reports["c1"], reports["c2"]
-    assert (c1.state, c1.stalls, c1.invalid_frames, c1.errors) == ("stopped", 0, 0, 0)
-    assert c1.frames >= summary.written["c1"] > 0
+    assert c1.state == "stopped"
+    assert (c1.counts.stalls, c1.counts.invalid_frames, c1.counts.errors) == (0, 0, 0)
+    assert c1.counts.frames >= summary.written["c1"] > 0
     assert c2.state == "stopped"
-    assert c2.stalls >= 1 and c2.invalid_frames >= 1 and c2.errors == 0
-    assert c2.reconnects == summary.reconnects["c2"] >= 2
-    assert c2.stalls + c2.invalid_frames == summary.errors["c2"]
+    assert c2.counts.stalls >= 1 and c2.counts.invalid_frames >= 1 and c2.counts.errors == 0
+    assert c2.counts.reconnects == summary.reconnects["c2"] >= 2
+    assert c2.counts.failures == summary.errors["c2"]
     assert "all black" in c2.last_error
     assert c2.last_frame_utc > utc_now() - timedelta(seconds=5)
     c2_states = [event.state for event in reversed(camera_events(store, "c2", limit=100))]
@@ -61,13 +62,13 @@ def test_a_camera_that_cannot_connect_shows_failing_while_the_other_records(make
         reports = {}
         while time.monotonic() < deadline:  # what the panel sees while the agent runs
             reports = {report.camera: report for report in camera_reports(store)}
-            if reports.get("c2") and reports["c2"].state == "failing" and reports["c1"].frames > 5:
+            if reports.get("c2") and reports["c2"].state == "failing" and reports["c1"].counts.frames > 5:
                 break
             time.sleep(0.1)
         assert reports["c1"].state == "ok"
         assert reports["c2"].state == "failing"
         assert "cannot open rtsp://127.0.0.1:9/belt" in reports["c2"].last_error
-        assert reports["c2"].frames == 0 and reports["c2"].errors >= 1
+        assert reports["c2"].counts.frames == 0 and reports["c2"].counts.errors >= 1
     finally:
         thread.join(timeout=10)
         store.close()

@@ -3,7 +3,6 @@
 import itertools
 import os
 import signal
-import statistics
 import threading
 
 import cv2
@@ -58,9 +57,10 @@ def test_an_rtsp_camera_delivers_the_served_frames_in_order_on_its_own_clock(ser
     steps = [(b - a) % COUNT for (a, _), (b, _) in itertools.pairwise(matches)]
     assert steps.count(1) >= len(steps) - 1  # in order, at most one frame lost on loopback
     spacing_ms = np.diff([frame.capture_ns for frame in frames]) / 1e6
-    # the stream's own spacing (arrival times on this host scatter by milliseconds)
-    assert statistics.median(spacing_ms) == pytest.approx(1000 / FPS, abs=0.01)
-    assert np.abs(spacing_ms - 1000 / FPS).max() < 2
+    # the stream's own spacing, exact to the microsecond for most frames (arrival times scatter by
+    # milliseconds); it shortens only when a frame arrives faster than any before it
+    assert (spacing_ms > 0).all()
+    assert np.count_nonzero(np.abs(spacing_ms - 1000 / FPS) < 0.1) >= len(spacing_ms) - 4
 
 
 def test_a_silent_rtsp_camera_is_reported_stalled_within_the_timeout(served_frames):

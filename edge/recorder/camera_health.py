@@ -9,7 +9,7 @@ reason (and a counter), not one row per reconnect attempt.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from edge.sources.base import InvalidFrame, SourceError, SourceStalled
@@ -26,22 +26,33 @@ class HealthEvent:
 
 
 @dataclass
-class HealthSnapshot:
-    state: str
-    since_utc: datetime
-    last_frame_utc: datetime | None
-    frames: int
-    dropped: int
-    stalls: int
-    invalid_frames: int
-    errors: int
-    reconnects: int
-    last_error: str | None
-    events: list[HealthEvent] = field(default_factory=list)  # since the previous snapshot
+class CameraCounters:
+    """One recording session's counts; the same names as the `camera_status` columns."""
+
+    frames: int = 0
+    dropped: int = 0
+    stalls: int = 0
+    invalid_frames: int = 0
+    errors: int = 0
+    reconnects: int = 0
 
     @property
     def failures(self) -> int:
         return self.stalls + self.invalid_frames + self.errors
+
+    @classmethod
+    def of(cls, row: object) -> CameraCounters:
+        return cls(**{counter.name: getattr(row, counter.name) for counter in fields(cls)})
+
+
+@dataclass
+class HealthSnapshot:
+    state: str
+    since_utc: datetime
+    last_frame_utc: datetime | None = None
+    last_error: str | None = None
+    counts: CameraCounters = field(default_factory=CameraCounters)
+    events: list[HealthEvent] = field(default_factory=list)  # since the previous snapshot
 
 
 class CameraHealth:
@@ -49,7 +60,7 @@ class CameraHealth:
         self.camera = camera
         self._lock = threading.Lock()
         now = utc_now()
-        self._snapshot = HealthSnapshot(CONNECTING, now, None, 0, 0, 0, 0, 0, 0, None)
+        self._snapshot = HealthSnapshot(CONNECTING, now)
         self._events: list[HealthEvent] = [HealthEvent(now, CONNECTING, None)]
 
     def _enter(self, state: str, detail: str | None) -> None:
@@ -60,24 +71,24 @@ class CameraHealth:
 
     def opened(self, reconnect: bool) -> None:
         with self._lock:
-            self._snapshot.reconnects += int(reconnect)
+            self._snapshot.counts.reconnects += int(reconnect)
             self._enter(OK, "reconnected" if reconnect else "connected")
 
     def frame(self, capture_utc: datetime, dropped: bool = False) -> None:
         with self._lock:
-            self._snapshot.frames += 1
-            self._snapshot.dropped += int(dropped)
+            self._snapshot.counts.frames += 1
+            self._snapshot.counts.dropped += int(dropped)
             self._snapshot.last_frame_utc = capture_utc
             self._enter(OK, "receiving frames")
 
     def failed(self, error: SourceError) -> None:
         with self._lock:
             if isinstance(error, SourceStalled):
-                self._snapshot.stalls += 1
+                self._snapshot.counts.stalls += 1
             elif isinstance(error, InvalidFrame):
-                self._snapshot.invalid_frames += 1
+                self._snapshot.counts.invalid_frames += 1
             else:
-                self._snapshot.errors += 1
+                self._snapshot.counts.errors += 1
             self._snapshot.last_error = str(error)
             self._enter(STALLED if isinstance(error, SourceStalled) else FAILING, str(error))
 
@@ -88,11 +99,15 @@ class CameraHealth:
     def snapshot(self) -> HealthSnapshot:
         """A copy of the current state, with the events since the last call (each handed out once)."""
         with self._lock:
-            copy = HealthSnapshot(**{**vars(self._snapshot), "events": self._events})
+            copy = self._copy(events=self._events)
             self._events = []
         return copy
 
     def peek(self) -> HealthSnapshot:
         """The current state without taking its events: for progress displays."""
         with self._lock:
-            return HealthSnapshot(**{**vars(self._snapshot), "events": []})
+            return self._copy(events=[])
+
+    def _copy(self, events: list[HealthEvent]) -> HealthSnapshot:
+        counts = CameraCounters(**vars(self._snapshot.counts))
+        return HealthSnapshot(**{**vars(self._snapshot), "counts": counts, "events": events})

@@ -104,12 +104,12 @@ class Recorder:
     def _show(self, bar: tqdm, started: float) -> None:
         elapsed = time.monotonic() - started
         bar.n = min(elapsed, bar.total) if bar.total else elapsed
-        health = {camera: worker.health.peek() for camera, worker in self.workers.items()}
-        bar.set_postfix_str(
-            " ".join(
-                f"{c}:{h.state} {self.writer.written[c]} ok/{h.dropped} drop" for c, h in health.items()
-            )
-        )
+        shown = []
+        for camera, worker in self.workers.items():
+            health = worker.health.peek()
+            written, dropped = self.writer.written[camera], health.counts.dropped
+            shown.append(f"{camera}:{health.state} {written} ok/{dropped} drop")
+        bar.set_postfix_str(" ".join(shown))
 
     def _summary(self, seconds: float) -> RecordingSummary:
         health = {camera: worker.health.peek() for camera, worker in self.workers.items()}
@@ -117,9 +117,9 @@ class Recorder:
             session=self.session_name,
             recording_ids=tuple(sorted(self.writer.recording_ids)),
             written=dict(self.writer.written),
-            dropped={c: h.dropped + self.writer.quota_drops[c] for c, h in health.items()},
-            errors={c: h.failures for c, h in health.items()},
-            reconnects={c: h.reconnects for c, h in health.items()},
+            dropped={c: h.counts.dropped + self.writer.quota_drops[c] for c, h in health.items()},
+            errors={c: h.counts.failures for c, h in health.items()},
+            reconnects={c: h.counts.reconnects for c, h in health.items()},
             paired=self.writer.pairing.stats.paired,
             unpaired=dict(self.writer.pairing.stats.unpaired),
             evicted_frames=self.writer.quota.evicted_frames if self.writer.quota else 0,

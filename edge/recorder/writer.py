@@ -229,9 +229,9 @@ class FrameWriter:
         self, recording: Recording, segment: _Segment, health: HealthSnapshot | None, camera: str
     ) -> None:
         now = {
-            "dropped": (health.dropped if health else 0) + self.quota_drops[camera],
-            "errors": health.failures if health else 0,
-            "reconnects": health.reconnects if health else 0,
+            "dropped": (health.counts.dropped if health else 0) + self.quota_drops[camera],
+            "errors": health.counts.failures if health else 0,
+            "reconnects": health.counts.reconnects if health else 0,
         }
         delta = {key: now[key] - segment.synced_counters[key] for key in now}
         recording.dropped_frames += delta["dropped"]
@@ -250,9 +250,9 @@ class FrameWriter:
         status.state, status.since_utc = health.state, health.since_utc
         status.updated_utc = utc_now()
         status.last_frame_utc = health.last_frame_utc
-        status.frames, status.dropped = health.frames, health.dropped + self.quota_drops[camera]
-        status.stalls, status.invalid_frames = health.stalls, health.invalid_frames
-        status.errors, status.reconnects = health.errors, health.reconnects
+        for name, count in vars(health.counts).items():
+            setattr(status, name, count)
+        status.dropped += self.quota_drops[camera]
         status.last_error = _clip(health.last_error)
         session.add_all(
             CameraEvent(camera=camera, utc=event.utc, state=event.state, detail=_clip(event.detail))

@@ -53,7 +53,7 @@ def write_recording(
     depth_to_colour_m: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> Path:
     """A recording of RGB `images` (and uint16 `depth_mm`, millimetres) stamped `times_ms` on the
-    device clock."""
+    device clock; writing takes as long as the recording lasts."""
     rs = load_pyrealsense()
     size = images[0].shape[1], images[0].shape[0]
     device = rs.software_device()
@@ -77,11 +77,14 @@ def write_recording(
     for sensor, profile in sensors:
         sensor.open(profile)
         sensor.start(syncer)
+    started = time.monotonic()
     for number, (image, time_ms) in enumerate(zip(images, times_ms, strict=True)):
+        # the recorder stamps each message with the host time it arrives and playback keeps that
+        # pace, so frames are handed over at their own spacing, as the camera would have sent them
+        time.sleep(max(HAND_OVER_S, started + (time_ms - times_ms[0]) / 1000 - time.monotonic()))
         if depth_mm is not None:
             _push(rs, depth_sensor, depth, depth_mm[number].astype(np.uint16), 2, number, time_ms)
         _push(rs, colour_sensor, colour, image, 3, number, time_ms)
-        time.sleep(HAND_OVER_S)
     for sensor, _ in sensors:
         sensor.stop()
         sensor.close()
