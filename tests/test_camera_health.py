@@ -10,7 +10,7 @@ from edge.cli import main
 from edge.recorder.recorder import Recorder
 from edge.sources import build_sources
 from edge.store.frame_store import FrameStore, utc_now
-from edge.store.models import CameraStatus
+from edge.store.models import CameraEvent, CameraStatus
 
 
 def _subsequence(wanted: list[str], seen: list[str]) -> bool:
@@ -42,6 +42,18 @@ def test_a_stall_and_black_frames_are_counted_and_kept_as_state_changes(make_con
         "ok",
         "stopped",
     ]
+
+
+def test_state_changes_older_than_a_month_are_forgotten_when_recording_starts(make_config, run_recorder):
+    config = make_config()
+    store = FrameStore.from_config(config.storage)
+    with store.session() as session:
+        for age_days in (45, 3):
+            session.add(CameraEvent(camera="c1", utc=utc_now() - timedelta(days=age_days), state="failing"))
+    store.close()
+    store, _ = run_recorder(config, 0.5)
+    ages = [(utc_now() - event.utc).days for event in camera_events(store, "c1", limit=100)]
+    assert 3 in ages and 45 not in ages
 
 
 def test_a_camera_that_cannot_connect_shows_failing_while_the_other_records(make_config):

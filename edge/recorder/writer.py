@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from calibration import load_calibration
 from edge.config import CameraConfig, SiteConfig
@@ -29,6 +30,7 @@ from edge.store.retention import DiskQuota, QuotaExhausted
 log = logging.getLogger(__name__)
 CAMERA_LABELS = {"c1": "before", "c2": "after"}
 TEXT_LIMIT = 512  # the store's column width for sources and error messages
+CAMERA_EVENT_DAYS = 30  # camera state changes older than this are deleted when recording starts
 
 
 def _source_label(camera: CameraConfig) -> str:
@@ -88,6 +90,13 @@ class FrameWriter:
         self.quota_drops = {"c1": 0, "c2": 0}
         self.quota_alarm: str | None = None
         self.recording_ids: set[int] = set()
+        self._forget_old_camera_events()
+
+    def _forget_old_camera_events(self) -> None:
+        """A camera flapping for weeks must not grow the index without end: keep recent history."""
+        cutoff = utc_now() - timedelta(days=CAMERA_EVENT_DAYS)
+        with self.store.session() as session:
+            session.execute(delete(CameraEvent).where(CameraEvent.utc < cutoff))
 
     def _c2_timing(self) -> tuple[int, int]:
         """C2's clock offset and the belt's C1-to-C2 travel time, in ns: from the site calibration when
