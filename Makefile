@@ -37,6 +37,7 @@ test: $(INSTALLED) system-deps lint
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.record
+	$(BIN)/python -m benchmarks.sources
 	$(BIN)/python -m benchmarks.segmentation
 	$(BIN)/python -m benchmarks.train_speed
 	$(BIN)/python -m benchmarks.calibration

@@ -1,7 +1,8 @@
 """Highest C1+C2 frame rate the recorder sustains without a drop, per resolution and image format.
 
-Frames are rendered by the simulated belt beforehand and replayed at the target rate, so the figure
-measures the recorder (queue, encoding, atomic writes, index commits), not the renderer. A rate
+Frames are rendered by the simulated belt beforehand and replayed at the target rate through the
+frame validation every source gets, so the figure measures the recorder (validation, queue,
+encoding, atomic writes, index commits), not the renderer. A rate
 passes when a trial of --seconds drops nothing with the default queue of 64 frames
 (so an overload of more than 64 frames per trial shows as drops).
 
@@ -19,6 +20,7 @@ from benchmarks.common import describe_machine, run_record, write_results
 from edge.config import CameraConfig, SimulatorConfig, SiteConfig
 from edge.recorder.recorder import Recorder
 from edge.sources.base import Frame, FrameSource, SourceStalled
+from edge.sources.health import CheckedSource
 from edge.sources.simulated import SimulatedCamera
 from edge.store.frame_store import FrameStore
 
@@ -79,7 +81,7 @@ def trial(pool: dict[str, list[Frame]], resolution, image_format: str, fps: floa
             }
         )
         store = FrameStore.from_config(config.storage)
-        sources = {c: ReplayCamera(c, frames, fps) for c, frames in pool.items()}
+        sources = {c: CheckedSource(ReplayCamera(c, frames, fps), resolution) for c, frames in pool.items()}
         summary = Recorder(config, store, sources).run(seconds, progress=False)
         store.close()
     return {"written": sum(summary.written.values()), "dropped": sum(summary.dropped.values())}

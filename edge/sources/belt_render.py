@@ -132,8 +132,9 @@ class BeltRenderer:
         if config.noise_sigma > 0:
             rng = np.random.default_rng([config.seed, 13, seq, 1 if view.camera_id == "c1" else 2])
             image += rng.standard_normal(image.shape, dtype=np.float32) * config.noise_sigma
-        pixels = np.clip(image, 0, 255).astype(np.uint8)
-        return pixels, FrameTruth(label_map=labels, objects=tuple(truths))
+        # rendered along the belt, stored row-major like any camera's frame (every consumer is faster)
+        pixels = np.clip(image, 0, 255).astype(np.uint8, order="C")
+        return pixels, FrameTruth(label_map=np.ascontiguousarray(labels), objects=tuple(truths))
 
     def _belt_at(self, offset_mm: float) -> np.ndarray:
         """The belt texture moved by offset_mm, with sub-pixel shifts interpolated."""
