@@ -29,6 +29,8 @@ class CameraReport:
     last_frame_utc: datetime | None
     last_error: str | None
     counts: CameraCounters
+    paired: int  # C1/C2 pairs this session
+    unpaired: int  # this camera's frames the other camera had nothing for
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def camera_reports(
                     last_frame_utc=_aware(row.last_frame_utc),
                     last_error=row.last_error,
                     counts=CameraCounters.of(row),
+                    paired=row.paired,
+                    unpaired=row.unpaired,
                 )
             )
     return reports
@@ -97,6 +101,7 @@ def report_lines(reports: list[CameraReport], events: list[CameraEventReport]) -
             f"invalid {counts.invalid_frames}, errors {counts.errors}, reconnects {counts.reconnects}; "
             f"last frame {_when(report.last_frame_utc)}"
         )
+        lines.append(f"    paired with the other camera {report.paired}, unpaired {report.unpaired}")
         if report.last_error:
             lines.append(f"    last error: {report.last_error}")
     if events:

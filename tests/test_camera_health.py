@@ -33,6 +33,9 @@ def test_a_stall_and_black_frames_are_counted_and_kept_as_state_changes(make_con
     assert c2.counts.stalls >= 1 and c2.counts.invalid_frames >= 1 and c2.counts.errors == 0
     assert c2.counts.reconnects == summary.reconnects["c2"] >= 2
     assert c2.counts.failures == summary.errors["c2"]
+    assert c1.paired == c2.paired == summary.paired > 0
+    assert (c1.unpaired, c2.unpaired) == (summary.unpaired["c1"], summary.unpaired["c2"])
+    assert c1.unpaired > 0  # C1 frames taken while C2 stalled had no partner
     assert "all black" in c2.last_error
     assert c2.last_frame_utc > utc_now() - timedelta(seconds=5)
     c2_states = [event.state for event in reversed(camera_events(store, "c2", limit=100))]
@@ -94,6 +97,7 @@ def test_an_agent_that_stopped_reporting_is_shown_silent(store):
                 CameraStatus(
                     camera=camera, source="simulated", state=state, since_utc=then, updated_utc=then,
                     frames=10, dropped=0, stalls=0, invalid_frames=0, errors=0, reconnects=0,
+                    paired=8, unpaired=2,
                 )
             )  # fmt: skip
     reports = {report.camera: report for report in camera_reports(store)}
@@ -112,5 +116,6 @@ def test_beltcam_cameras_prints_state_counters_and_changes(write_config, capsys)
     assert main(["cameras", "--config", str(path), "--events", "3"]) == 0
     out = capsys.readouterr().out
     assert "c1 [simulated]: stopped since" in out and "c2 [simulated]: stopped since" in out
+    assert "paired with the other camera" in out
     assert "recent changes:" in out
     assert len([line for line in out.splitlines() if line.startswith("  20")]) == 3

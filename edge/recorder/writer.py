@@ -262,6 +262,7 @@ class FrameWriter:
         for name, count in vars(health.counts).items():
             setattr(status, name, count)
         status.dropped += self.quota_drops[camera]
+        status.paired, status.unpaired = self.pairing.stats.paired, self.pairing.stats.unpaired[camera]
         status.last_error = _clip(health.last_error)
         session.add_all(
             CameraEvent(camera=camera, utc=event.utc, state=event.state, detail=_clip(event.detail))

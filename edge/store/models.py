@@ -166,6 +166,8 @@ class CameraStatus(Base):
     invalid_frames: Mapped[int] = mapped_column(Integer, default=0)  # black, frozen, wrong size
     errors: Mapped[int] = mapped_column(Integer, default=0)  # other failures: disconnects, open errors
     reconnects: Mapped[int] = mapped_column(Integer, default=0)
+    paired: Mapped[int] = mapped_column(BigInteger, default=0)  # frames matched with the other camera's
+    unpaired: Mapped[int] = mapped_column(BigInteger, default=0)  # the other camera had none in tolerance
     last_error: Mapped[str | None] = mapped_column(String(512))
 
 

@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.Column("invalid_frames", sa.Integer(), nullable=False),
         sa.Column("errors", sa.Integer(), nullable=False),
         sa.Column("reconnects", sa.Integer(), nullable=False),
+        sa.Column("paired", sa.BigInteger(), nullable=False),
+        sa.Column("unpaired", sa.BigInteger(), nullable=False),
         sa.Column("last_error", sa.String(length=512), nullable=True),
         sa.PrimaryKeyConstraint("camera"),
     )
