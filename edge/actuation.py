@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from calibration import CalibrationError, load_calibration
@@ -13,6 +14,7 @@ from edge.config import SiteConfig
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import RemovalCommand as RemovalCommandRow
 from firmware_bridge.dry_run import DryRunTransport
+from firmware_bridge.link import LinkTransport
 from firmware_bridge.messages import CommandOutcome, RemovalCommand
 from firmware_bridge.modbus_simulator import ModbusValveSimulator
 from firmware_bridge.modbus_transport import ModbusTcpTransport
@@ -40,10 +42,19 @@ def nozzle_bank(calibration_file: Path | None) -> NozzleBank:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ActuatorLink:
+    """The started transport, and the in-process reference PLC behind it when the site simulates
+    its actuators (None for real links and dry runs): the judge of the simulator's valve openings."""
+
+    transport: LinkTransport | DryRunTransport
+    simulator: ModbusValveSimulator | None
+
+
 @contextmanager
-def open_transport(config: SiteConfig) -> Iterator[object]:
+def open_transport(config: SiteConfig) -> Iterator[ActuatorLink]:
     """The configured link, started; with `transport: simulator` the reference PLC runs in-process
-    on loopback and is reached over real Modbus TCP (`.simulator` on the transport)."""
+    on loopback and is reached over real Modbus TCP."""
     bridge = config.bridge
     timing = {"heartbeat_ms": bridge.heartbeat_ms, "watchdog_ms": bridge.watchdog_ms}
     simulator = None
@@ -56,10 +67,9 @@ def open_transport(config: SiteConfig) -> Iterator[object]:
     else:
         simulator = ModbusValveSimulator(SIMULATED_CHANNELS)
         transport = ModbusTcpTransport("127.0.0.1", simulator.port, **timing)
-    transport.simulator = simulator
     transport.start()
     try:
-        yield transport
+        yield ActuatorLink(transport, simulator)
     finally:
         transport.close()
         if simulator is not None:

@@ -31,7 +31,8 @@ def run_bridge(config: SiteConfig, args: argparse.Namespace) -> int:
             f"channel {args.channel} is not on the bank "
             f"({bank.nozzle_count} nozzles: 0..{bank.nozzle_count - 1})"
         )
-    with open_transport(config) as transport:
+    with open_transport(config) as link:
+        transport = link.transport
         connected = transport.wait_connected(CONNECT_TIMEOUT_S)
         status = transport.status()
         if args.bridge_command == "status":

@@ -36,7 +36,8 @@ def test_perfect_tracking_hits_the_illegal_objects(write_config, tmp_path):
     bank = nozzle_bank(config.calibration_file)
     store = FrameStore.from_config(config.storage)
     log = CommandLog(store)
-    with open_transport(config) as transport:
+    with open_transport(config) as link:
+        transport = link.transport
         assert transport.wait_connected(3.0)
         epoch_ns = time.monotonic_ns()
         planner = EjectionPlanner(bank, lead_ms=config.bridge.lead_ms)
@@ -50,7 +51,7 @@ def test_perfect_tracking_hits_the_illegal_objects(write_config, tmp_path):
                 log.record(command, transport.send(command))
             time.sleep(0.04)
         time.sleep(0.3)
-        judgements = judge_openings(transport.simulator.openings(), bank, world, epoch_ns)
+        judgements = judge_openings(link.simulator.openings(), bank, world, epoch_ns)
     verdicts = summarize(judgements)
     hit = {object_id % 2**32 for j in judgements if j.verdict != "nothing" for object_id in j.hit_ids}
     assert len(planned_illegal) >= 3
@@ -83,7 +84,8 @@ def test_dry_run_plans_and_logs_every_command_without_air(write_config, tmp_path
     store = FrameStore.from_config(config.storage)
     log = CommandLog(store)
     planner = EjectionPlanner(nozzle_bank(config.calibration_file), lead_ms=5000.0)
-    with open_transport(config) as transport:
+    with open_transport(config) as link:
+        transport = link.transport
         epoch_ns = time.monotonic_ns()
         for frame in range(12):  # a second of belt, seen every 0.1 s
             for obj in perfect_tracking(world, (0.0, 800.0), frame / 10, epoch_ns):
@@ -91,7 +93,7 @@ def test_dry_run_plans_and_logs_every_command_without_air(write_config, tmp_path
         released = planner.due()
         for command in released:
             log.record(command, transport.send(command))
-        assert transport.simulator is None and transport.would_fire == released
+        assert link.simulator is None and transport.would_fire == released
     with store.session() as session:
         statuses = session.scalars(select(RemovalCommandRow.status)).all()
     store.close()
