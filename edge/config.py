@@ -29,6 +29,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+REALSENSE_ONLY = ("exposure_us", "white_balance_k", "depth", "timestamps")
+
+
 class CameraConfig(_Strict):
     id: CameraId
     kind: Literal["simulated", "opencv", "realsense"]
@@ -60,6 +63,18 @@ class CameraConfig(_Strict):
         if min(value) < 16 or max(value) > 8192:
             raise ValueError("each of width and height must be between 16 and 8192 pixels")
         return value
+
+    @model_validator(mode="after")
+    def _realsense_only_settings(self) -> CameraConfig:
+        """A lock that is silently not applied would let C1 and C2 drift apart unnoticed."""
+        if self.kind != "realsense":
+            asked = [name for name in REALSENSE_ONLY if name in self.model_fields_set]
+            if asked:
+                raise ValueError(
+                    f"{', '.join(asked)}: only realsense cameras apply this (kind is {self.kind}); "
+                    "set exposure and white balance in the camera itself"
+                )
+        return self
 
 
 class RetentionConfig(_Strict):
@@ -192,6 +207,8 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
     reason = first["msg"]
     if first["type"] == "extra_forbidden":
         reason = "unknown key"
+    elif first["type"] == "value_error":  # our own validators' words, without pydantic's prefix
+        reason = str(first["ctx"]["error"])
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{path}: {field}: {reason}{more}"
 

@@ -22,6 +22,19 @@ def test_hardware_examples_load_with_their_camera_settings():
     assert all(c.source.startswith("rtsp://") and c.rtsp_transport == "tcp" for c in ip_cameras.cameras)
 
 
+def test_camera_settings_only_a_realsense_applies_are_refused_elsewhere(write_config):
+    path = write_config(
+        {"cameras": [{"id": "c1", "kind": "opencv", "source": "0", "exposure_us": 5000, "depth": True},
+                     {"id": "c2", "kind": "simulated"}]}
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: cameras.0: exposure_us, depth: only realsense cameras apply this (kind is opencv); "
+        "set exposure and white balance in the camera itself"
+    )
+
+
 def test_relative_sqlite_url_resolves_against_config_folder(write_config, tmp_path):
     path = write_config({"storage": {"database_url": "sqlite:///db/index.db"}})
     config = load_config(path)
@@ -65,6 +78,6 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_cron_expressions_are_validated(write_config):
     path = write_config({"schedule": {"nightly_cron": "0 25 * * *"}})
     with pytest.raises(
-        ConfigError, match=r"schedule.nightly_cron: Value error, Error validating expression '25'"
+        ConfigError, match=r"schedule.nightly_cron: Error validating expression '25'"
     ):
         load_config(path)
