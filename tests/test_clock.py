@@ -38,3 +38,14 @@ def test_a_camera_clock_that_restarts_is_taken_as_a_new_origin():
 def test_wall_clock_and_monotonic_conversions_agree():
     now_utc = utc_from_monotonic(monotonic_from_utc_ns(1_790_000_000_000_000_000))
     assert abs(now_utc.timestamp() - 1_790_000_000) < 0.01
+
+
+def test_a_camera_clock_not_running_at_real_speed_never_drifts_away_from_arrival():
+    """Stamps that step 25 ms while frames come every 50 ms (a camera reporting the wrong rate)."""
+    clock = DeviceClock()
+    arrivals = [1_000_000_000 + n * 50_000_000 for n in range(600)]  # 30 s
+    estimates = [clock.to_host(n * 25_000_000, arrival) for n, arrival in enumerate(arrivals)]
+    lags_s = [(arrival - estimate) / 1e9 for arrival, estimate in zip(arrivals, estimates, strict=True)]
+    assert min(lags_s) >= 0  # never captured after it arrived
+    assert max(lags_s) <= 2.0  # re-anchored once the gap exceeds any transport delay
+

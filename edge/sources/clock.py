@@ -15,11 +15,13 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 
 DRIFT_WINDOW_NS = 10_000_000_000
+MAX_DELAY_NS = 2_000_000_000  # no transport delays a frame this long: the device clock is wrong
 
 
 class DeviceClock:
-    def __init__(self, window_ns: int = DRIFT_WINDOW_NS) -> None:
+    def __init__(self, window_ns: int = DRIFT_WINDOW_NS, max_delay_ns: int = MAX_DELAY_NS) -> None:
         self.window_ns = window_ns
+        self.max_delay_ns = max_delay_ns
         self._offsets: deque[tuple[int, int]] = deque()  # (arrival, arrival - device), offsets ascending
         self._last_device_ns: int | None = None
         self._last_host_ns: int | None = None
@@ -40,8 +42,12 @@ class DeviceClock:
         while self._offsets[0][0] < arrival_ns - self.window_ns:
             self._offsets.popleft()
         host_ns = device_ns + self._offsets[0][1]
+        if arrival_ns - host_ns > self.max_delay_ns:  # the camera's clock does not run at real speed
+            self.reset()
+            return self.to_host(device_ns, arrival_ns)
         if self._last_host_ns is not None:  # a newer, faster witness must not reorder frames
             host_ns = max(host_ns, self._last_host_ns + 1)
+        host_ns = min(host_ns, arrival_ns)  # nothing is captured after it arrived
         self._last_device_ns, self._last_host_ns = device_ns, host_ns
         return host_ns
 

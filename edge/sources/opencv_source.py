@@ -55,6 +55,12 @@ class OpenCVCamera(FrameSource):
     def _is_file(self) -> bool:
         return Path(self.camera.source).is_file()
 
+    @property
+    def _has_stream_timestamps(self) -> bool:
+        """RTSP carries the camera's own RTP timestamps and files their presentation times; OpenCV
+        makes up times for MJPEG over HTTP (25 fps whatever the camera sends) and USB cameras."""
+        return self.camera.source.startswith(("rtsp://", "rtsps://")) or self._is_file
+
     def _open_capture(self) -> cv2.VideoCapture:
         source = self.camera.source.strip()
         if not source:
@@ -147,8 +153,9 @@ class OpenCVCamera(FrameSource):
         return frame
 
     def _capture_time(self, arrival_ns: int) -> int:
-        """The stream's own timestamp on the host clock when it has one (streams, files, V4L2 buffer
-        times), else the arrival time."""
+        """The stream's own timestamp on the host clock when it has one, else the arrival time."""
+        if not self._has_stream_timestamps:
+            return arrival_ns
         stream_ms = self._capture.get(cv2.CAP_PROP_POS_MSEC)
         if stream_ms <= self._last_stream_ms:  # no timestamps, or the stream restarted
             self._clock.reset()
