@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+GSTREAMER_INSTALLED := $(VENV)/.installed-gstreamer
 
 .PHONY: demo test lint bench clean system-deps
 
@@ -19,19 +20,27 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks
 
 # Debian packages the tests need: PostgreSQL's server binaries (the store is tested on a real server),
-# libusb for pyrealsense2, and GStreamer's RTSP server on Debian's python3 (an RTSP camera on loopback)
+# libusb for pyrealsense2, GStreamer with its introspection data and what PyGObject is built against
+# (kind: gstreamer), and GStreamer's RTSP server on Debian's python3 (an RTSP camera on loopback)
+GSTREAMER_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	libgirepository1.0-dev libcairo2-dev
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 	@ldconfig -p | grep -q 'libusb-1.0.so.0 ' || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null)
-	@/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || \
+	@dpkg -s $(GSTREAMER_DEBS) >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-			gstreamer1.0-plugins-bad >/dev/null)
+			$(GSTREAMER_DEBS) >/dev/null)
+
+# PyGObject is compiled against the system's GLib, so it comes after the Debian packages
+$(GSTREAMER_INSTALLED): $(INSTALLED) | system-deps
+	$(BIN)/python -m pip install --quiet -e '.[gstreamer]'
+	touch $(GSTREAMER_INSTALLED)
 
 # pytest exits 5 when it collected nothing: that must never pass for green
-test: $(INSTALLED) system-deps lint
+test: $(INSTALLED) system-deps $(GSTREAMER_INSTALLED) lint
 	$(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -34,11 +34,11 @@ REALSENSE_ONLY = ("exposure_us", "white_balance_k", "depth", "timestamps")
 
 class CameraConfig(_Strict):
     id: CameraId
-    kind: Literal["simulated", "opencv", "realsense"]
+    kind: Literal["simulated", "opencv", "realsense", "gstreamer"]
     source: str = Field(
         default="",
         description="opencv: device index, URL or video file; realsense: serial number (empty: the only "
-        "one connected) or a recording (.db3, .bag); simulated: unused",
+        "one connected) or a recording (.db3, .bag); gstreamer: a pipeline; simulated: unused",
     )
     resolution: tuple[int, int] = Field(default=(640, 480), description="width, height in pixels")
     fps: float = Field(default=10.0, gt=0, le=240)

@@ -9,6 +9,7 @@ from edge.config import SiteConfig
 from edge.sources.base import FrameSource
 from edge.sources.belt_world import BeltWorld
 from edge.sources.folder_source import ImageFolderCamera
+from edge.sources.gstreamer_source import GStreamerCamera
 from edge.sources.health import CheckedSource
 from edge.sources.opencv_source import OpenCVCamera
 from edge.sources.realsense_source import RealSenseCamera
@@ -26,6 +27,8 @@ def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
             source = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
         elif camera.kind == "realsense":
             source = RealSenseCamera(camera)
+        elif camera.kind == "gstreamer":
+            source = GStreamerCamera(camera)
         elif Path(camera.source).is_dir():
             source = ImageFolderCamera(camera)
         else:

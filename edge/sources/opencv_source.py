@@ -78,7 +78,7 @@ class OpenCVCamera(FrameSource):
             if not _has_gstreamer():
                 raise SourceError(
                     f"camera {self.camera_id}: a GStreamer pipeline needs OpenCV built with GStreamer; "
-                    "this OpenCV has none (install the distribution's opencv with GStreamer)"
+                    "this OpenCV has none: use kind: gstreamer (beltcam drives GStreamer itself)"
                 )
             return cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
         if source.startswith(URL_PREFIXES):
