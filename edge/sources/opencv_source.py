@@ -50,16 +50,14 @@ class OpenCVCamera(FrameSource):
         self._next_ns = 0
         self._clock = DeviceClock()
         self._last_stream_ms = -1.0
+        self._is_file = self._has_stream_timestamps = False
 
-    @property
-    def _is_file(self) -> bool:
-        return Path(self.camera.source).is_file()
-
-    @property
-    def _has_stream_timestamps(self) -> bool:
-        """RTSP carries the camera's own RTP timestamps and files their presentation times; OpenCV
-        makes up times for MJPEG over HTTP (25 fps whatever the camera sends) and USB cameras."""
-        return self.camera.source.startswith(("rtsp://", "rtsps://")) or self._is_file
+    def _kind_of_source(self) -> None:
+        """Decided once per open, not per frame. RTSP carries the camera's own RTP timestamps and files
+        their presentation times; OpenCV makes up times for MJPEG over HTTP (25 fps whatever the
+        camera sends) and USB cameras, which are therefore stamped on arrival."""
+        self._is_file = Path(self.camera.source).is_file()
+        self._has_stream_timestamps = self.camera.source.startswith(("rtsp://", "rtsps://")) or self._is_file
 
     def _open_capture(self) -> cv2.VideoCapture:
         source = self.camera.source.strip()
@@ -109,6 +107,7 @@ class OpenCVCamera(FrameSource):
                     os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
 
     def open(self) -> None:
+        self._kind_of_source()
         capture = self._open_capture()
         if not capture.isOpened():
             capture.release()
