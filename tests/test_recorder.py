@@ -1,5 +1,7 @@
 from sqlalchemy import select
 
+from edge.camera_report import camera_reports
+from edge.sources.simulated import SimulatedCamera
 from edge.store.models import Frame, Mask, Recording
 from edge.store.reconcile import check_store
 
@@ -121,3 +123,24 @@ def test_with_calibrated_offsets_pairs_are_the_same_belt_before_and_after(
     ]
     assert len(lags) == summary.paired
     assert all(abs(lag - 2_000_000_000) <= 50_000_000 for lag in lags)  # 500 mm at 250 mm/s
+
+
+def test_an_unexpected_exception_from_a_camera_driver_is_counted_and_the_camera_reopened(
+    make_config, run_recorder, monkeypatch
+):
+    real_read = SimulatedCamera.read
+    calls = {"c1": 0}
+
+    def buggy_read(self, timeout_s):
+        if self.camera_id == "c1":
+            calls["c1"] += 1
+            if calls["c1"] == 5:
+                raise ZeroDivisionError("division by zero in the driver")
+        return real_read(self, timeout_s)
+
+    monkeypatch.setattr(SimulatedCamera, "read", buggy_read)
+    store, summary = run_recorder(make_config(), 1.5)
+    assert summary.errors["c1"] == 1 and summary.reconnects["c1"] == 1
+    assert calls["c1"] > 10  # the camera's thread lived on and read again
+    reports = {report.camera: report for report in camera_reports(store)}
+    assert "unexpected ZeroDivisionError: division by zero in the driver" in reports["c1"].last_error

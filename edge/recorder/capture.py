@@ -7,6 +7,7 @@ Everything that happens to the camera is recorded in its `CameraHealth`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -41,7 +42,7 @@ class CaptureWorker(threading.Thread):
             while not self.stop.is_set():
                 if not is_open:
                     try:
-                        self.source.open()
+                        self._guarded(self.source.open)
                     except SourceError as exc:
                         self._failed(exc)
                         self.stop.wait(backoff)
@@ -52,10 +53,11 @@ class CaptureWorker(threading.Thread):
                         log.info("camera %s reconnected", self.source.camera_id)
                     is_open = ever_opened = True
                 try:
-                    frame = self.source.read(self.settings.stall_timeout_s)
+                    frame = self._guarded(self.source.read, self.settings.stall_timeout_s)
                 except SourceError as exc:
                     self._failed(exc)
-                    self.source.close()
+                    with contextlib.suppress(SourceError):
+                        self._guarded(self.source.close)
                     is_open = False
                     continue
                 backoff = self.settings.reconnect_initial_s
@@ -66,8 +68,22 @@ class CaptureWorker(threading.Thread):
                     dropped = True
                 self.health.frame(frame.capture_utc, dropped)
         finally:
-            self.source.close()
+            with contextlib.suppress(SourceError):
+                self._guarded(self.source.close)
             self.health.stopped()
+
+    def _guarded(self, action, *args):
+        """A driver's own exception (a bug, an SDK error we did not foresee) becomes a SourceError:
+        it is counted and the camera reopened, instead of ending this camera's thread for good."""
+        try:
+            return action(*args)
+        except SourceError:
+            raise
+        except Exception as exc:
+            log.exception("camera %s: unexpected error from its source", self.source.camera_id)
+            raise SourceError(
+                f"camera {self.source.camera_id}: unexpected {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _failed(self, exc: SourceError) -> None:
         self.health.failed(exc)

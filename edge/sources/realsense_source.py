@@ -88,8 +88,12 @@ class RealSenseCamera(FrameSource):
         if self.is_recording:
             device.as_playback().set_real_time(True)  # delivered at the pace it was recorded
         else:
-            self._lock_colour_controls(device)
-            self._choose_clock(device)
+            try:
+                self._lock_colour_controls(device)
+                self._choose_clock(device)
+            except RuntimeError as error:  # e.g. an exposure outside what this sensor accepts
+                pipeline.stop()
+                raise SourceError(f"camera {self.camera_id}: cannot set up the sensor: {error}") from None
         if self.camera.depth and not any(s.stream_type() == rs.stream.depth for s in profile.get_streams()):
             pipeline.stop()
             raise SourceError(
