@@ -116,3 +116,25 @@ def test_recorder_reconnects_an_rtsp_camera_that_hung_while_the_other_kept_recor
     assert gaps_s.max() >= 1.0
     before_gap = int(np.argmax(gaps_s)) + 1
     assert before_gap >= 10 and len(times) - before_gap >= 10
+
+
+def test_an_rtsp_camera_and_a_gstreamer_camera_are_paired_on_one_time_base(
+    served_frames, make_config, run_recorder
+):
+    """Two real stacks with their own clocks (RTP timestamps, GStreamer's pipeline clock): once both
+    are on the host's monotonic clock, frames taken together pair within the 50 ms tolerance."""
+    folder, _ = served_frames
+    with rtsp_camera(folder, FPS) as (url, _server):
+        caps = f"video/x-raw,width={W},height={H},framerate={FPS}/1"
+        pattern = f"videotestsrc is-live=true pattern=ball ! {caps}"
+        config = make_config(
+            {
+                "cameras": [
+                    {"id": "c1", "kind": "opencv", "source": url, "resolution": [W, H], "fps": FPS},
+                    {"id": "c2", "kind": "gstreamer", "source": pattern, "resolution": [W, H], "fps": FPS},
+                ]
+            }
+        )
+        _, summary = run_recorder(config, 3.0)
+    assert min(summary.written.values()) >= 0.6 * 3.0 * FPS
+    assert summary.paired >= 0.8 * min(summary.written.values())
