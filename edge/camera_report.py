@@ -7,7 +7,7 @@ killed, host down): the report says so instead of showing a stale "ok".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 
 SILENT_AFTER_S = 10.0
+UNHEALTHY_STATES = ("stalled", "failing", "silent")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,18 @@ def camera_events(store: FrameStore, camera: str | None = None, limit: int = 20)
             CameraEventReport(event.camera, _aware(event.utc), event.state, event.detail)
             for event in session.scalars(query)
         ]
+
+
+def reports_as_json(reports: list[CameraReport], events: list[CameraEventReport]) -> dict:
+    """Plain JSON (ISO 8601 UTC times) for monitoring systems and the panel's API."""
+
+    def plain(item) -> dict:
+        return {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in asdict(item).items()
+        }
+
+    return {"cameras": [plain(report) for report in reports], "events": [plain(event) for event in events]}
 
 
 def _when(moment: datetime | None) -> str:

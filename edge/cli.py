@@ -12,7 +12,13 @@ from pathlib import Path
 from calibration import CalibrationError
 from edge.bridge_cli import add_bridge_parser, run_bridge
 from edge.calibrate_cli import add_calibrate_parser, run_calibrate
-from edge.camera_report import camera_events, camera_reports, report_lines
+from edge.camera_report import (
+    UNHEALTHY_STATES,
+    camera_events,
+    camera_reports,
+    report_lines,
+    reports_as_json,
+)
 from edge.config import DEFAULT_CONFIG_PATH, ConfigError, SiteConfig, load_config
 from edge.importer import ImportRejected, import_footage
 from edge.recorder.recorder import Recorder, RecordingSummary
@@ -90,6 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     cameras = commands.add_parser("cameras", help="each camera's health: state, counters, recent changes")
     _add_config(cameras)
     cameras.add_argument("--events", type=int, default=10, help="how many recent state changes to list")
+    cameras.add_argument("--json", action="store_true", help="one JSON object, for plant monitoring")
 
     add_calibrate_parser(commands, _add_config)
     add_bridge_parser(commands, _add_config)
@@ -133,6 +140,19 @@ def _record(config: SiteConfig, duration: float | None) -> RecordingSummary:
     )
     store.close()
     return summary
+
+
+def _cameras(config: SiteConfig, args: argparse.Namespace) -> int:
+    """Exit 1 while a camera is stalled, failing or silent: monitoring tools alarm on the status."""
+    store = _open_store(config)
+    reports, events = camera_reports(store), camera_events(store, limit=args.events)
+    store.close()
+    if args.json:
+        print(json.dumps(reports_as_json(reports, events), indent=2))
+    else:
+        for line in report_lines(reports, events):
+            print(line)
+    return 1 if any(report.state in UNHEALTHY_STATES for report in reports) else 0
 
 
 def _db_check(config: SiteConfig, repair: bool) -> int:
@@ -245,11 +265,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"imported recording {summary.recording_id}: {summary.frames} frames, {summary.masks} masks")
         return 0
     if args.command == "cameras":
-        store = _open_store(config)
-        for line in report_lines(camera_reports(store), camera_events(store, limit=args.events)):
-            print(line)
-        store.close()
-        return 0
+        return _cameras(config, args)
     if args.command == "bridge":
         return run_bridge(config, args)
     if args.command == "calibrate":

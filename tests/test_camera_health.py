@@ -1,12 +1,14 @@
 """Per-camera health in the store: state, counters and state changes, as the panel and
 `beltcam cameras` read them."""
 
+import json
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from edge.camera_report import camera_events, camera_reports, report_lines
 from edge.cli import main
+from edge.config import load_config
 from edge.recorder.recorder import Recorder
 from edge.sources import build_sources
 from edge.store.frame_store import FrameStore, utc_now
@@ -119,3 +121,27 @@ def test_beltcam_cameras_prints_state_counters_and_changes(write_config, capsys)
     assert "paired with the other camera" in out
     assert "recent changes:" in out
     assert len([line for line in out.splitlines() if line.startswith("  20")]) == 3
+    assert main(["cameras", "--config", str(path), "--json"]) == 0  # stopped cameras are no alarm
+    document = json.loads(capsys.readouterr().out)
+    c1 = next(camera for camera in document["cameras"] if camera["camera"] == "c1")
+    assert c1["state"] == "stopped" and c1["counts"]["frames"] > 0
+    assert datetime.fromisoformat(c1["since_utc"]).tzinfo is not None
+    states = [event["state"] for event in document["events"]]
+    assert states[0] == "stopped" and states[-1] == "connecting"  # newest first
+
+
+def test_beltcam_cameras_exits_1_while_a_camera_is_failing(make_config, write_config, capsys):
+    path = write_config()
+    store = FrameStore.from_config(load_config(path).storage)
+    with store.session() as session:
+        now = utc_now()
+        session.add(
+            CameraStatus(
+                camera="c2", source="opencv:rtsp://cam", state="failing", since_utc=now, updated_utc=now,
+                frames=0, dropped=0, stalls=0, invalid_frames=0, errors=3, reconnects=0, paired=0,
+                unpaired=0, last_error="camera c2: cannot open rtsp://cam",
+            )
+        )  # fmt: skip
+    store.close()
+    assert main(["cameras", "--config", str(path)]) == 1
+    assert "last error: camera c2: cannot open rtsp://cam" in capsys.readouterr().out
