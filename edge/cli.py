@@ -13,6 +13,7 @@ from calibration import CalibrationError
 from edge.bridge_cli import add_bridge_parser, run_bridge
 from edge.calibrate_cli import add_calibrate_parser, run_calibrate
 from edge.camera_report import (
+    SILENT_AFTER_S,
     UNHEALTHY_STATES,
     camera_events,
     camera_reports,
@@ -145,7 +146,10 @@ def _record(config: SiteConfig, duration: float | None) -> RecordingSummary:
 def _cameras(config: SiteConfig, args: argparse.Namespace) -> int:
     """Exit 1 while a camera is stalled, failing or silent: monitoring tools alarm on the status."""
     store = _open_store(config)
-    reports, events = camera_reports(store), camera_events(store, limit=args.events)
+    # the recorder refreshes the rows at every index commit: silence is judged against that pace
+    silent_after_s = max(SILENT_AFTER_S, 3 * config.recorder.commit_every_s)
+    reports = camera_reports(store, silent_after_s=silent_after_s)
+    events = camera_events(store, limit=args.events)
     store.close()
     if args.json:
         print(json.dumps(reports_as_json(reports, events), indent=2))

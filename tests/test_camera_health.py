@@ -145,3 +145,19 @@ def test_beltcam_cameras_exits_1_while_a_camera_is_failing(make_config, write_co
     store.close()
     assert main(["cameras", "--config", str(path)]) == 1
     assert "last error: camera c2: cannot open rtsp://cam" in capsys.readouterr().out
+
+
+def test_silence_is_judged_against_the_recorders_commit_pace(write_config, capsys):
+    path = write_config({"recorder": {"commit_every_s": 20}})  # rows refreshed every 20 s
+    store = FrameStore.from_config(load_config(path).storage)
+    with store.session() as session:
+        then = utc_now() - timedelta(seconds=30)
+        session.add(
+            CameraStatus(
+                camera="c1", source="simulated", state="ok", since_utc=then, updated_utc=then, frames=1,
+                dropped=0, stalls=0, invalid_frames=0, errors=0, reconnects=0, paired=0, unpaired=0,
+            )
+        )  # fmt: skip
+    store.close()
+    assert main(["cameras", "--config", str(path)]) == 0  # 30 s is within 3 commits of 20 s
+    assert "c1 [simulated]: ok since" in capsys.readouterr().out
