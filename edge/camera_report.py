@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from edge.recorder.camera_health import CameraCounters
+from edge.recorder.camera_health import FAILING, STALLED, STOPPED, CameraCounters
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 
 SILENT_AFTER_S = 10.0
-UNHEALTHY_STATES = ("stalled", "failing", "silent")
+SILENT = "silent"  # not a state the recorder writes: the report's verdict on a stale row
+UNHEALTHY_STATES = (STALLED, FAILING, SILENT)
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,12 @@ def camera_reports(
     with store.session() as session:
         for row in session.scalars(select(CameraStatus).order_by(CameraStatus.camera)):
             updated = _aware(row.updated_utc)
-            silent = row.state != "stopped" and (now - updated).total_seconds() > silent_after_s
+            silent = row.state != STOPPED and (now - updated).total_seconds() > silent_after_s
             reports.append(
                 CameraReport(
                     camera=row.camera,
                     source=row.source,
-                    state="silent" if silent else row.state,
+                    state=SILENT if silent else row.state,
                     since_utc=updated if silent else _aware(row.since_utc),
                     updated_utc=updated,
                     last_frame_utc=_aware(row.last_frame_utc),
@@ -106,7 +107,7 @@ def report_lines(reports: list[CameraReport], events: list[CameraEventReport]) -
         return ["no camera has reported yet: start `beltcam record` (or `run`)"]
     lines = []
     for report in reports:
-        state = "SILENT (the agent stopped reporting)" if report.state == "silent" else report.state
+        state = "SILENT (the agent stopped reporting)" if report.state == SILENT else report.state
         lines.append(f"{report.camera} [{report.source}]: {state} since {_when(report.since_utc)}")
         counts = report.counts
         lines.append(

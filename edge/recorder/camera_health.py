@@ -79,7 +79,6 @@ class CameraHealth:
             self._snapshot.counts.frames += 1
             self._snapshot.counts.dropped += int(dropped)
             self._snapshot.last_frame_utc = capture_utc
-            self._enter(OK, "receiving frames")
 
     def failed(self, error: SourceError) -> None:
         with self._lock:
