@@ -18,6 +18,7 @@ demo: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 # Debian packages the tests need: PostgreSQL's server binaries (the store is tested on a real server),
 # libusb for pyrealsense2, GStreamer with its introspection data and what PyGObject is built against

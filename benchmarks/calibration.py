@@ -33,7 +33,7 @@ from calibration import (
     measure_belt_motion,
 )
 from calibration.synthetic import board_poses, place_board_on_belt, render_board_view
-from edge.simulated_calibration import local_plane, render_clip, simulated_pair, true_mean_speed
+from edge.simulator.calibration_truth import local_plane, render_clip, simulated_pair, true_mean_speed
 
 BELT_BOARD = Board.parse("charuco:7x5:50:38:DICT_4X4_50")
 LENS_BOARD = Board.parse("chessboard:8x6:25")

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from benchmarks.common import describe_machine, run_record, write_results
 from edge.config import CameraConfig, SimulatorConfig, SiteConfig
 from edge.recorder.recorder import Recorder
+from edge.simulator.camera import SimulatedCamera
 from edge.sources.base import Frame, FrameSource, SourceStalled
 from edge.sources.health import CheckedSource
-from edge.sources.simulated import SimulatedCamera
 from edge.store.frame_store import FrameStore
 
 POOL = 24  # distinct frames per camera, replayed in a loop

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import describe_machine, run_record, write_results
-from edge.simulated_dataset import write_simulated_manifest
+from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
 from trainer.evaluate import evaluate
 from trainer.manifest import load_manifest

@@ -20,10 +20,10 @@ import numpy as np
 
 from benchmarks.common import run_record, write_results
 from edge.config import CameraConfig, SimulatorConfig
+from edge.simulator.camera import SimulatedCamera
 from edge.sources.base import Frame, FrameSource
 from edge.sources.clock import DeviceClock
 from edge.sources.health import CheckedSource
-from edge.sources.simulated import SimulatedCamera
 
 RESOLUTIONS = ((640, 480), (1280, 720), (1920, 1080))
 POOL = 16

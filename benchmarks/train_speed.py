@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import describe_machine, run_record, write_results
-from edge.simulated_dataset import write_simulated_manifest
+from edge.simulator.dataset import write_simulated_manifest
 from trainer.train import TrainSettings, train
 
 METHODS = ("cam", "puzzlecam", "temporal", "ours")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge.capture.cameras import build_sources
 from edge.config import SiteConfig, load_config
 from edge.recorder.recorder import Recorder
-from edge.sources import build_sources
 from edge.store.frame_store import FrameStore
 
 

@@ -10,11 +10,12 @@ from sqlalchemy import select
 
 from calibration import ActuatorGeometry, save_calibration
 from calibration.calibration_file import CalibrationFile
-from edge.actuation import CommandLog, nozzle_bank, open_transport
-from edge.actuator_judge import judge_openings, perfect_tracking, summarize
-from edge.cli import main
+from edge.actuators.link import nozzle_bank, open_transport
+from edge.cli.main import main
 from edge.config import SimulatorConfig, load_config
-from edge.sources.belt_world import BeltWorld
+from edge.simulator.judge import judge_openings, perfect_tracking, summarize
+from edge.simulator.world import BeltWorld
+from edge.store.command_log import CommandLog
 from edge.store.frame_store import FrameStore
 from edge.store.models import RemovalCommand as RemovalCommandRow
 from firmware_bridge.planner import EjectionPlanner

@@ -18,7 +18,7 @@ from calibration import (
     measure_belt_motion,
 )
 from calibration.synthetic import place_board_on_belt, place_markers_on_belt
-from edge.simulated_calibration import local_plane, render_clip, simulated_pair, true_mean_speed
+from edge.simulator.calibration_truth import local_plane, render_clip, simulated_pair, true_mean_speed
 
 BELT_BOARD = Board.parse("charuco:7x5:50:38:DICT_4X4_50")
 

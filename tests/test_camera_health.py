@@ -6,11 +6,11 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from edge.camera_report import camera_events, camera_reports, report_lines
-from edge.cli import main
+from edge.capture.cameras import build_sources
+from edge.capture.report import camera_events, camera_reports, report_lines
+from edge.cli.main import main
 from edge.config import load_config
 from edge.recorder.recorder import Recorder
-from edge.sources import build_sources
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 

@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from calibration import Board, load_calibration
 from calibration.synthetic import place_board_on_belt, place_markers_on_belt
-from edge.cli import main
-from edge.simulated_calibration import local_plane, simulated_pair
+from edge.cli.main import main
+from edge.nightly.manifests import build_manifest
+from edge.simulator.calibration_truth import local_plane, simulated_pair
 from edge.store.frame_store import FrameStore
 from edge.store.models import Calibration
-from edge.training import build_manifest
 
 BOARD = "charuco:6x4:60:45:DICT_4X4_50"
 SIMULATOR = {"seed": 6, "c1_to_c2_mm": 1730, "c2_clock_offset_ms": 30, "realtime": False}

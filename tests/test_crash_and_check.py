@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from edge.config import load_config
-from edge.store.files import read_image
+from edge.sources.image_files import read_image
 from edge.store.frame_store import FrameStore
 from edge.store.models import Frame, Recording
 from edge.store.reconcile import check_store, repair_store
@@ -78,7 +78,7 @@ def test_sigkill_mid_write_is_repaired_without_losing_written_frames(write_confi
 def test_repair_adopts_orphans_removes_temp_files_and_marks_missing(store):
     recording_id = store.begin_recording("c1", "before", "test", "png", (8, 8), 10.0)
     image = np.zeros((8, 8, 3), np.uint8)
-    from edge.store.files import encode_image
+    from edge.sources.image_files import encode_image
 
     with store.session() as session:
         for seq in range(3):

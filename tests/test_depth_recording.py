@@ -6,7 +6,7 @@ import numpy as np
 from sqlalchemy import select
 
 from edge.config import RetentionConfig
-from edge.simulated_calibration import render_clip, simulated_pair
+from edge.simulator.calibration_truth import render_clip, simulated_pair
 from edge.sources.realsense_recording import write_recording
 from edge.store.models import Frame, Recording
 from edge.store.reconcile import check_store, repair_store

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from edge.capture.cameras import build_sources
 from edge.config import CameraConfig, SiteConfig
-from edge.sources import build_sources
 from edge.sources.base import SourceError, SourceStalled
 from edge.sources.gstreamer_source import GStreamerCamera, pipeline_with_sink
 from edge.store.models import Recording

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from edge.importer import ImportRejected, import_footage
-from edge.store.files import read_image, read_label_map
+from edge.recorder.importer import ImportRejected, import_footage
+from edge.sources.image_files import read_image, read_label_map
 from edge.store.models import Frame, Mask, Recording
 from edge.store.reconcile import check_store
 

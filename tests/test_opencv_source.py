@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from edge.capture.cameras import build_sources
 from edge.config import CameraConfig, SiteConfig
-from edge.sources import build_sources
 from edge.sources.base import InvalidFrame, SourceError
 from edge.sources.folder_source import ImageFolderCamera
 from edge.sources.opencv_source import OpenCVCamera, _has_gstreamer

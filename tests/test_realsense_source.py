@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.config import CameraConfig
-from edge.simulated_calibration import render_clip, simulated_pair
+from edge.simulator.calibration_truth import render_clip, simulated_pair
 from edge.sources.base import InvalidFrame, SourceError
 from edge.sources.health import CheckedSource
 from edge.sources.realsense_recording import write_recording

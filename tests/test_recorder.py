@@ -1,7 +1,7 @@
 from sqlalchemy import select
 
-from edge.camera_report import camera_reports
-from edge.sources.simulated import SimulatedCamera
+from edge.capture.report import camera_reports
+from edge.simulator.camera import SimulatedCamera
 from edge.store.models import Frame, Mask, Recording
 from edge.store.reconcile import check_store
 

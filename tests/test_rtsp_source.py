@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from edge.capture.cameras import build_sources
 from edge.config import CameraConfig, SiteConfig
-from edge.sources import build_sources
 from edge.sources.base import SourceStalled
 from edge.sources.opencv_source import OpenCVCamera
 from edge.store.models import Frame, Recording

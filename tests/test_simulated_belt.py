@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from edge.config import CameraConfig, SimulatedFault, SimulatorConfig
+from edge.simulator.camera import SimulatedCamera
+from edge.simulator.world import SHAPES, BeltWorld, camera_view
 from edge.sources.base import SourceError, SourceStalled
-from edge.sources.belt_world import SHAPES, BeltWorld, camera_view
-from edge.sources.simulated import SimulatedCamera
 
 FPS = 10.0
 

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from edge.config import CameraConfig, SimulatorConfig
+from edge.simulator.camera import SimulatedCamera
 from edge.sources.base import InvalidFrame, SourceError
 from edge.sources.health import FROZEN_AFTER, CheckedSource
-from edge.sources.simulated import SimulatedCamera
 from edge.store.models import Frame, Recording
 
 

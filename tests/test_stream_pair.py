@@ -1,4 +1,4 @@
-from edge.recorder.stream_pair import StreamPair
+from edge.capture.stream_pair import StreamPair
 
 MS = 1_000_000
 

@@ -7,7 +7,7 @@ import onnxruntime
 import pytest
 import torch
 
-from edge.simulated_dataset import write_simulated_manifest
+from edge.simulator.dataset import write_simulated_manifest
 from trainer.cams import class_activation_maps, grad_cam
 from trainer.dataset import BEFORE, TripletDataset, prepare_dataset
 from trainer.evaluate import evaluate, split_masked

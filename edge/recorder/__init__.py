@@ -1,1 +1,2 @@
-"""Recording synchronized C1/C2 streams into the frame store."""
+"""Getting footage into the store: the recorder (`recorder`, `writer`: synchronized C1/C2 frames,
+segments, quota, counters) and the import of videos and image folders with masks (`importer`)."""

@@ -7,14 +7,16 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tqdm import tqdm
 
+from edge.capture.newest import NewestFrameSlot
+from edge.capture.worker import CaptureWorker
 from edge.config import SiteConfig
-from edge.recorder.capture import CaptureWorker
 from edge.recorder.writer import EncodedFrame, FrameWriter
 from edge.sources.base import Frame, FrameSource
 from edge.store.frame_store import FrameStore
@@ -37,13 +39,24 @@ class RecordingSummary:
 
 
 class Recorder:
-    def __init__(self, config: SiteConfig, store: FrameStore, sources: dict[str, FrameSource]) -> None:
+    """Records the cameras in `sources`; a camera with a slot in `newest` also hands every frame to it
+    (the live path's view of the same capture)."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        store: FrameStore,
+        sources: dict[str, FrameSource],
+        newest: Mapping[str, NewestFrameSlot] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.stop_event = threading.Event()
         self.frames: queue.Queue[Frame] = queue.Queue(maxsize=config.recorder.queue_size)
         self.workers = {
-            camera: CaptureWorker(source, self.frames, config.recorder, self.stop_event)
+            camera: CaptureWorker(
+                source, self.frames, config.recorder, self.stop_event, (newest or {}).get(camera)
+            )
             for camera, source in sources.items()
         }
         self.session_name = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -16,12 +16,13 @@ from pathlib import Path
 from sqlalchemy import delete, update
 
 from calibration import load_calibration
+from edge.capture.camera_health import HealthSnapshot
+from edge.capture.stream_pair import StreamPair
+from edge.capture.worker import CaptureWorker
 from edge.config import CameraConfig, SiteConfig
-from edge.recorder.camera_health import HealthSnapshot
-from edge.recorder.capture import CaptureWorker
-from edge.recorder.stream_pair import StreamPair
 from edge.sources.base import Frame
-from edge.store.files import encode_image, fsync_directory
+from edge.sources.image_files import encode_image
+from edge.store.files import fsync_directory
 from edge.store.frame_store import FrameStore, WrittenFile, utc_now
 from edge.store.models import CameraEvent, CameraStatus, Mask, Recording
 from edge.store.models import Frame as FrameRow

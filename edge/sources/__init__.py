@@ -1,37 +1,4 @@
-"""Camera sources behind one interface (`FrameSource`); `build_sources` makes C1 and C2 from config."""
-
-from __future__ import annotations
-
-import time
-from pathlib import Path
-
-from edge.config import SiteConfig
-from edge.sources.base import FrameSource
-from edge.sources.belt_world import BeltWorld
-from edge.sources.folder_source import ImageFolderCamera
-from edge.sources.gstreamer_source import GStreamerCamera
-from edge.sources.health import CheckedSource
-from edge.sources.opencv_source import OpenCVCamera
-from edge.sources.realsense_source import RealSenseCamera
-from edge.sources.simulated import SimulatedCamera
-
-
-def build_sources(config: SiteConfig) -> dict[str, FrameSource]:
-    """C1 and C2 sources, every one behind frame validation (`health.CheckedSource`); simulated
-    cameras share one world and one time base, as on a real belt."""
-    epoch_ns = time.monotonic_ns()
-    world = BeltWorld(config.simulator)
-    sources: dict[str, FrameSource] = {}
-    for camera in config.cameras:
-        if camera.kind == "simulated":
-            source = SimulatedCamera(camera, config.simulator, epoch_ns=epoch_ns, world=world)
-        elif camera.kind == "realsense":
-            source = RealSenseCamera(camera)
-        elif camera.kind == "gstreamer":
-            source = GStreamerCamera(camera)
-        elif Path(camera.source).is_dir():
-            source = ImageFolderCamera(camera)
-        else:
-            source = OpenCVCamera(camera, read_timeout_s=config.recorder.stall_timeout_s)
-        sources[camera.id] = CheckedSource(source, camera.resolution)
-    return sources
+"""Real cameras behind one interface (`base.FrameSource`): OpenCV (USB, RTSP, HTTP, files), GStreamer
+pipelines, Intel RealSense, image folders; frame validation (`health`), device clocks (`clock`) and
+image files (`image_files`). The simulated belt is a source too, in `edge.simulator`; the site's
+pair of cameras is built by `edge.capture.cameras.build_sources`."""

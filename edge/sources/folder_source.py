@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edge.config import CameraConfig
 from edge.sources.base import Frame, FrameSource, InvalidFrame, SourceError
-from edge.store.files import ImageFileError, image_files, read_image
+from edge.sources.image_files import ImageFileError, image_files, read_image
 
 
 class ImageFolderCamera(FrameSource):

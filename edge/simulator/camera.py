@@ -11,15 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
-import yaml
 
 from edge.config import CameraConfig, SimulatorConfig
+from edge.simulator.render import BeltRenderer
+from edge.simulator.world import BeltWorld, camera_view
 from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
-from edge.sources.belt_render import BeltRenderer
-from edge.sources.belt_world import BeltWorld, camera_view, implied_calibration
 
 
 class SimulatedCamera(FrameSource):
@@ -119,10 +117,3 @@ class SimulatedCamera(FrameSource):
     def close(self) -> None:
         self._open = False
 
-
-def write_simulator_calibration(path: Path, simulator: SimulatorConfig, cameras: list[CameraConfig]) -> Path:
-    """Write the calibration the simulated installation implies, as ground truth for estimates."""
-    views = [camera_view(c.id, c.resolution, simulator) for c in cameras]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(implied_calibration(simulator, views), sort_keys=False), encoding="utf-8")
-    return path

@@ -19,7 +19,7 @@ from natsort import natsorted
 from sqlalchemy import delete
 from tqdm import tqdm
 
-from edge.store.files import (
+from edge.sources.image_files import (
     IMAGE_SUFFIXES,
     ImageFileError,
     encode_image,

@@ -1,13 +1,21 @@
-"""The simulated belt as calibration sees it: camera pairs, clips, each camera's own belt plane and the
-true belt travel. Shared by the calibration tests and `benchmarks/calibration.py`."""
+"""The simulated belt as calibration sees it: the calibration its installation implies (the truth that
+estimates are judged against), camera pairs, clips, each camera's own belt plane and the true belt
+travel. Shared by the agent, the calibration tests and `benchmarks/calibration.py`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import yaml
 
 from calibration import BeltPlane
 from edge.config import CameraConfig, SimulatorConfig
-from edge.sources.simulated import SimulatedCamera
+from edge.simulator.camera import SimulatedCamera
+from edge.simulator.world import camera_view, implied_calibration
+
+# where the agent writes the simulated installation's calibration, in the data directory
+SIMULATOR_CALIBRATION_FILE = "simulator_calibration.yaml"
 
 
 def simulated_pair(
@@ -40,3 +48,11 @@ def true_mean_speed(camera: SimulatedCamera, frames: int) -> float:
     """The belt's mean speed over the first `frames` frames, from the world itself."""
     end = camera.time_of(frames - 1)
     return (camera.world.belt_offset_mm(end) - camera.world.belt_offset_mm(0.0)) / end
+
+
+def write_simulator_calibration(path: Path, simulator: SimulatorConfig, cameras: list[CameraConfig]) -> Path:
+    """Write the calibration the simulated installation implies, as ground truth for estimates."""
+    views = [camera_view(c.id, c.resolution, simulator) for c in cameras]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(implied_calibration(simulator, views), sort_keys=False), encoding="utf-8")
+    return path

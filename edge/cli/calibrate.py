@@ -11,7 +11,9 @@ import yaml
 from pydantic import ValidationError
 
 from calibration import ActuatorGeometry, Board, CalibrationError, draw_validation
-from edge.calibrating import CalibrationSession, capture_board_images, load_clip
+from edge.calibrate.clips import capture_board_images, load_clip
+from edge.calibrate.session import CalibrationSession
+from edge.cli.common import add_config, open_store
 from edge.config import SiteConfig
 from edge.store.frame_store import FrameStore, utc_now
 
@@ -26,7 +28,7 @@ def _origin(text: str) -> tuple[float, float]:
     return x, y
 
 
-def add_calibrate_parser(commands: argparse._SubParsersAction, add_config) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     calibrate = commands.add_parser("calibrate", help="camera, belt and actuator calibration")
     steps = calibrate.add_subparsers(dest="calibrate_command", required=True)
 
@@ -127,7 +129,8 @@ def _show(
     return 0
 
 
-def run_calibrate(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int:
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    store = open_store(config)
     session = CalibrationSession(_calibration_path(config), store, config.storage.data_dir / "cache")
     step = args.calibrate_command
     if step == "show":

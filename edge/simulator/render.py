@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.simulator.world import BeltObject, BeltWorld, CameraView
 from edge.sources.base import FrameTruth, ObjectTruth
-from edge.sources.belt_world import BeltObject, BeltWorld, CameraView
 
 LABEL_ILLEGAL = 1
 LABEL_LEGAL = 2

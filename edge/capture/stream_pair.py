@@ -1,5 +1,8 @@
 """StreamPair: matches C1 and C2 frames taken at the same moment, by capture timestamp.
 
+It pairs whatever it is given with a capture time: the frames themselves (the live path), or the
+recorder's index rows once they have ids.
+
 Both streams arrive in time order, so a waiting frame that the other camera has already overtaken by
 more than the tolerance can never be paired: it is counted as unpaired and forgotten. The C2 clock
 offset (C2 clock minus C1 clock, from calibration) is removed before comparing, and so is the belt's
@@ -11,6 +14,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
 
 
 @dataclass
@@ -19,28 +25,29 @@ class PairingStats:
     unpaired: dict[str, int] = field(default_factory=lambda: {"c1": 0, "c2": 0})
 
 
-class StreamPair:
+class StreamPair(Generic[Item]):
     def __init__(self, tolerance_ns: int, c2_clock_offset_ns: int = 0, belt_lag_ns: int = 0) -> None:
         self.tolerance_ns = tolerance_ns
         self.c2_clock_offset_ns = c2_clock_offset_ns
         self.belt_lag_ns = belt_lag_ns
-        self._waiting: dict[str, deque[tuple[int, int]]] = {"c1": deque(), "c2": deque()}
+        self._waiting: dict[str, deque[tuple[int, Item]]] = {"c1": deque(), "c2": deque()}
         self._latest: dict[str, int | None] = {"c1": None, "c2": None}
         self.stats = PairingStats()
 
-    def add(self, camera: str, key: int, capture_ns: int) -> tuple[int, int] | None:
-        """Offer a frame; returns (c1 key, c2 key) when it completes a pair."""
+    def add(self, camera: str, item: Item, capture_ns: int) -> tuple[Item, Item] | None:
+        """Offer a frame (or anything standing for one); returns (c1 item, c2 item) when it completes
+        a pair."""
         t = capture_ns - self.c2_clock_offset_ns - self.belt_lag_ns if camera == "c2" else capture_ns
         other = "c2" if camera == "c1" else "c1"
         self._latest[camera] = t
         self._expire(other, t)
         waiting = self._waiting[other]
-        best = min(waiting, key=lambda item: abs(item[0] - t), default=None)
+        best = min(waiting, key=lambda entry: abs(entry[0] - t), default=None)
         if best is not None and abs(best[0] - t) <= self.tolerance_ns:
             waiting.remove(best)
             self.stats.paired += 1
-            return (key, best[1]) if camera == "c1" else (best[1], key)
-        self._waiting[camera].append((t, key))
+            return (item, best[1]) if camera == "c1" else (best[1], item)
+        self._waiting[camera].append((t, item))
         return None
 
     def _expire(self, camera: str, other_latest: int) -> None:

@@ -1,32 +1,26 @@
-"""The bridge between the store and the trainer: dataset manifests out, runs and models back in.
+"""Dataset manifests: what the trainer learns from, written out of the store as JSON.
 
-The trainer never sees the database (DESIGN.md): `build_manifest` writes what it needs as JSON, and
-`register_run` records the finished run, the recordings it learnt from (retention keeps those while
-its model is live) and its ONNX file as a `candidate` model.
+The trainer never sees the database (DESIGN.md): `build_manifest` writes the sequences of frame
+paths it needs, with the belt's image motion from the calibration for belt-flow training.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import yaml
 from sqlalchemy import exists, select
 
 from calibration import CalibrationFile, load_calibration
-from edge.store.frame_store import FrameStore, utc_now
-from edge.store.models import Frame, Mask, Model, Recording, TrainingRun, TrainingRunRecording
+from edge.simulator.calibration_truth import SIMULATOR_CALIBRATION_FILE
+from edge.store.frame_store import FrameStore
+from edge.store.models import Frame, Mask, Recording
 from trainer.manifest import Manifest, ManifestFrame, ManifestSequence, save_manifest
-
-if TYPE_CHECKING:  # the trainer loads torch: only the commands that train pay for it
-    from trainer.train import RunResult, TrainSettings
 
 Purpose = Literal["train", "eval"]
 USABLE = ("closed", "interrupted")
-SIMULATOR_CALIBRATION = "simulator_calibration.yaml"
 
 
 class NoTrainingData(ValueError):
@@ -47,7 +41,7 @@ def _belt_velocity(
         )
         dx, dy = (one_second_later - centre)[0]
         return float(dx), float(dy)
-    path = store.data_dir / SIMULATOR_CALIBRATION
+    path = store.data_dir / SIMULATOR_CALIBRATION_FILE
     if not path.is_file():
         return None
     truth = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -109,35 +103,3 @@ def build_manifest(
     save_manifest(manifest, out)
     return manifest, used
 
-
-def register_run(
-    store: FrameStore,
-    settings: TrainSettings,
-    result: RunResult,
-    recording_ids: list[int],
-    started_utc: datetime,
-) -> int:
-    """Record a finished run and its model (a `candidate`, until someone or something promotes it)."""
-    metrics = json.loads((result.run_dir / "metrics.json").read_text(encoding="utf-8"))
-    with store.session() as session:
-        run = TrainingRun(
-            method=settings.method,
-            status="finished",
-            run_dir=str(result.run_dir),
-            started_utc=started_utc,
-            ended_utc=utc_now(),
-            metrics=metrics,
-        )
-        session.add(run)
-        session.flush()
-        session.add_all(TrainingRunRecording(run_id=run.id, recording_id=rid) for rid in recording_ids)
-        session.add(
-            Model(
-                run_id=run.id,
-                path=str(result.onnx_path),
-                status="candidate",
-                created_utc=utc_now(),
-                metrics=metrics,
-            )
-        )
-        return run.id

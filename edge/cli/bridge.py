@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from calibration import CalibrationError
-from edge.actuation import nozzle_bank, open_transport
+from edge.actuators.link import nozzle_bank, open_transport
+from edge.cli.common import add_config
 from edge.config import SiteConfig
 from firmware_bridge.messages import CommandOutcome
 
 CONNECT_TIMEOUT_S = 5.0
 
 
-def add_bridge_parser(commands: argparse._SubParsersAction, add_config: Callable) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     bridge = commands.add_parser("bridge", help="actuator link: test fire, status")
     steps = bridge.add_subparsers(dest="bridge_command", required=True)
     fire = steps.add_parser("test-fire", help="open one valve now (commissioning)")
@@ -24,7 +24,7 @@ def add_bridge_parser(commands: argparse._SubParsersAction, add_config: Callable
     add_config(status)
 
 
-def run_bridge(config: SiteConfig, args: argparse.Namespace) -> int:
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
     bank = nozzle_bank(config.calibration_file)
     if args.bridge_command == "test-fire" and not 0 <= args.channel < bank.nozzle_count:
         raise CalibrationError(

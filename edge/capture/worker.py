@@ -1,7 +1,9 @@
 """One thread per camera: read frames, hand them over without ever blocking on the writer.
 
-A full queue drops the frame and counts it (capture must keep the camera's pace); a failing or
-stalled camera is closed and reopened with exponential back-off while the other camera keeps going.
+Each frame goes to the live path's one-frame "newest" slot, when the camera has one, and to the
+recorder's queue: the camera is opened once for both. A full queue drops the frame and counts it
+(capture must keep the camera's pace); a failing or stalled camera is closed and reopened with
+exponential back-off while the other camera keeps going.
 Everything that happens to the camera is recorded in its `CameraHealth`.
 """
 
@@ -12,8 +14,9 @@ import logging
 import queue
 import threading
 
+from edge.capture.camera_health import CameraHealth
+from edge.capture.newest import NewestFrameSlot
 from edge.config import RecorderConfig
-from edge.recorder.camera_health import CameraHealth
 from edge.sources.base import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -26,12 +29,14 @@ class CaptureWorker(threading.Thread):
         frames: queue.Queue[Frame],
         settings: RecorderConfig,
         stop: threading.Event,
+        newest: NewestFrameSlot | None = None,
     ) -> None:
         super().__init__(name=f"capture-{source.camera_id}", daemon=True)
         self.source = source
         self.frames = frames
         self.settings = settings
         self.stop = stop
+        self.newest = newest
         self.health = CameraHealth(source.camera_id)
 
     def run(self) -> None:
@@ -61,6 +66,8 @@ class CaptureWorker(threading.Thread):
                     is_open = False
                     continue
                 backoff = self.settings.reconnect_initial_s
+                if self.newest is not None:
+                    self.newest.put(frame)
                 try:
                     self.frames.put_nowait(frame)
                     dropped = False

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from edge.recorder.camera_health import FAILING, STALLED, STOPPED, CameraCounters
+from edge.capture.camera_health import FAILING, STALLED, STOPPED, CameraCounters
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 

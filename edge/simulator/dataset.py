@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 
 from edge.config import CameraConfig, SimulatorConfig
-from edge.sources.simulated import SimulatedCamera
+from edge.simulator.camera import SimulatedCamera
 
 
 def write_simulated_manifest(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.sources.belt_world import BeltObject, BeltWorld
+from edge.simulator.world import BeltObject, BeltWorld
 from firmware_bridge.messages import BeltObject as TrackedObject
 from firmware_bridge.planner import NozzleBank
 from firmware_bridge.valve_device import ValveOpening

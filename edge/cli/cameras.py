@@ -1,0 +1,40 @@
+"""`beltcam cameras`: each camera's health, for the technician and for plant monitoring."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from edge.capture.report import (
+    SILENT_AFTER_S,
+    UNHEALTHY_STATES,
+    camera_events,
+    camera_reports,
+    report_lines,
+    reports_as_json,
+)
+from edge.cli.common import add_config, open_store
+from edge.config import SiteConfig
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    cameras = commands.add_parser("cameras", help="each camera's health: state, counters, recent changes")
+    add_config(cameras)
+    cameras.add_argument("--events", type=int, default=10, help="how many recent state changes to list")
+    cameras.add_argument("--json", action="store_true", help="one JSON object, for plant monitoring")
+
+
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    """Exit 1 while a camera is stalled, failing or silent: monitoring tools alarm on the status."""
+    store = open_store(config)
+    # the recorder refreshes the rows at every index commit: silence is judged against that pace
+    silent_after_s = max(SILENT_AFTER_S, 3 * config.recorder.commit_every_s)
+    reports = camera_reports(store, silent_after_s=silent_after_s)
+    events = camera_events(store, limit=args.events)
+    store.close()
+    if args.json:
+        print(json.dumps(reports_as_json(reports, events), indent=2))
+    else:
+        for line in report_lines(reports, events):
+            print(line)
+    return 1 if any(report.state in UNHEALTHY_STATES for report in reports) else 0

@@ -1,0 +1,41 @@
+"""`beltcam db check|upgrade`: the store's maintenance."""
+
+from __future__ import annotations
+
+import argparse
+
+from edge.cli.common import add_config, open_store
+from edge.config import SiteConfig
+from edge.store.reconcile import check_store, repair_store
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    check = db_commands.add_parser("check", help="reconcile files and index, both ways")
+    add_config(check)
+    check.add_argument("--repair", action="store_true", help="apply the safe repairs")
+    upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
+    add_config(upgrade)
+
+
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    if args.db_command == "check":
+        return _check(config, args.repair)
+    open_store(config).close()
+    print(f"database at {config.storage.resolved_database_url()} is at the newest schema")
+    return 0
+
+
+def _check(config: SiteConfig, repair: bool) -> int:
+    store = open_store(config)
+    report = check_store(store)
+    for line in report.lines():
+        print(line)
+    if repair and not report.clean:
+        for action in repair_store(store, report):
+            print(f"repaired: {action}")
+        after = check_store(store)
+        print("after repair: " + after.lines()[-1])
+        return 0 if not (after.missing_frames or after.orphan_frames or after.temp_files) else 1
+    return 0 if report.clean else 1

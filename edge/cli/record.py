@@ -1,0 +1,58 @@
+"""`beltcam demo` and `beltcam record`: capture C1 and C2 into the store until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from edge.capture.cameras import build_sources
+from edge.cli.common import add_config, open_store
+from edge.config import SiteConfig
+from edge.recorder.recorder import Recorder, RecordingSummary
+from edge.simulator.calibration_truth import SIMULATOR_CALIBRATION_FILE, write_simulator_calibration
+
+DEMO_CONFIG = Path("configs/simulated.yaml")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="run the agent on the simulated belt")
+    add_config(demo, DEMO_CONFIG)
+    demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+
+    record = commands.add_parser("record", help="record C1 and C2 into the store")
+    add_config(record)
+    record.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+
+
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    record(config, args.duration)
+    return 0
+
+
+def record(config: SiteConfig, duration: float | None) -> RecordingSummary:
+    store = open_store(config)
+    sources = build_sources(config)
+    if all(camera.kind == "simulated" for camera in config.cameras):
+        truth = write_simulator_calibration(
+            config.storage.data_dir / SIMULATOR_CALIBRATION_FILE, config.simulator, config.cameras
+        )
+        print(f"simulator calibration (ground truth): {truth}")
+    print(f"recording into {config.storage.data_dir} (index: {config.storage.resolved_database_url()})")
+    recorder = Recorder(config, store, sources)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: recorder.stop())
+    summary = recorder.run(duration, progress=sys.stderr.isatty() or duration is not None)
+    print(
+        f"recorded {summary.seconds:.1f} s: "
+        + ", ".join(
+            f"{c}: {summary.written[c]} frames, {summary.dropped[c]} dropped, {summary.errors[c]} errors"
+            for c in sorted(summary.written)
+        )
+        + f"; {summary.paired} C1/C2 pairs (unpaired: "
+        + ", ".join(f"{c} {n}" for c, n in sorted(summary.unpaired.items()))
+        + f"); recordings {list(summary.recording_ids)}"
+    )
+    store.close()
+    return summary

@@ -1,0 +1,4 @@
+"""The simulated belt: its world (`world`), renderer (`render`), the simulated camera behind the same
+`FrameSource` interface as real ones (`camera`), the calibration its installation implies
+(`calibration_truth`), simulated datasets (`dataset`) and the ground-truth judge of valve openings
+(`judge`). Only a simulator knows the truth: nothing here runs on a real site."""
