@@ -21,7 +21,8 @@ def _lint_copy(tmp_path: Path, module: str, line: str) -> subprocess.CompletedPr
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     target = tmp_path / module
-    target.write_text(target.read_text(encoding="utf-8") + f"\n{line}  # noqa\n", encoding="utf-8")
+    before = target.read_text(encoding="utf-8") if target.exists() else ""
+    target.write_text(before + f"\n{line}  # noqa\n", encoding="utf-8")
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"],
         cwd=tmp_path,
@@ -40,8 +41,12 @@ def _lint_copy(tmp_path: Path, module: str, line: str) -> subprocess.CompletedPr
         ("edge/sources/health.py", "import edge.capture.newest", "edge.sources.health -> edge.capture"),
         ("calibration/__init__.py", "import edge.config", "calibration -> edge.config"),
         ("trainer/manifest.py", "import firmware_bridge.messages", "trainer.manifest -> firmware_bridge"),
+        ("edge/status_hub.py", "import edge.config", "not listed as layers:\n\n- edge.status_hub"),
     ],
-    ids=["upwards", "between-middle-rooms", "bottom-to-capture", "library-to-edge", "library-to-library"],
+    ids=[
+        "upwards", "between-middle-rooms", "bottom-to-capture", "library-to-edge", "library-to-library",
+        "room-outside-the-contract",
+    ],
 )
 def test_a_wrong_import_breaks_the_contracts(tmp_path, module, line, reported):
     result = _lint_copy(tmp_path, module, line)

@@ -11,18 +11,18 @@ import logging
 import sys
 
 from calibration import CalibrationError
-from edge.cli import bridge, calibrate, cameras, db, footage, record, training
+from edge.cli import bridge, calibrate, cameras, db, import_footage, record, training
 from edge.config import ConfigError, load_config
 from edge.nightly.manifests import NoTrainingData
 from edge.recorder.importer import ImportRejected
 from edge.store.database import DatabaseError
 from trainer.errors import TrainerError
 
-COMMAND_GROUPS = (record, footage, training, cameras, calibrate, bridge, db)
+COMMAND_GROUPS = (record, import_footage, training, cameras, calibrate, bridge, db)
 RUNNERS = {
     "demo": record,
     "record": record,
-    "import": footage,
+    "import": import_footage,
     "train": training,
     "eval": training,
     "export": training,
