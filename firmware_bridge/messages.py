@@ -70,6 +70,7 @@ class LinkStatus(_Message):
     connected: bool
     alarm: str | None = None  # why the link is considered down
     last_heartbeat_ack_ns: int | None = None
+    one_way_ms: float | None = None  # measured: taken off every command's delay
     sent: int = 0
     acked: int = 0
     retransmits: int = 0

@@ -4,6 +4,7 @@ heartbeats and where the PLC answers. 32- and 64-bit values are stored high word
 from __future__ import annotations
 
 HEARTBEAT = 0  # 0: counter, 1: watchdog timeout in ms (one write of both)
+SESSION = 2  # 2-3: the host's session id, written when the link comes up
 COMMAND = 10  # 10: sequence, 11: kind, 12-13: object id, 14-15: delay us, 16-17: pulse us, 18-21: channels
 COMMAND_WORDS = 12
 ANSWER = 30  # 30: last acknowledged sequence, 31: last refused sequence, 32: refusal reason, 33: state
@@ -14,6 +15,7 @@ REGISTERS = 64
 
 KIND_FIRE = 1
 KIND_TEST_FIRE = 3
+KIND_CLOSE_ALL = 5
 NO_SEQUENCE = 0xFFFF
 
 

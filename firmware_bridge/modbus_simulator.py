@@ -19,6 +19,7 @@ from firmware_bridge.serial_protocol import (
     FIRE_PAYLOAD,
     HEARTBEAT_PAYLOAD,
     NAK_PAYLOAD,
+    SESSION_PAYLOAD,
     TEST_FIRE_PAYLOAD,
     FrameDecoder,
     MessageType,
@@ -28,7 +29,7 @@ from firmware_bridge.serial_protocol import (
 from firmware_bridge.valve_device import ValveSimulator
 
 WRITE_REGISTERS = 16
-KINDS = (regs.KIND_FIRE, regs.KIND_TEST_FIRE)
+KINDS = (regs.KIND_FIRE, regs.KIND_TEST_FIRE, regs.KIND_CLOSE_ALL)
 
 
 class ModbusValveSimulator(ValveSimulator):
@@ -110,7 +111,10 @@ class ModbusValveSimulator(ValveSimulator):
                     _refuse(registers, start_address, values[0], NakReason.UNKNOWN_TYPE)
                 frame = _as_frame(address, list(values))
                 if frame is not None:
+                    session = self.device.session
                     reply = FrameDecoder().feed(self.device.receive(frame, now), now)
+                    if self.device.session != session:  # a new host: its SEQs mean nothing of the last one's
+                        registers[regs.ANSWER - start_address : regs.ANSWER + 2 - start_address] = [0, 0]
                     _answer(registers, start_address, reply)
             status = [*regs.to_words(self.device.open_channels(now), 4), *regs.to_words(self.device.fired, 2)]
             registers[regs.STATUS - start_address : regs.STATUS - start_address + regs.STATUS_WORDS] = status
@@ -122,6 +126,8 @@ def _as_frame(address: int, values: list[int]) -> bytes | None:
     """The register write as the equivalent serial frame, so one device model serves both wires."""
     if address == regs.HEARTBEAT and len(values) == 2:
         return encode_frame(0, MessageType.HEARTBEAT, HEARTBEAT_PAYLOAD.pack(values[0], values[1]))
+    if address == regs.SESSION and len(values) == 2:
+        return encode_frame(0, MessageType.SESSION, SESSION_PAYLOAD.pack(regs.from_words(values)))
     if address != regs.COMMAND or len(values) != regs.COMMAND_WORDS:
         return None
     sequence, kind = values[0], values[1]
@@ -136,9 +142,9 @@ def _as_frame(address: int, values: list[int]) -> bytes | None:
         return encode_frame(
             sequence, MessageType.TEST_FIRE, TEST_FIRE_PAYLOAD.pack(min(channel, 0xFF), pulse_us)
         )
-    return encode_frame(
-        sequence, MessageType(0x42) if False else MessageType.STATUS, b""
-    )  # unknown kind: refused
+    if kind == regs.KIND_CLOSE_ALL:
+        return encode_frame(sequence, MessageType.CLOSE_ALL)
+    return None  # an unknown kind: already refused
 
 
 def _answer(registers: list[int], start_address: int, replies: list) -> None:

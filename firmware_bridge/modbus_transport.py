@@ -58,13 +58,18 @@ class ModbusTcpTransport(LinkTransport):
             self._refused(refused, reason)
 
     def _link_send(self, sequence: int, kind: str, fields: tuple[int, ...]) -> None:
-        if kind == "heartbeat":
-            counter, watchdog_ms = fields
-            self._call("write_registers", regs.HEARTBEAT, [counter & 0xFFFF, watchdog_ms])
+        if kind in ("heartbeat", "session"):  # a written register is an answered one
+            if kind == "heartbeat":
+                counter, watchdog_ms = fields
+                self._call("write_registers", regs.HEARTBEAT, [counter & 0xFFFF, watchdog_ms])
+            else:
+                self._call("write_registers", regs.SESSION, regs.to_words(fields[0], 2))
             self._acknowledged(sequence, self.clock())
             return
         if kind == "fire":
             words = regs.command_words(sequence, regs.KIND_FIRE, *fields)
+        elif kind == "close_all":
+            words = regs.command_words(sequence, regs.KIND_CLOSE_ALL, 0, 0, 0, 0)
         else:
             channel, pulse_us = fields
             words = regs.command_words(sequence, regs.KIND_TEST_FIRE, 0, 0, pulse_us, 1 << channel)

@@ -23,6 +23,7 @@ class MessageType(IntEnum):
     TEST_FIRE = 0x03
     STATUS_REQUEST = 0x04
     CLOSE_ALL = 0x05
+    SESSION = 0x06
     ACK = 0x80
     NAK = 0x81
     STATUS = 0x82
@@ -39,6 +40,7 @@ class NakReason(IntEnum):
 FIRE_PAYLOAD = struct.Struct("<IIIQ")  # object_id, delay_us, pulse_us, channels
 HEARTBEAT_PAYLOAD = struct.Struct("<IH")  # counter, timeout_ms
 TEST_FIRE_PAYLOAD = struct.Struct("<BI")  # channel, pulse_us
+SESSION_PAYLOAD = struct.Struct("<I")  # session id, never 0
 ACK_PAYLOAD = struct.Struct("<H")
 NAK_PAYLOAD = struct.Struct("<HB")
 STATUS_PAYLOAD = struct.Struct("<BQII")  # state, open channels, fired, naks
@@ -48,6 +50,7 @@ PAYLOAD_SIZES = {
     MessageType.TEST_FIRE: TEST_FIRE_PAYLOAD.size,
     MessageType.STATUS_REQUEST: 0,
     MessageType.CLOSE_ALL: 0,
+    MessageType.SESSION: SESSION_PAYLOAD.size,
     MessageType.ACK: ACK_PAYLOAD.size,
     MessageType.NAK: NAK_PAYLOAD.size,
     MessageType.STATUS: STATUS_PAYLOAD.size,

@@ -10,6 +10,7 @@ from firmware_bridge.serial_protocol import (
     FIRE_PAYLOAD,
     HEARTBEAT_PAYLOAD,
     NAK_PAYLOAD,
+    SESSION_PAYLOAD,
     TEST_FIRE_PAYLOAD,
     Frame,
     FrameDecoder,
@@ -21,6 +22,8 @@ _ENCODINGS = {
     "fire": (MessageType.FIRE, FIRE_PAYLOAD),
     "test_fire": (MessageType.TEST_FIRE, TEST_FIRE_PAYLOAD),
     "heartbeat": (MessageType.HEARTBEAT, HEARTBEAT_PAYLOAD),
+    "session": (MessageType.SESSION, SESSION_PAYLOAD),
+    "close_all": (MessageType.CLOSE_ALL, None),
 }
 
 
@@ -35,8 +38,9 @@ class SerialTransport(LinkTransport):
 
     def _link_open(self) -> None:
         try:
+            # exclusive: a second agent (or a terminal program) on the same port would interleave frames
             self._link = serial.serial_for_url(
-                self.port, baudrate=self.baudrate, timeout=0, write_timeout=0.1
+                self.port, baudrate=self.baudrate, timeout=0, write_timeout=0.1, exclusive=True
             )
         except (OSError, serial.SerialException) as error:
             raise LinkError(str(error)) from None
@@ -62,7 +66,8 @@ class SerialTransport(LinkTransport):
 
     def _link_send(self, sequence: int, kind: str, fields: tuple[int, ...]) -> None:
         message_type, layout = _ENCODINGS[kind]
+        payload = layout.pack(*fields) if layout is not None else b""
         try:
-            self._link.write(encode_frame(sequence, message_type, layout.pack(*fields)))
+            self._link.write(encode_frame(sequence, message_type, payload))
         except (OSError, serial.SerialException) as error:
             raise LinkError(str(error)) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 from firmware_bridge.serial_protocol import (
@@ -13,6 +12,7 @@ from firmware_bridge.serial_protocol import (
     FIRE_PAYLOAD,
     HEARTBEAT_PAYLOAD,
     NAK_PAYLOAD,
+    SESSION_PAYLOAD,
     STATUS_PAYLOAD,
     TEST_FIRE_PAYLOAD,
     BadFrame,
@@ -23,7 +23,8 @@ from firmware_bridge.serial_protocol import (
     encode_frame,
 )
 
-REMEMBERED_SEQUENCES = 64
+REMEMBERED_SEQUENCES = 64  # at least this many at once (PROTOCOL.md, "Duplicates")
+REMEMBER_AFTER_END_NS = 1_000_000_000  # a SEQ is forgotten this long after its openings ended
 MAX_PULSE_US = 2_000_000
 RUNNING, FAILSAFE = 0, 1
 
@@ -48,7 +49,8 @@ class ValveDevice:
         self.naks = 0
         self.acted: list[int] = []  # FIRE/TEST_FIRE sequences acted on, in order
         self._decoder = FrameDecoder()
-        self._remembered: deque[int] = deque(maxlen=REMEMBERED_SEQUENCES)
+        self.session = 0  # the host session whose SEQs are remembered; 0 until a host says
+        self._remembered: dict[int, int] = {}  # SEQ acted on -> when it may be forgotten
         self._last_valid_ns: int | None = None
         self._timeout_ns = 500_000_000
         self._sequence = 0
@@ -66,6 +68,9 @@ class ValveDevice:
         replies = bytearray()
         for bad in self._decoder.expire(now_ns):
             replies += self._nak(bad.sequence, bad.reason)
+        for sequence, forget_ns in list(self._remembered.items()):
+            if forget_ns <= now_ns:
+                del self._remembered[sequence]
         if (
             self.state == RUNNING
             and self._last_valid_ns is not None
@@ -81,8 +86,7 @@ class ValveDevice:
         for opening in self.openings:
             if opening.open_ns >= now_ns:
                 # cancelled, and forgotten: the host's resend after the outage schedules it again
-                if opening.sequence in self._remembered:
-                    self._remembered.remove(opening.sequence)
+                self._remembered.pop(opening.sequence, None)
                 continue
             if opening.close_ns > now_ns:
                 opening.close_ns = now_ns  # closed early
@@ -111,6 +115,14 @@ class ValveDevice:
         if item.type == MessageType.STATUS_REQUEST:
             payload = STATUS_PAYLOAD.pack(self.state, self.open_channels(now_ns), self.fired, self.naks)
             return self._reply(MessageType.STATUS, payload)
+        if item.type == MessageType.SESSION:
+            (session,) = SESSION_PAYLOAD.unpack(item.payload)
+            if session == 0:
+                return self._nak(item.sequence, NakReason.BAD_PAYLOAD)
+            if session != self.session:  # a new host: its SEQs have nothing to do with the last one's
+                self.session = session
+                self._remembered.clear()
+            return self._ack(item.sequence)
         if item.type == MessageType.CLOSE_ALL:
             self.fail_safe(now_ns)
             self.state = RUNNING
@@ -135,12 +147,17 @@ class ValveDevice:
             or not 1 <= pulse_us <= MAX_PULSE_US
         ):
             return self._nak(frame.sequence, NakReason.BAD_PAYLOAD)
-        self._remembered.append(frame.sequence)
         self.acted.append(frame.sequence)
         start = frame.received_ns + delay_us * 1000
+        self._remember(frame.sequence, start + pulse_us * 1000 + REMEMBER_AFTER_END_NS)
         for channel in channels:
             self._schedule(ValveOpening(channel, start, start + pulse_us * 1000, object_id, frame.sequence))
         return self._ack(frame.sequence)
+
+    def _remember(self, sequence: int, forget_ns: int) -> None:
+        if len(self._remembered) >= REMEMBERED_SEQUENCES:
+            del self._remembered[min(self._remembered, key=self._remembered.__getitem__)]
+        self._remembered[sequence] = forget_ns
 
     def _schedule(self, opening: ValveOpening) -> None:
         """Overlapping openings of one channel merge into one."""

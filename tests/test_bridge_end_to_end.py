@@ -53,6 +53,7 @@ def test_perfect_tracking_hits_the_illegal_objects(write_config, tmp_path):
             time.sleep(0.04)
         time.sleep(0.3)
         judgements = judge_openings(link.simulator.openings(), bank, world, epoch_ns)
+    log.close()
     verdicts = summarize(judgements)
     hit = {object_id % 2**32 for j in judgements if j.verdict != "nothing" for object_id in j.hit_ids}
     assert len(planned_illegal) >= 3
@@ -95,6 +96,7 @@ def test_dry_run_plans_and_logs_every_command_without_air(write_config, tmp_path
         for command in released:
             log.record(command, transport.send(command))
         assert link.simulator is None and transport.would_fire == released
+    log.close()
     with store.session() as session:
         statuses = session.scalars(select(RemovalCommandRow.status)).all()
     store.close()
