@@ -95,6 +95,12 @@ class StorageConfig(_Strict):
     image_format: Literal["jpg", "png"] = "jpg"
     jpeg_quality: int = Field(default=90, ge=10, le=100)
     disk_quota_mb: float | None = Field(default=None, gt=0)
+    min_free_mb: float = Field(
+        default=500.0,
+        ge=0,
+        description="free space kept on the data directory's disk: below it the oldest evictable frames "
+        "go, and recording pauses (with an alarm) when nothing is evictable",
+    )
     retention: RetentionConfig = RetentionConfig()
 
     def resolved_database_url(self) -> str:

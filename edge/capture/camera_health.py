@@ -16,6 +16,7 @@ from edge.sources.base import InvalidFrame, SourceError, SourceStalled
 from edge.store.frame_store import utc_now
 
 CONNECTING, OK, STALLED, FAILING, STOPPED = "connecting", "ok", "stalled", "failing", "stopped"
+PAUSED = "paused"  # the camera is fine but its frames cannot be stored (full disk): set by the writer
 
 
 @dataclass(frozen=True)

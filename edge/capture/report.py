@@ -12,20 +12,20 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from edge.capture.camera_health import FAILING, STALLED, STOPPED, CameraCounters
+from edge.capture.camera_health import FAILING, PAUSED, STALLED, STOPPED, CameraCounters
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 
 SILENT_AFTER_S = 10.0
 SILENT = "silent"  # not a state the recorder writes: the report's verdict on a stale row
-UNHEALTHY_STATES = (STALLED, FAILING, SILENT)
+UNHEALTHY_STATES = (STALLED, FAILING, PAUSED, SILENT)
 
 
 @dataclass(frozen=True)
 class CameraReport:
     camera: str
     source: str
-    state: str  # connecting | ok | stalled | failing | stopped, or "silent" when the agent is gone
+    state: str  # connecting | ok | stalled | failing | paused | stopped, or "silent" when the agent is gone
     since_utc: datetime
     updated_utc: datetime
     last_frame_utc: datetime | None

@@ -6,6 +6,7 @@ import argparse
 
 from edge.cli.common import add_config, open_store
 from edge.config import SiteConfig
+from edge.store.lock import DataDirLock
 from edge.store.reconcile import check_store, repair_store
 
 
@@ -20,9 +21,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
-    if args.db_command == "check":
-        return _check(config, args.repair)
-    open_store(config).close()
+    if args.db_command == "check" and not args.repair:
+        return _check(config, repair=False)  # reading only: fine beside a running agent
+    with DataDirLock(config.storage.data_dir, f"beltcam db {args.db_command}"):
+        if args.db_command == "check":
+            return _check(config, repair=True)
+        open_store(config).close()
     print(f"database at {config.storage.resolved_database_url()} is at the newest schema")
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from edge.cli.common import add_config, open_store
 from edge.config import SiteConfig
 from edge.recorder.importer import import_footage
+from edge.store.lock import DataDirLock
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -21,8 +22,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
-    summary = import_footage(
-        open_store(config), args.camera, args.label, args.source, args.masks, fps=args.fps, progress=True
-    )
+    with DataDirLock(config.storage.data_dir, "beltcam import"):
+        summary = import_footage(
+            open_store(config), args.camera, args.label, args.source, args.masks, fps=args.fps, progress=True
+        )
     print(f"imported recording {summary.recording_id}: {summary.frames} frames, {summary.masks} masks")
     return 0

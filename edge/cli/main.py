@@ -16,6 +16,7 @@ from edge.config import ConfigError, load_config
 from edge.nightly.manifests import NoTrainingData
 from edge.recorder.importer import ImportRejected
 from edge.store.database import DatabaseError
+from edge.store.lock import DataDirLocked
 from trainer.errors import TrainerError
 
 COMMAND_GROUPS = (record, import_footage, training, cameras, calibrate, bridge, db)
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except (
         ConfigError,
         DatabaseError,
+        DataDirLocked,
         ImportRejected,
         NoTrainingData,
         TrainerError,

@@ -12,6 +12,9 @@ from edge.cli.common import add_config, open_store
 from edge.config import SiteConfig
 from edge.recorder.recorder import Recorder, RecordingSummary
 from edge.simulator.calibration_truth import SIMULATOR_CALIBRATION_FILE, write_simulator_calibration
+from edge.store.frame_store import FrameStore
+from edge.store.lock import DataDirLock
+from edge.store.reconcile import reconcile_at_start
 
 DEMO_CONFIG = Path("configs/simulated.yaml")
 
@@ -32,7 +35,17 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def record(config: SiteConfig, duration: float | None) -> RecordingSummary:
-    store = open_store(config)
+    """Record while owning the data directory; what a crash left behind is mended first."""
+    with DataDirLock(config.storage.data_dir, "beltcam record"):
+        store = open_store(config)
+        for action in reconcile_at_start(store):
+            print(f"start-up check: {action}")
+        summary = _record(config, store, duration)
+        store.close()
+    return summary
+
+
+def _record(config: SiteConfig, store: FrameStore, duration: float | None) -> RecordingSummary:
     sources = build_sources(config)
     if all(camera.kind == "simulated" for camera in config.cameras):
         truth = write_simulator_calibration(
@@ -54,5 +67,6 @@ def record(config: SiteConfig, duration: float | None) -> RecordingSummary:
         + ", ".join(f"{c} {n}" for c, n in sorted(summary.unpaired.items()))
         + f"); recordings {list(summary.recording_ids)}"
     )
-    store.close()
+    if summary.storage_alarm:
+        print(f"recording was paused when it ended: {summary.storage_alarm}")
     return summary

@@ -36,6 +36,7 @@ class RecordingSummary:
     unpaired: dict[str, int]  # frames the other camera had nothing for within the pairing tolerance
     evicted_frames: int
     seconds: float
+    storage_alarm: str | None = None  # why recording was paused when it ended (full disk...)
 
 
 class Recorder:
@@ -135,6 +136,7 @@ class Recorder:
             reconnects={c: h.counts.reconnects for c, h in health.items()},
             paired=self.writer.pairing.stats.paired,
             unpaired=dict(self.writer.pairing.stats.unpaired),
-            evicted_frames=self.writer.quota.evicted_frames if self.writer.quota else 0,
+            evicted_frames=self.writer.guard.quota.evicted_frames,
+            storage_alarm=self.writer.guard.alarm,
             seconds=seconds,
         )

@@ -2,7 +2,9 @@
 
 Frames are written one by one as they arrive but indexed in batches (every `commit_every_s`), after
 their directories are fsynced: one transaction per batch keeps SQLite fast, and the order (durable
-file, then row) means a crash can only leave unindexed files, never rows without files.
+file, then row) means a crash can only leave unindexed files, never rows without files. A write or
+a commit that fails (full disk, read-only disk, database unavailable) pauses recording through the
+`StorageGuard` instead of ending it: frames are dropped and counted until writing works again.
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, update
+from sqlalchemy.exc import OperationalError
 
 from calibration import load_calibration
-from edge.capture.camera_health import HealthSnapshot
+from edge.capture.camera_health import PAUSED, HealthSnapshot
 from edge.capture.stream_pair import StreamPair
 from edge.capture.worker import CaptureWorker
 from edge.config import CameraConfig, SiteConfig
+from edge.recorder.storage_guard import StorageGuard
 from edge.sources.base import Frame
 from edge.sources.image_files import encode_image
 from edge.store.files import fsync_directory
 from edge.store.frame_store import FrameStore, WrittenFile, utc_now
 from edge.store.models import CameraEvent, CameraStatus, Mask, Recording
 from edge.store.models import Frame as FrameRow
-from edge.store.retention import DiskQuota, QuotaExhausted
 
 log = logging.getLogger(__name__)
 CAMERA_LABELS = {"c1": "before", "c2": "after"}
@@ -76,20 +79,14 @@ class FrameWriter:
         self.workers = workers
         self.config = config
         self.session_name = session_name
-        storage = config.storage
-        self.quota = (
-            DiskQuota(store, int(storage.disk_quota_mb * 1e6), storage.retention)
-            if storage.disk_quota_mb
-            else None
-        )
+        self.guard = StorageGuard(store, config.storage)
         self.pairing = StreamPair(round(config.recorder.pair_tolerance_ms * 1e6), *self._c2_timing())
         self._segments: dict[str, _Segment] = {}
         self._pending: list[_Pending] = []
         self._dirty_dirs: set[Path] = set()
         self._last_commit = time.monotonic()
         self.written = {"c1": 0, "c2": 0}
-        self.quota_drops = {"c1": 0, "c2": 0}
-        self.quota_alarm: str | None = None
+        self.quota_drops = {"c1": 0, "c2": 0}  # frames that found no room or could not be written
         self.recording_ids: set[int] = set()
         self._forget_old_camera_events()
 
@@ -131,39 +128,48 @@ class FrameWriter:
         )
 
     def write(self, encoded: EncodedFrame) -> None:
-        """Write one encoded frame in capture order; call from one thread only."""
+        """Write one encoded frame in capture order; call from one thread only. A frame that cannot
+        be stored is dropped and counted, and leaves no file behind."""
+        camera = encoded.frame.camera
+        nbytes = len(encoded.frame_data) + len(encoded.mask_data) + len(encoded.depth_data)
+        if not self.guard.room_for(nbytes):
+            self.quota_drops[camera] += 1
+            return
+        written: list[WrittenFile] = []
+        try:
+            pending = self._write_files(encoded, written)
+        except (OSError, OperationalError) as error:
+            for done in written:
+                self.store.absolute(done.path).unlink(missing_ok=True)
+            self.guard.failed(f"{camera} frame {encoded.frame.seq}", error)
+            self.quota_drops[camera] += 1
+            return
+        self.guard.written(sum(done.bytes for done in written))
+        self._pending.append(pending)
+        self.written[camera] += 1
+
+    def _write_files(self, encoded: EncodedFrame, written: list[WrittenFile]) -> _Pending:
+        """The frame's files (image, mask, depth), each added to `written` as soon as it exists."""
         frame = encoded.frame
         segment = self._segment_for(frame)
         camera, recording_id, seq = frame.camera, segment.recording_id, segment.next_seq
         with_truth = (
             bool(encoded.mask_data) and segment.index % self.config.simulator.truth_segments_every == 0
         )
-        mask_data = encoded.mask_data if with_truth else b""
-        nbytes = len(encoded.frame_data) + len(mask_data) + len(encoded.depth_data)
-        if not self._room_for(camera, nbytes):
-            return
         image_format = self.config.storage.image_format
-        frame_path = self.store.frame_relpath(camera, recording_id, seq, image_format)
-        written = self._write_file(frame_path, encoded.frame_data)
-        segment.next_seq += 1
-        depth = (
-            self._write_file(self.store.depth_relpath(camera, recording_id, seq), encoded.depth_data)
-            if encoded.depth_data
-            else None
+        frame_file = self._write_file(
+            self.store.frame_relpath(camera, recording_id, seq, image_format), encoded.frame_data
         )
-        row = FrameRow(
-            recording_id=recording_id,
-            seq=seq,
-            path=written.path,
-            bytes=written.bytes,
-            capture_utc=frame.capture_utc,
-            capture_ns=frame.capture_ns,
-            depth_path=depth.path if depth else None,
-            depth_bytes=depth.bytes if depth else 0,
-        )
+        written.append(frame_file)
+        depth = None
+        if encoded.depth_data:
+            depth = self._write_file(self.store.depth_relpath(camera, recording_id, seq), encoded.depth_data)
+            written.append(depth)
         mask = None
         if with_truth:
-            mask_file = self._write_file(self.store.mask_relpath(camera, recording_id, seq), mask_data)
+            mask_path = self.store.mask_relpath(camera, recording_id, seq)
+            mask_file = self._write_file(mask_path, encoded.mask_data)
+            written.append(mask_file)
             mask = Mask(
                 path=mask_file.path,
                 bytes=mask_file.bytes,
@@ -171,10 +177,18 @@ class FrameWriter:
                 objects=[vars(obj) | {"extent_mm": list(obj.extent_mm)} for obj in frame.truth.objects],
                 created_utc=utc_now(),
             )
-        if self.quota is not None:
-            self.quota.added(nbytes)
-        self._pending.append(_Pending(camera, row, mask))
-        self.written[camera] += 1
+        segment.next_seq += 1
+        row = FrameRow(
+            recording_id=recording_id,
+            seq=seq,
+            path=frame_file.path,
+            bytes=frame_file.bytes,
+            capture_utc=frame.capture_utc,
+            capture_ns=frame.capture_ns,
+            depth_path=depth.path if depth else None,
+            depth_bytes=depth.bytes if depth else 0,
+        )
+        return _Pending(camera, row, mask)
 
     def _write_file(self, relative: str, data: bytes) -> WrittenFile:
         """Write a file now; its folder is fsynced before the batch that indexes it commits."""
@@ -182,29 +196,30 @@ class FrameWriter:
         self._dirty_dirs.add(self.store.absolute(written.path).parent)
         return written
 
-    def _room_for(self, camera: str, nbytes: int) -> bool:
-        if self.quota is None:
-            return True
-        try:
-            self.quota.make_room(nbytes)
-        except QuotaExhausted as exc:
-            self.quota_drops[camera] += 1
-            if self.quota_alarm is None:
-                log.error("%s", exc)
-            self.quota_alarm = str(exc)
-            return False
-        return True
-
     def commit_due(self) -> bool:
         return time.monotonic() - self._last_commit >= self.config.recorder.commit_every_s
 
     def commit(self) -> None:
-        """Make the batch durable, index it, pair it, and bring the counters up to date."""
+        """Make the batch durable, index it, pair it, and bring the counters up to date. When that
+        fails (full disk, database gone) the batch is kept for the next commit and recording
+        pauses; pairs found in the failed attempt are lost, the frames are not."""
         self._last_commit = time.monotonic()
-        for directory in self._dirty_dirs:
-            fsync_directory(directory)
-        self._dirty_dirs.clear()
         pending, self._pending = self._pending, []
+        synced = {camera: dict(segment.synced_counters) for camera, segment in self._segments.items()}
+        try:
+            for directory in self._dirty_dirs:
+                fsync_directory(directory)
+            self._dirty_dirs.clear()
+            self._index(pending)
+        except (OSError, OperationalError) as error:
+            self._pending = pending + self._pending
+            for camera, counters in synced.items():
+                self._segments[camera].synced_counters = counters
+            self.guard.failed("the index", error)
+            return
+        self.guard.events.clear()  # stored with this batch
+
+    def _index(self, pending: list[_Pending]) -> None:
         with self.store.session() as session:
             session.add_all(item.row for item in pending)
             session.flush()
@@ -265,9 +280,21 @@ class FrameWriter:
         status.dropped += self.quota_drops[camera]
         status.paired, status.unpaired = self.pairing.stats.paired, self.pairing.stats.unpaired[camera]
         status.last_error = _clip(health.last_error)
+        if self.guard.paused:  # the camera is fine, but nothing of it is being stored
+            status.state, status.since_utc = PAUSED, self.guard.paused_since
+            status.last_error = _clip(f"recording paused: {self.guard.alarm}")
         session.add_all(
             CameraEvent(camera=camera, utc=event.utc, state=event.state, detail=_clip(event.detail))
             for event in health.events
+        )
+        session.add_all(
+            CameraEvent(
+                camera=camera,
+                utc=event.utc,
+                state=event.state if event.state == PAUSED else health.state,
+                detail=_clip(event.detail or "recording resumed"),
+            )
+            for event in self.guard.events
         )
 
     def _segment_for(self, frame: Frame) -> _Segment:
@@ -300,6 +327,22 @@ class FrameWriter:
         return new_segment
 
     def close(self) -> None:
+        """Index what is left and close the recordings; what the store cannot take now (full disk)
+        is said in the log and left to `beltcam db check --repair`, never raised."""
         self.commit()
+        if self._pending:
+            log.error(
+                "%d frames could not be indexed (%s): their files stay; `beltcam db check --repair` "
+                "adopts them",
+                len(self._pending),
+                self.guard.alarm,
+            )
         for segment in self._segments.values():
-            self.store.close_recording(segment.recording_id)
+            try:
+                self.store.close_recording(segment.recording_id)
+            except OperationalError as error:
+                log.error(
+                    "recording %d could not be closed (%s): `beltcam db check --repair` marks it interrupted",
+                    segment.recording_id,
+                    error.orig,
+                )

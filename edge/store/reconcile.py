@@ -212,3 +212,11 @@ def _attach_orphan_depth(session, orphans: list[str], store: FrameStore) -> int:
             frame.depth_bytes = Path(store.absolute(relative)).stat().st_size
             attached += 1
     return attached
+
+
+def reconcile_at_start(store: FrameStore) -> list[str]:
+    """What an agent does before it records (DESIGN.md): check the store and apply the safe repairs,
+    so a crash or power cut is mended without anyone running `db check --repair`. Only call it while
+    holding the data directory's lock: a recording in progress looks like a crashed one."""
+    report = check_store(store)
+    return [] if report.clean else repair_store(store, report)

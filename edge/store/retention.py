@@ -1,13 +1,21 @@
-"""Disk quota: evict the oldest frames nobody needs so recording can run for months unattended.
+"""Disk quota and free-space floor: evict the oldest frames nobody needs so recording can run for
+months unattended, and never fill the disk the store lives on.
+
+Two limits, either of which makes room: the site's quota on the store's frame, mask and depth files
+(`storage.disk_quota_mb`, optional), and a floor of free space on the data directory's filesystem
+(`storage.min_free_mb`), measured with `shutil.disk_usage`, so that everything on that disk counts
+(database, its WAL, training runs, other programs).
 
 Order: frames of `unlabeled` recordings before labelled ones, oldest first. Never evicted: frames with
 ground-truth masks, and recordings the live model was trained on. Every eviction is logged and
-counted on its recording (`evicted_frames`, status `evicted` once nothing is left), never silent.
+counted on its recording (`evicted_frames` up, `frame_count` down, status `evicted` once nothing is
+left), never silent.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from sqlalchemy import case, delete, exists, select
@@ -21,22 +29,39 @@ EVICTION_BATCH = 200
 
 
 class QuotaExhausted(RuntimeError):
-    """Everything left on disk is protected; new frames cannot be stored without exceeding the quota."""
+    """Everything left to evict is protected: a new frame would cross the quota or the free-space
+    floor. The message says which, and what to do."""
 
 
 class DiskQuota:
-    """Tracks bytes used by the store and evicts before a write would cross the quota."""
+    """Tracks bytes used by the store and free space on its disk; evicts before a write would cross
+    the quota (when there is one) or go below the free-space floor."""
 
-    def __init__(self, store: FrameStore, quota_bytes: int, retention: RetentionConfig) -> None:
+    def __init__(
+        self,
+        store: FrameStore,
+        quota_bytes: int | None,
+        retention: RetentionConfig,
+        min_free_bytes: int = 0,
+    ) -> None:
         self.store = store
         self.quota_bytes = quota_bytes
         self.retention = retention
+        self.min_free_bytes = min_free_bytes
         self.used_bytes = store.usage_bytes()
         self.evicted_frames = 0
 
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.store.data_dir).free
+
     def make_room(self, incoming_bytes: int) -> None:
-        """Evict until `incoming_bytes` fit; raises QuotaExhausted if only protected data is left."""
-        if self.used_bytes + incoming_bytes <= self.quota_bytes:
+        """Evict until `incoming_bytes` fit under the quota and above the floor; raises
+        QuotaExhausted if only protected data is left."""
+        self._make_quota_room(incoming_bytes)
+        self._make_free_room(incoming_bytes)
+
+    def _make_quota_room(self, incoming_bytes: int) -> None:
+        if self.quota_bytes is None or self.used_bytes + incoming_bytes <= self.quota_bytes:
             return
         target = min(self.quota_bytes * self.retention.low_watermark, self.quota_bytes - incoming_bytes)
         while self.used_bytes > target:
@@ -46,6 +71,22 @@ class DiskQuota:
             raise QuotaExhausted(
                 f"disk quota of {self.quota_bytes / 1e6:.1f} MB is full of protected frames "
                 "(masked, or used by the live model); raise storage.disk_quota_mb"
+            )
+
+    def _make_free_room(self, incoming_bytes: int) -> None:
+        free = self.free_bytes()
+        if free - incoming_bytes >= self.min_free_bytes:
+            return
+        # evict a little more than the shortfall, as the quota's low watermark does, so that the
+        # next frames do not each pay for an eviction
+        want = self.min_free_bytes + incoming_bytes + self.min_free_bytes * (1 - self.retention.low_watermark)
+        while free < want and self._evict_batch(want - free):
+            free = self.free_bytes()
+        if free - incoming_bytes < self.min_free_bytes:
+            raise QuotaExhausted(
+                f"{self.store.data_dir}: {free / 1e6:.0f} MB free on its disk, below storage.min_free_mb "
+                f"({self.min_free_bytes / 1e6:.0f} MB), and nothing left to evict (masked frames or the "
+                "live model's recordings): free space on that disk; recording resumes by itself"
             )
 
     def added(self, nbytes: int) -> None:
@@ -97,6 +138,7 @@ class DiskQuota:
             for recording_id, count in per_recording.items():
                 recording = session.get(Recording, recording_id)
                 recording.evicted_frames += count
+                recording.frame_count -= count  # frames it holds: what `db check` counts
                 left = session.scalar(select(exists().where(Frame.recording_id == recording_id)))
                 if not left and recording.status != "recording":
                     recording.status = "evicted"
