@@ -7,6 +7,7 @@ is started from.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 CameraId = Literal["c1", "c2"]
 FrameLabel = Literal["before", "after", "unlabeled"]
 DEFAULT_CONFIG_PATH = Path("beltcam.yaml")
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@\s]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """Passwords inside URLs (`rtsp://user:pass@host`, `postgresql://user:pass@host/db`) as `***`:
+    what is printed, logged or stored never carries a camera's or a database's password."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 class ConfigError(ValueError):
@@ -105,6 +115,10 @@ class StorageConfig(_Strict):
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'beltcam.db'}"
+
+    def shown_database_url(self) -> str:
+        """The URL as it may be printed: without its password."""
+        return redact_credentials(self.resolved_database_url())
 
 
 class RecorderConfig(_Strict):
@@ -216,7 +230,7 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
     elif first["type"] == "value_error":  # our own validators' words, without pydantic's prefix
         reason = str(first["ctx"]["error"])
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{path}: {field}: {reason}{more}"
+    return redact_credentials(f"{path}: {field}: {reason}{more}")
 
 
 def _resolve_relative_paths(config: SiteConfig, base: Path) -> SiteConfig:

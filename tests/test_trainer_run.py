@@ -181,3 +181,23 @@ def test_output_stride_16_dilates_the_last_stage_of_every_backbone():
         coarse = CamClassifier(backbone, 32, weights=None).eval()
         with torch.no_grad():
             assert coarse(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 2, 2)
+
+
+class _RunsCode:
+    """What a hostile checkpoint carries: an object whose unpickling runs a command."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading a checkpoint",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    from trainer.errors import RunError
+    from trainer.train import load_run_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "settings.json").write_text(TrainSettings(method="cam", **TINY).model_dump_json())
+    torch.save({"model": {}, "payload": _RunsCode()}, run / "checkpoint.pt")
+    with pytest.raises(RunError, match=r"checkpoint\.pt: not a checkpoint beltcam wrote"):
+        load_run_model(run)
+    assert "code ran" not in capsys.readouterr().out

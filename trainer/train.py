@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import random
 import shutil
 import time
@@ -181,7 +182,7 @@ def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start_epoch = 0
     if checkpoint_file.is_file():
-        state = torch.load(checkpoint_file, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint_file, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -259,10 +260,22 @@ def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress
     return RunResult(run_dir, onnx_path, evaluation, difference, frames_per_s)
 
 
+def load_checkpoint(path: Path, device: torch.device) -> dict:
+    """A run's checkpoint, read as tensors and plain values only (`weights_only=True`): a run directory
+    copied from elsewhere must not be able to run code here."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RunError(f"{path}: not a checkpoint beltcam wrote (refused to load it: {first_line})") from None
+
+
 def load_run_model(run_dir: Path) -> tuple[CamClassifier, TrainSettings]:
     """The trained classifier of a finished run, on the CPU, for evaluation and export."""
     settings = TrainSettings.model_validate_json((run_dir / "settings.json").read_text())
     model = CamClassifier(settings.backbone, settings.output_stride, weights=None)
-    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise RunError(f"{run_dir}: no checkpoint.pt: not a finished training run")
+    state = load_checkpoint(run_dir / "checkpoint.pt", torch.device("cpu"))
     model.load_state_dict(state["model"])
     return model.eval(), settings

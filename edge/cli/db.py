@@ -27,7 +27,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         if args.db_command == "check":
             return _check(config, repair=True)
         open_store(config).close()
-    print(f"database at {config.storage.resolved_database_url()} is at the newest schema")
+    print(f"database at {config.storage.shown_database_url()} is at the newest schema")
     return 0
 
 

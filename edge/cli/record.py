@@ -52,7 +52,7 @@ def _record(config: SiteConfig, store: FrameStore, duration: float | None) -> Re
             config.storage.data_dir / SIMULATOR_CALIBRATION_FILE, config.simulator, config.cameras
         )
         print(f"simulator calibration (ground truth): {truth}")
-    print(f"recording into {config.storage.data_dir} (index: {config.storage.resolved_database_url()})")
+    print(f"recording into {config.storage.data_dir} (index: {config.storage.shown_database_url()})")
     recorder = Recorder(config, store, sources)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: recorder.stop())

@@ -22,7 +22,7 @@ from calibration import load_calibration
 from edge.capture.camera_health import PAUSED, HealthSnapshot
 from edge.capture.stream_pair import StreamPair
 from edge.capture.worker import CaptureWorker
-from edge.config import CameraConfig, SiteConfig
+from edge.config import CameraConfig, SiteConfig, redact_credentials
 from edge.recorder.storage_guard import StorageGuard
 from edge.sources.base import Frame
 from edge.sources.image_files import encode_image
@@ -38,7 +38,7 @@ CAMERA_EVENT_DAYS = 30  # camera state changes older than this are deleted when 
 
 
 def _source_label(camera: CameraConfig) -> str:
-    return f"{camera.kind}:{camera.source}"[:TEXT_LIMIT] if camera.source else camera.kind
+    return redact_credentials(f"{camera.kind}:{camera.source}")[:TEXT_LIMIT] if camera.source else camera.kind
 
 
 def _clip(text: str | None) -> str | None:

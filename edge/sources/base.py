@@ -12,9 +12,15 @@ from datetime import datetime
 
 import numpy as np
 
+from edge.config import redact_credentials
+
 
 class SourceError(RuntimeError):
-    """The camera failed (disconnected, unreadable); the caller reconnects with back-off."""
+    """The camera failed (disconnected, unreadable); the caller reconnects with back-off. The message
+    is shown, logged and stored: a camera URL's password in it is replaced by `***`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_credentials(message))
 
 
 class SourceStalled(SourceError):

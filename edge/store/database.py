@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from edge.config import redact_credentials
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -48,7 +50,8 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise DatabaseError(f"database_url {url!r} is not a valid SQLAlchemy URL") from None
+        shown = redact_credentials(url)
+        raise DatabaseError(f"database_url {shown!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).parent
         try:
