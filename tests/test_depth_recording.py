@@ -44,9 +44,9 @@ def test_recorded_depth_is_stored_aligned_and_repaired(tmp_path, make_config, ru
             ]
         }
     )
-    store, summary = run_recorder(config, 2.5)  # the 0.8 s recording plays at least twice
+    store, summary = run_recorder(config, 2.5)  # the 0.8 s recording plays once, then C1 is done
     assert summary.written["c1"] >= 4  # real-time playback drops framesets on a busy machine
-    assert summary.errors["c1"] >= 1 and summary.reconnects["c1"] >= 1  # the recording ended, reopened
+    assert summary.errors["c1"] == 0 and summary.reconnects["c1"] == 0  # its end ended C1's recording
     assert summary.written["c2"] >= 0.8 * 2.5 * 10  # while the simulated C2 kept its pace
     with store.session() as session:
         rows = session.execute(select(Frame, Recording.camera).join(Recording)).all()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from edge.capture.cameras import build_sources
+from edge.capture.report import camera_events, camera_reports
 from edge.config import CameraConfig, SiteConfig
 from edge.sources.base import InvalidFrame, SourceError
 from edge.sources.folder_source import ImageFolderCamera
@@ -69,12 +70,24 @@ def test_recording_from_a_video_file_keeps_the_simulated_camera_going(make_confi
         }
     )
     store, summary = run_recorder(config, 1.5)
-    assert summary.written["c2"] >= 10  # the file, replayed after each end-of-file reconnect
-    assert summary.errors["c2"] >= 1  # end of file counts as a source error and reconnects
-    assert summary.written["c1"] >= 25
+    assert summary.written["c2"] == 10  # the file once: its end ends that camera's recording
+    assert summary.errors["c2"] == 0 and summary.reconnects["c2"] == 0  # an end is not a failure
+    assert summary.written["c1"] >= 25  # while the simulated camera went on
     with store.session() as session:
         sources = {r.camera: r.source for r in session.scalars(select(Recording))}
     assert sources["c2"] == f"opencv:{video}"
+    c2 = next(report for report in camera_reports(store) if report.camera == "c2")
+    assert c2.state == "stopped"
+    assert "end of video file" in camera_events(store, "c2", limit=1)[0].detail
+
+
+def test_when_every_camera_has_ended_the_recording_stops_by_itself(make_config, run_recorder, video):
+    cameras = [{"id": c, "kind": "opencv", "source": str(video), "resolution": [W, H]} for c in ("c1", "c2")]
+    config = make_config({"cameras": cameras})
+    started = time.monotonic()
+    _, summary = run_recorder(config, None)  # no duration: it must end when the files end
+    assert summary.written == {"c1": 10, "c2": 10}
+    assert time.monotonic() - started < 10
 
 
 def test_a_looped_video_file_starts_again_instead_of_ending(video):

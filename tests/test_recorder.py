@@ -75,9 +75,33 @@ def test_a_stalled_camera_is_reopened(make_config, run_recorder):
     config = make_config(
         {"simulator": {"faults": [{"camera": "c1", "at_s": 0.3, "kind": "stall", "duration_s": 1.0}]}}
     )
-    _, summary = run_recorder(config, 2.0)
-    assert summary.errors["c1"] >= 1
+    store, summary = run_recorder(config, 2.5)
+    assert summary.errors["c1"] >= 1 and summary.reconnects["c1"] >= 1  # the stall, then a reopen
     assert summary.written["c1"] < summary.written["c2"]
+    with store.session() as session:
+        c1 = session.scalars(select(Recording).where(Recording.camera == "c1")).one()
+        stamps = sorted(session.scalars(select(Frame.capture_ns).where(Frame.recording_id == c1.id)))
+    gaps = [(b - a) / 1e9 for a, b in zip(stamps, stamps[1:], strict=False)]
+    gap_at = gaps.index(max(gaps))
+    assert max(gaps) >= 0.9  # the stall
+    assert len(stamps) - gap_at - 1 >= 5  # frames came again after it: the camera was reopened
+
+
+def test_a_black_camera_is_retried_with_back_off_not_on_every_frame(make_config, run_recorder):
+    config = make_config(
+        {
+            "recorder": {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.4},
+            "simulator": {"faults": [{"camera": "c2", "at_s": 0.3, "kind": "black", "duration_s": 2.0}]},
+        }
+    )
+    store, summary = run_recorder(config, 3.2)
+    c2 = next(report for report in camera_reports(store) if report.camera == "c2")
+    # 2 s of black at 20 fps: without back-off 40 refused frames and 40 reopens; with it, the waits
+    # grow 0.05, 0.1, 0.2, 0.4, 0.4... (plus jitter), so about 7 tries in the 2 s
+    assert 3 <= c2.counts.invalid_frames <= 12
+    assert summary.reconnects["c2"] == c2.counts.invalid_frames
+    assert summary.written["c2"] >= 0.3 * 20 * 0.8  # before the fault, and again after it
+    assert summary.written["c1"] >= 3.2 * 20 * 0.8  # C1 kept its pace throughout
 
 
 def test_recordings_roll_over_into_segments(make_config, run_recorder):

@@ -92,9 +92,9 @@ class CameraHealth:
             self._snapshot.last_error = str(error)
             self._enter(STALLED if isinstance(error, SourceStalled) else FAILING, str(error))
 
-    def stopped(self) -> None:
+    def stopped(self, detail: str | None = None) -> None:
         with self._lock:
-            self._enter(STOPPED, None)
+            self._enter(STOPPED, detail)
 
     def snapshot(self) -> HealthSnapshot:
         """A copy of the current state, with the events since the last call (each handed out once)."""

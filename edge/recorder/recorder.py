@@ -89,6 +89,8 @@ class Recorder:
                 while True:
                     if deadline is not None and time.monotonic() >= deadline:
                         self.stop_event.set()
+                    if not any(worker.is_alive() for worker in self.workers.values()):
+                        self.stop_event.set()  # every camera's stream ended (files, recordings)
                     capturing = not self.stop_event.is_set()
                     try:
                         frame = self.frames.get(timeout=0.02)

@@ -23,6 +23,11 @@ class SourceError(RuntimeError):
         super().__init__(redact_credentials(message))
 
 
+class EndOfStream(SourceError):
+    """A video file, image folder or camera recording has no more frames and does not loop: that
+    camera is done (its recording ends), nothing to reconnect to."""
+
+
 class SourceStalled(SourceError):
     """No frame arrived within the stall timeout."""
 

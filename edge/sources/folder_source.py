@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.config import CameraConfig
-from edge.sources.base import Frame, FrameSource, InvalidFrame, SourceError
+from edge.sources.base import EndOfStream, Frame, FrameSource, InvalidFrame, SourceError
 from edge.sources.image_files import ImageFileError, image_files, read_image
 
 
@@ -36,7 +36,7 @@ class ImageFolderCamera(FrameSource):
             raise SourceError(f"camera {self.camera_id} is not open")
         if self._index >= len(self._files):
             if not self.camera.loop:
-                raise SourceError(f"camera {self.camera_id}: end of image folder {self.camera.source}")
+                raise EndOfStream(f"camera {self.camera_id}: end of image folder {self.camera.source}")
             self._index = 0
         wait_s = (self._next_ns - time.monotonic_ns()) / 1e9
         if wait_s > 0:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 
 from edge.config import CameraConfig
-from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
+from edge.sources.base import EndOfStream, Frame, FrameSource, SourceError, SourceStalled
 from edge.sources.clock import DeviceClock, utc_from_monotonic
 
 URL_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
@@ -135,7 +135,7 @@ class OpenCVCamera(FrameSource):
         arrival_ns = time.monotonic_ns()
         if not ok or bgr is None:
             if self._is_file:
-                raise SourceError(f"camera {self.camera_id}: end of video file: {self.camera.source}")
+                raise EndOfStream(f"camera {self.camera_id}: end of video file: {self.camera.source}")
             waited_s = (arrival_ns - asked_ns) / 1e9
             if waited_s >= 0.9 * self.read_timeout_s:
                 raise SourceStalled(f"camera {self.camera_id}: no frame within {waited_s:.1f} s")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import CameraConfig
-from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
+from edge.sources.base import EndOfStream, Frame, FrameSource, SourceError, SourceStalled
 from edge.sources.clock import DeviceClock, monotonic_from_utc_ns, utc_from_monotonic
 
 RECORDING_SUFFIXES = (".db3", ".bag")
@@ -152,7 +152,7 @@ class RealSenseCamera(FrameSource):
                 raise SourceError(f"camera {self.camera_id}: {error}") from None
             if not ok:
                 if self.is_recording:
-                    raise SourceError(f"camera {self.camera_id}: recording {self.camera.source} has ended")
+                    raise EndOfStream(f"camera {self.camera_id}: recording {self.camera.source} has ended")
                 raise SourceStalled(f"camera {self.camera_id}: no frame within {timeout_s:.1f} s")
             colour = frames.get_color_frame()
             if colour and colour.get_frame_number() != self._last_frame_number:
