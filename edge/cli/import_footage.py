@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 from edge.cli.common import add_config, open_store
 from edge.config import SiteConfig
-from edge.recorder.importer import import_footage
+from edge.recorder.importer import ImportRejected, import_footage
 from edge.store.lock import DataDirLock
 
 
@@ -21,7 +22,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("source", type=Path, help="video file or folder of images (natural sort order)")
 
 
+def _stopped(signum: int, frame: object) -> None:
+    raise ImportRejected(f"import stopped by {signal.Signals(signum).name}: nothing was stored")
+
+
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _stopped)  # as Ctrl-C: the import removes what it wrote, then ends
     with DataDirLock(config.storage.data_dir, "beltcam import"):
         summary = import_footage(
             open_store(config), args.camera, args.label, args.source, args.masks, fps=args.fps, progress=True

@@ -2,6 +2,9 @@
 
 An import is all or nothing: any bad file rejects the whole import with a one-line reason naming the
 file, and what this import had written is removed again; nothing already in the store is touched.
+Its recording is `importing` until the transaction that adds every row closes it; an import killed
+before that (SIGKILL, power cut) is rolled back, files and all, by the next start-up check or
+`db check --repair`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from edge.sources.image_files import (
 )
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Frame, Mask, Recording
+from edge.store.reconcile import IMPORTING
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -138,7 +142,7 @@ def import_footage(
     first = next(iter(frames))
     height, width = first[2].shape[:2]
     recording_id = store.begin_recording(
-        camera, label, f"import:{source.resolve()}", image_format, (width, height), fps
+        camera, label, f"import:{source.resolve()}", image_format, (width, height), fps, status=IMPORTING
     )
     rows: list[tuple[Frame, Mask | None]] = []
     started = utc_now()
@@ -175,14 +179,15 @@ def import_footage(
         if masks:
             leftover = natsorted(masks.values(), key=lambda p: p.name)[0]
             raise ImportRejected(f"{leftover}: no frame named {leftover.stem} in {source}")
-        with store.session() as session:
+        with store.session() as session:  # every row and the closing in one transaction: all or nothing
             for frame, mask in rows:
                 session.add(frame)
                 if mask is not None:
                     session.flush()
                     mask.frame_id = frame.id
                     session.add(mask)
-        store.close_recording(recording_id)
+            recording = session.get(Recording, recording_id)
+            recording.status, recording.ended_utc, recording.frame_count = "closed", utc_now(), len(rows)
     except BaseException:
         _discard_recording(store, camera, recording_id)
         raise

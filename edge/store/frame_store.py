@@ -85,13 +85,14 @@ class FrameStore:
         size: tuple[int, int],
         fps: float | None,
         session_name: str | None = None,
+        status: str = "recording",
     ) -> int:
         with self.session() as session:
             recording = Recording(
                 camera=camera,
                 label=label,
                 source=source,
-                status="recording",
+                status=status,
                 started_utc=utc_now(),
                 session=session_name,
                 image_format=image_format,

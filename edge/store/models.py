@@ -33,7 +33,7 @@ class Recording(Base):
     source: Mapped[str] = mapped_column(String(512))  # camera kind and address, or the imported path
     status: Mapped[str] = mapped_column(
         String(16), default="recording"
-    )  # recording|closed|interrupted|evicted
+    )  # recording|importing|closed|interrupted|evicted
     started_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     evicted_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

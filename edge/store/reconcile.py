@@ -12,16 +12,18 @@ Orphan files of unknown recordings are reported and left alone: nothing is delet
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from edge.store.files import TEMP_SUFFIX
 from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
 from edge.store.models import Frame, Mask, Recording
 
+IMPORTING = "importing"  # an import's recording until its last row is committed
 _FRAME_NAME = re.compile(r"^(\d+)\.(jpg|png)$")
 
 
@@ -35,6 +37,8 @@ class CheckReport:
     unknown_files: list[str] = field(default_factory=list)  # files no recording explains
     temp_files: list[str] = field(default_factory=list)
     open_recordings: list[int] = field(default_factory=list)  # status 'recording' (crash or running)
+    unfinished_imports: list[int] = field(default_factory=list)  # status 'importing': rolled back
+    orphan_masks: list[str] = field(default_factory=list)  # mask files of known recordings, no row
     count_mismatches: list[int] = field(default_factory=list)
     already_missing: int = 0
     indexed_frames: int = 0
@@ -50,6 +54,8 @@ class CheckReport:
             or self.unknown_files
             or self.temp_files
             or self.open_recordings
+            or self.unfinished_imports
+            or self.orphan_masks
             or self.count_mismatches
         )
 
@@ -64,6 +70,8 @@ class CheckReport:
             ("files no recording explains (left alone)", self.unknown_files),
             ("temp files of interrupted writes", self.temp_files),
             ("recordings still marked as recording", [str(i) for i in self.open_recordings]),
+            ("imports that never finished", [str(i) for i in self.unfinished_imports]),
+            ("mask files of known recordings not in the index", self.orphan_masks),
             ("recordings whose frame_count is wrong", [str(i) for i in self.count_mismatches]),
         ):
             if items:
@@ -93,10 +101,15 @@ def check_store(store: FrameStore) -> CheckReport:
     report.missing_masks = sorted(p for p in masks if not store.absolute(p).is_file())
     report.missing_depth = sorted(p for p in depth if not store.absolute(p).is_file())
     report.open_recordings = sorted(i for i, r in recordings.items() if r.status == "recording")
+    report.unfinished_imports = sorted(i for i, r in recordings.items() if r.status == IMPORTING)
     report.count_mismatches = sorted(
-        i for i, r in recordings.items() if r.status != "recording" and r.frame_count != counts.get(i, 0)
+        i
+        for i, r in recordings.items()
+        if r.status not in ("recording", IMPORTING) and r.frame_count != counts.get(i, 0)
     )
-    orphans = {FRAMES_DIR: report.orphan_frames, DEPTH_DIR: report.orphan_depth}
+    orphans = {
+        FRAMES_DIR: report.orphan_frames, DEPTH_DIR: report.orphan_depth, MASKS_DIR: report.orphan_masks
+    }
     for top in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
         root = store.data_dir / top
         if not root.is_dir():
@@ -109,11 +122,18 @@ def check_store(store: FrameStore) -> CheckReport:
                 report.temp_files.append(relative)
             elif relative in indexed or relative in masks or relative in depth:
                 continue
-            elif top in orphans and _known_recording(relative, recordings):
+            elif _recording_of(relative, recordings) in report.unfinished_imports:
+                continue  # rolled back as a whole, files and all
+            elif _known_recording(relative, recordings):
                 orphans[top].append(relative)
             else:
                 report.unknown_files.append(relative)
     return report
+
+
+def _recording_of(relative: str, recordings: dict[int, Recording]) -> int | None:
+    parts = relative.split("/")
+    return int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
 
 
 def _known_recording(relative: str, recordings: dict[int, Recording]) -> bool:
@@ -127,6 +147,9 @@ def _known_recording(relative: str, recordings: dict[int, Recording]) -> bool:
 def repair_store(store: FrameStore, report: CheckReport) -> list[str]:
     """Apply the safe repairs for `report`; returns one line per action taken."""
     actions = []
+    if report.unfinished_imports:
+        _roll_back_imports(store, report.unfinished_imports)
+        actions.append(f"rolled back {len(report.unfinished_imports)} imports that never finished")
     for relative in report.temp_files:
         store.absolute(relative).unlink(missing_ok=True)
     if report.temp_files:
@@ -153,6 +176,12 @@ def repair_store(store: FrameStore, report: CheckReport) -> list[str]:
             actions.append(f"attached {attached} orphan depth files to their frames")
         if len(report.orphan_depth) > attached:
             actions.append(f"left {len(report.orphan_depth) - attached} depth files without a frame alone")
+        masks_attached = _attach_orphan_masks(session, report.orphan_masks, store)
+        if masks_attached:
+            actions.append(f"attached {masks_attached} orphan mask files to their frames")
+        if len(report.orphan_masks) > masks_attached:
+            gone = len(report.orphan_masks) - masks_attached
+            actions.append(f"deleted {gone} mask files whose frame was never written")
         for recording_id in report.open_recordings:
             recording = session.get(Recording, recording_id)
             recording.status = "interrupted"
@@ -220,3 +249,42 @@ def reconcile_at_start(store: FrameStore) -> list[str]:
     holding the data directory's lock: a recording in progress looks like a crashed one."""
     report = check_store(store)
     return [] if report.clean else repair_store(store, report)
+
+
+def _attach_orphan_masks(session, orphans: list[str], store: FrameStore) -> int:
+    """A mask written just before a crash, its frame indexed (or adopted) but not the mask: the
+    frame stays ground truth (held out of training), not training footage."""
+    attached = 0
+    for relative in orphans:
+        _, _, recording_id, name = relative.split("/")
+        seq = int(_FRAME_NAME.match(name).group(1))
+        frame = session.scalars(
+            select(Frame).where(Frame.recording_id == int(recording_id), Frame.seq == seq)
+        ).first()
+        if frame is None or frame.mask is not None:
+            store.absolute(relative).unlink(missing_ok=True)  # ground truth of no frame: nothing to keep
+            continue
+        session.add(
+            Mask(
+                frame_id=frame.id,
+                path=relative,
+                bytes=Path(store.absolute(relative)).stat().st_size,
+                origin="recovered",
+                created_utc=utc_now(),
+            )
+        )
+        attached += 1
+    return attached
+
+
+def _roll_back_imports(store: FrameStore, recording_ids: list[int]) -> None:
+    """An import is all or nothing: one killed mid-way leaves no frame, mask or row behind."""
+    with store.session() as session:
+        for recording_id in recording_ids:
+            recording = session.get(Recording, recording_id)
+            for top in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
+                shutil.rmtree(store.data_dir / top / recording.camera / str(recording_id), ignore_errors=True)
+            frame_ids = select(Frame.id).where(Frame.recording_id == recording_id)
+            session.execute(delete(Mask).where(Mask.frame_id.in_(frame_ids)))
+            session.execute(delete(Frame).where(Frame.recording_id == recording_id))
+            session.delete(recording)
