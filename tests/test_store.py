@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from edge.store.database import DatabaseError, make_engine, upgrade_schema
 from edge.store.files import TEMP_SUFFIX, atomic_write
 from edge.store.frame_store import FrameStore
-from edge.store.models import Base, Frame
+from edge.store.models import Base, Frame, Recording
 
 TABLES = {
     "recordings",
@@ -120,3 +120,35 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temp(tmp_path):
     assert target.read_bytes() == b"second version"
     assert [p.name for p in target.parent.iterdir()] == ["frame.jpg"]
     assert not any(p.name.endswith(TEMP_SUFFIX) for p in tmp_path.rglob("*"))
+
+
+def test_new_folders_and_evictions_are_made_durable(store, monkeypatch):
+    """A power cut must not lose a folder the index names, nor bring back a file eviction deleted:
+    new directory entries and deletions are fsynced in their parent before the index moves on."""
+    import edge.store.files as files_module
+    import edge.store.retention as retention_module
+    from edge.config import RetentionConfig
+    from edge.store.retention import DiskQuota
+
+    synced: list = []
+    real = files_module.fsync_directory
+
+    def recording_fsync(directory):
+        synced.append(directory)
+        real(directory)
+
+    monkeypatch.setattr(files_module, "fsync_directory", recording_fsync)
+    monkeypatch.setattr(retention_module, "fsync_directory", recording_fsync)
+    recording_id = store.begin_recording("c1", "unlabeled", "test", "jpg", (8, 8), 10.0, status="closed")
+    written = store.write_file(store.frame_relpath("c1", recording_id, 0, "jpg"), b"jpeg bytes")
+    folder = store.absolute(written.path).parent
+    assert synced[-2:] == [folder.parent.parent, folder.parent]  # frames/ got c1/, c1/ got <id>/
+    with store.session() as session:
+        frame = Frame(recording_id=recording_id, seq=0, path=written.path, bytes=written.bytes)
+        frame.capture_utc = session.get(Recording, recording_id).started_utc
+        session.add(frame)
+        session.get(Recording, recording_id).frame_count = 1
+    synced.clear()
+    DiskQuota(store, quota_bytes=1, retention=RetentionConfig(low_watermark=0.5)).make_room(0)
+    assert not store.absolute(written.path).exists()
+    assert synced == [folder]

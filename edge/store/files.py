@@ -15,7 +15,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     before it commits the batch to the index (file first, index second: the index never names a file
     that a power cut could lose).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        make_durable_dirs(path.parent)
     temp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -39,3 +40,15 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_durable_dirs(directory: Path) -> None:
+    """`mkdir -p`, with each new directory's entry fsynced in its parent: after a power cut a folder
+    the index already names cannot be missing (the files in it are fsynced by the writer)."""
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        fsync_directory(new.parent)

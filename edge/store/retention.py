@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import case, delete, exists, select
 
 from edge.config import RetentionConfig
+from edge.store.files import fsync_directory
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Frame, Mask, Model, Recording, TrainingRunRecording
 
@@ -127,10 +128,15 @@ class DiskQuota:
                 return False
             # files first: a crash between the two leaves rows for missing files, which db check
             # reports; the other order would leave files that --repair would adopt again
+            folders = set()
             for row in rows:
                 for path in (row.path, row.depth_path):
                     if path is not None:
-                        Path(self.store.absolute(path)).unlink(missing_ok=True)
+                        file = Path(self.store.absolute(path))
+                        file.unlink(missing_ok=True)
+                        folders.add(file.parent)
+            for folder in folders:  # the deletions are durable before the rows go: a power cut
+                fsync_directory(folder)  # must not bring back files the index has forgotten
             session.execute(delete(Frame).where(Frame.id.in_([row.id for row in rows])))
             per_recording: dict[int, int] = {}
             for row in rows:
