@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 REMEMBERED_BY_DEVICE = 64
 UNKNOWN_TYPE = 3  # the refusal of a message type the device does not know (PROTOCOL.md)
 ONE_WAY_GAIN = 0.125
-RECONNECT_JITTER_S = 0.05  # weight of a new round-trip sample in the one-way estimate (as TCP's SRTT)
+RECONNECT_JITTER = 0.1  # weight of a new round-trip sample in the one-way estimate (as TCP's SRTT)
 
 
 class LinkError(OSError):
@@ -220,8 +220,9 @@ class LinkTransport:
             self._link_open()
         except LinkError as error:
             self._update(connected=False, alarm=f"cannot open {self.where}: {error}")
-            # jitter: hosts that lost one PLC together do not all come back in the same millisecond
-            jitter_s = secrets.randbelow(1000) / 1000 * RECONNECT_JITTER_S
+            # jitter (up to a tenth of the wait): hosts that lost one PLC together do not all come back
+            # in the same millisecond, and a lone host's reconnection is hardly delayed
+            jitter_s = secrets.randbelow(1000) / 1000 * RECONNECT_JITTER * self._reconnect_delay_s
             self._reconnect_at = now + round((self._reconnect_delay_s + jitter_s) * 1e9)
             self._reconnect_delay_s = min(self._reconnect_delay_s * 2, self.reconnect_max_s)
             return False

@@ -13,6 +13,7 @@ from firmware_bridge.modbus_simulator import ModbusValveSimulator, _free_port
 from firmware_bridge.modbus_transport import ModbusTcpTransport
 from firmware_bridge.serial_simulator import SerialValveSimulator
 from firmware_bridge.serial_transport import SerialTransport
+from firmware_bridge.valve_device import FAILSAFE
 
 MS = 1_000_000
 TOLERANCE_NS = 15 * MS  # generous: CI machines are shared; benchmarks/bridge.py measures the real precision
@@ -146,3 +147,22 @@ def test_no_device_raises_an_alarm_and_drops_at_the_deadline(tmp_path, make):
         assert "cannot open" in transport.status().alarm and not transport.status().connected
     finally:
         transport.close()
+
+
+def test_a_host_that_dies_leaves_no_valve_open_and_nothing_to_fire(link):
+    """The device's own watchdog, over the real wire: when the host stops heartbeating (killed, no
+    CLOSE_ALL), the open valve closes and what was scheduled is cancelled, within the watchdog time."""
+    simulator, transport = link
+    assert transport.test_fire(channel=2, pulse_ms=1500).result(timeout=1) == CommandOutcome.ACKED
+    assert transport.send(_command(1, 700, channels=(3,))).result(timeout=1) == CommandOutcome.ACKED
+    died = time.monotonic_ns()
+    transport._stop.set()  # the host process dies: no more heartbeats, no goodbye
+    transport._thread.join(timeout=2)
+    transport._link_close()
+    transport._open_now = False
+    time.sleep(1.0)
+    assert simulator.device.state == FAILSAFE
+    openings = simulator.openings()
+    (held_open,) = [o for o in openings if o.channel == 2]
+    assert held_open.close_ns - died < (TIMING["watchdog_ms"] + 100) * MS  # not its 1.5 s
+    assert all(o.object_id != 1 for o in openings)  # the scheduled opening never happened
