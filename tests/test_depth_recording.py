@@ -10,7 +10,7 @@ from edge.simulator.calibration_truth import render_clip, simulated_pair
 from edge.sources.realsense_recording import write_recording
 from edge.store.models import Frame, Recording
 from edge.store.reconcile import check_store, repair_store
-from edge.store.retention import DiskQuota
+from edge.store.retention import DiskQuota, other_bytes
 
 W, H = 96, 72
 
@@ -74,7 +74,9 @@ def test_recorded_depth_is_stored_aligned_and_repaired(tmp_path, make_config, ru
         assert session.get(Frame, lost.id).depth_path is None
         assert session.get(Frame, unindexed.id).depth_path == unindexed.depth_path
 
-    quota = DiskQuota(store, store.usage_bytes() // 2, RetentionConfig(keep_masked=False))
+    quota = DiskQuota(
+        store, other_bytes(store.data_dir) + store.usage_bytes() // 2, RetentionConfig(keep_masked=False)
+    )
     quota.make_room(0)  # evicts down to the low watermark
     assert quota.evicted_frames > 0
     assert quota.used_bytes == store.usage_bytes() == _bytes_on_disk(store)  # depth files went too

@@ -128,7 +128,7 @@ def test_new_folders_and_evictions_are_made_durable(store, monkeypatch):
     import edge.store.files as files_module
     import edge.store.retention as retention_module
     from edge.config import RetentionConfig
-    from edge.store.retention import DiskQuota
+    from edge.store.retention import DiskQuota, other_bytes
 
     synced: list = []
     real = files_module.fsync_directory
@@ -149,6 +149,7 @@ def test_new_folders_and_evictions_are_made_durable(store, monkeypatch):
         session.add(frame)
         session.get(Recording, recording_id).frame_count = 1
     synced.clear()
-    DiskQuota(store, quota_bytes=1, retention=RetentionConfig(low_watermark=0.5)).make_room(0)
+    quota = other_bytes(store.data_dir) + 1
+    DiskQuota(store, quota_bytes=quota, retention=RetentionConfig(low_watermark=0.5)).make_room(0)
     assert not store.absolute(written.path).exists()
     assert synced == [folder]

@@ -1,8 +1,10 @@
 """Disk quota and free-space floor: evict the oldest frames nobody needs so recording can run for
 months unattended, and never fill the disk the store lives on.
 
-Two limits, either of which makes room: the site's quota on the store's frame, mask and depth files
-(`storage.disk_quota_mb`, optional), and a floor of free space on the data directory's filesystem
+Two limits, either of which makes room: the site's quota on everything in the data directory
+(`storage.disk_quota_mb`, optional: the frame, mask and depth files the index counts, plus the
+database, its WAL, training runs and caches, measured every `OTHER_REFRESH_S`), and a floor of free
+space on the data directory's filesystem
 (`storage.min_free_mb`), measured with `shutil.disk_usage`, so that everything on that disk counts
 (database, its WAL, training runs, other programs).
 
@@ -16,17 +18,19 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from sqlalchemy import case, delete, exists, select
 
 from edge.config import RetentionConfig
 from edge.store.files import fsync_directory
-from edge.store.frame_store import FrameStore, utc_now
+from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
 from edge.store.models import Frame, Mask, Model, Recording, TrainingRunRecording
 
 log = logging.getLogger(__name__)
 EVICTION_BATCH = 200
+OTHER_REFRESH_S = 10.0
 
 
 class QuotaExhausted(RuntimeError):
@@ -49,7 +53,9 @@ class DiskQuota:
         self.quota_bytes = quota_bytes
         self.retention = retention
         self.min_free_bytes = min_free_bytes
-        self.used_bytes = store.usage_bytes()
+        self.used_bytes = store.usage_bytes()  # the indexed files: kept up to date as frames come and go
+        self.other_bytes = 0  # everything else in the data directory, measured now and then
+        self._other_measured = float("-inf")
         self.evicted_frames = 0
 
     def free_bytes(self) -> int:
@@ -62,16 +68,23 @@ class DiskQuota:
         self._make_free_room(incoming_bytes)
 
     def _make_quota_room(self, incoming_bytes: int) -> None:
-        if self.quota_bytes is None or self.used_bytes + incoming_bytes <= self.quota_bytes:
+        if self.quota_bytes is None:
             return
-        target = min(self.quota_bytes * self.retention.low_watermark, self.quota_bytes - incoming_bytes)
+        if time.monotonic() - self._other_measured >= OTHER_REFRESH_S:
+            self.other_bytes = other_bytes(self.store.data_dir)
+            self._other_measured = time.monotonic()
+        room = self.quota_bytes - self.other_bytes  # what the indexed files may take
+        if self.used_bytes + incoming_bytes <= room:
+            return
+        target = min(room - self.quota_bytes * (1 - self.retention.low_watermark), room - incoming_bytes)
         while self.used_bytes > target:
             if not self._evict_batch(self.used_bytes - target):
                 break
-        if self.used_bytes + incoming_bytes > self.quota_bytes:
+        if self.used_bytes + incoming_bytes > room:
             raise QuotaExhausted(
-                f"disk quota of {self.quota_bytes / 1e6:.1f} MB is full of protected frames "
-                "(masked, or used by the live model); raise storage.disk_quota_mb"
+                f"disk quota of {self.quota_bytes / 1e6:.1f} MB is full: {self.used_bytes / 1e6:.1f} MB of "
+                f"protected frames (masked, or used by the live model) and {self.other_bytes / 1e6:.1f} MB "
+                "of database, runs and caches; raise storage.disk_quota_mb"
             )
 
     def _make_free_room(self, incoming_bytes: int) -> None:
@@ -165,3 +178,15 @@ class DiskQuota:
 def _stored_bytes(row) -> int:
     """What evicting a frame frees: its image (unless already missing) and its depth image."""
     return (0 if row.missing else row.bytes) + row.depth_bytes
+
+
+def other_bytes(data_dir: Path) -> int:
+    """Everything in the data directory but the frame, mask and depth trees the index accounts for:
+    the database and its WAL, training runs, caches, the simulator's files."""
+    total = 0
+    for entry in data_dir.iterdir() if data_dir.is_dir() else ():
+        if entry.name in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
+            continue
+        paths = [entry] if entry.is_file() else entry.rglob("*")
+        total += sum(path.stat().st_size for path in paths if path.is_file())
+    return total
