@@ -168,25 +168,33 @@ class LinkTransport:
     # --- worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            now = self.clock()
-            self._collect_incoming()
-            if self._closing_at is not None and self._drained(now):
-                self._close_all()
+            pause_s = self.step()
+            if pause_s is None:
                 return
-            if not self._open_now and not self._open(now):
-                self._expire_waiting(now)
-                time.sleep(0.01)
-                continue
-            try:
-                self._link_poll(now)
-                self._heartbeat(now)
-                self._handshake(now)
-                self._retransmit(now)
-                self._dispatch(now)
-                self._forget_fired(now)
-            except LinkError as error:
-                self._link_lost(f"{self.name} link {self.where}: {error}")
-            time.sleep(0.0005)
+            time.sleep(pause_s)
+
+    def step(self) -> float | None:
+        """One turn of the worker at `clock()`: what the thread does over and over. Returns how long
+        to pause before the next turn, or None once the link is closed. Tests with a manual clock call
+        it directly, so timing logic is checked on the link's own clock, not on a busy machine's."""
+        now = self.clock()
+        self._collect_incoming()
+        if self._closing_at is not None and self._drained(now):
+            self._close_all()
+            return None
+        if not self._open_now and not self._open(now):
+            self._expire_waiting(now)
+            return 0.01
+        try:
+            self._link_poll(now)
+            self._heartbeat(now)
+            self._handshake(now)
+            self._retransmit(now)
+            self._dispatch(now)
+            self._forget_fired(now)
+        except LinkError as error:
+            self._link_lost(f"{self.name} link {self.where}: {error}")
+        return 0.0005
 
     def _drained(self, now: int) -> bool:
         """Closing: nothing left in flight and every acknowledged opening over, or time is up."""
@@ -311,7 +319,7 @@ class LinkTransport:
         self._update(one_way_ms=self._one_way_ns / 1e6)
 
     def _heartbeat(self, now: int) -> None:
-        if self._heartbeat_pending is not None and now - self._last_heartbeat_sent > self.heartbeat_ns:
+        if self._heartbeat_pending is not None and now - self._last_heartbeat_sent >= self.heartbeat_ns:
             self._heartbeat_pending = None
             if self.status().connected:
                 log.warning("%s link %s: heartbeat unanswered", self.name, self.where)

@@ -109,13 +109,14 @@ def test_device_restart_mid_stream_loses_nothing_ahead_and_fires_nothing_late(li
     assert transport.status().unconfirmed >= 1  # acknowledged, then their moment fell in the outage
 
 
-def test_link_loss_is_detected_within_a_heartbeat_and_late_commands_dropped(link):
+def test_link_loss_is_detected_and_late_commands_dropped(link):
     simulator, transport = link
     simulator.power_off()
     started = time.monotonic()
     while transport.status().connected and time.monotonic() - started < 1.0:
         time.sleep(0.002)
-    assert time.monotonic() - started < 0.05 + 0.05 + 0.03  # one period to notice, one to be sure
+    # noticed (how fast, in heartbeat periods, is checked on the link's own clock in test_bridge_timing)
+    assert not transport.status().connected and time.monotonic() - started < 1.0
     assert transport.status().alarm is not None
     doomed = transport.send(_command(1, 80))
     assert doomed.result(timeout=1) == CommandOutcome.DROPPED
