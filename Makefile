@@ -52,6 +52,7 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.train_speed
 	$(BIN)/python -m benchmarks.calibration
 	$(BIN)/python -m benchmarks.bridge
+	$(BIN)/python -m benchmarks.faults
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -187,15 +187,20 @@ def _judge(simulator, sent: dict[int, tuple[RemovalCommand, CommandOutcome]], mu
         if opening.object_id is not None:
             openings.setdefault(opening.object_id, []).append(opening)
     swallowed = late = twice = dropped = 0
+    worst_ms = 0.0
     for object_id, (command, outcome) in sent.items():
         fired = openings.get(object_id, [])
         twice += len(fired) > 1
         late += any(o.open_ns > command.fire_ns + LATE_NS for o in fired)
+        worst_ms = max([worst_ms, *((o.open_ns - command.fire_ns) / MS for o in fired)])
         if outcome != CommandOutcome.ACKED:
             dropped += 1
         elif not fired and must_fire(command):
             swallowed += 1
-    return {"commands": len(sent), "swallowed": swallowed, "late": late, "twice": twice, "dropped": dropped}
+    return {
+        "commands": len(sent), "swallowed": swallowed, "late": late, "latest_ms": round(worst_ms, 2),
+        "twice": twice, "dropped": dropped,
+    }  # fmt: skip
 
 
 WIRES = {

@@ -97,10 +97,15 @@ def test_when_nothing_can_go_recording_pauses_with_an_alarm_and_resumes_by_itsel
     store, recorder = _recorder(config)
     seen_paused, freed_at = [], []
 
-    def fill_then_free() -> None:
+    def fill_then_free() -> None:  # another program takes whatever the recorder frees, for 1.5 s
         time.sleep(1.0)
-        ballast = _ballast(disk, leave_bytes=700_000)  # below the floor even with every frame evicted
-        time.sleep(1.5)
+        ballast = disk / "ballast.bin"
+        with ballast.open("ab") as out:
+            until = time.monotonic() + 1.5
+            while time.monotonic() < until:
+                out.write(b"\0" * max(0, shutil.disk_usage(disk).free - 700_000))
+                out.flush()
+                time.sleep(0.05)
         seen_paused.extend(r for r in camera_reports(store) if r.state == "paused")
         ballast.unlink()
         freed_at.append(time.monotonic_ns())

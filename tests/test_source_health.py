@@ -89,3 +89,5 @@ def test_recorder_keeps_the_other_camera_while_one_is_frozen(make_config, run_re
     c2_during = ((stamps["c2"] - start > 0.8e9) & (stamps["c2"] - start < 1.4e9)).sum()
     assert c2_during >= 8  # C2 kept its pace while C1 was frozen
     assert (stamps["c1"] - start > 1.7e9).any()  # and C1 came back
+    c1_frozen = ((stamps["c1"] - start > 0.55e9) & (stamps["c1"] - start < 1.45e9)).sum()
+    assert c1_frozen <= FROZEN_AFTER  # the repeats before the freeze was seen, none after each reopen

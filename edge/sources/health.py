@@ -47,8 +47,9 @@ class CheckedSource(FrameSource):
         self._repeats = 0
 
     def open(self) -> None:
+        """The frozen-stream count survives a reopen: a driver still repeating its buffer after the
+        reconnect is refused from its first frame, instead of storing FROZEN_AFTER - 1 more."""
         self.source.open()
-        self._last, self._repeats = None, 0
 
     def close(self) -> None:
         self.source.close()
