@@ -27,7 +27,7 @@ from calibration.offsets import CameraOffsets
 
 SCHEMA = "beltcam-calibration/1"
 Matrix3 = list[list[float]]
-Step = Literal["intrinsics", "belt_plane", "belt_speed", "offsets", "actuators"]
+Step = Literal["intrinsics", "belt_plane", "belt_speed", "offsets", "actuators", "restore"]
 
 
 class _Section(BaseModel):

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from firmware_bridge.messages import BeltObject, RemovalCommand
 
+MAX_NOZZLES = 64  # one command's channel mask is 64 bits (PROTOCOL.md)
+
 
 class NozzleBank(BaseModel):
     """The ejector: a line of nozzles across the belt at `line_x_mm`, as calibrated."""
@@ -23,7 +25,7 @@ class NozzleBank(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     line_x_mm: float
-    nozzle_count: int = Field(ge=1, le=64, description="64 channels fit one command's channel mask")
+    nozzle_count: int = Field(ge=1, le=MAX_NOZZLES, description="what fits one command's channel mask")
     pitch_mm: float = Field(gt=0)
     first_nozzle_y_mm: float
     valve_latency_ms: float = Field(ge=0)

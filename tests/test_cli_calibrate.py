@@ -102,7 +102,7 @@ NO_NOZZLES = ["--ejector-x", "100", "--nozzles", "0", "--pitch", "25", "--first-
         (["intrinsics", "--camera", "c1", "--board", "chessboard:8x6:25", "{folder}"], "only 0 usable"),
         (
             ["actuators", *NO_NOZZLES, "--min-pulse-ms", "1"],
-            "actuators: nozzle_count: Input should be greater",
+            "argument --nozzles: 0 is out of range: must be > 0",
         ),
         (["show"], "no calibration yet"),
     ],

@@ -14,10 +14,10 @@ from firmware_bridge.dry_run import DryRunTransport
 from firmware_bridge.link import LinkTransport
 from firmware_bridge.modbus_simulator import ModbusValveSimulator
 from firmware_bridge.modbus_transport import ModbusTcpTransport
-from firmware_bridge.planner import NozzleBank
+from firmware_bridge.planner import MAX_NOZZLES, NozzleBank
 from firmware_bridge.serial_transport import SerialTransport
 
-SIMULATED_CHANNELS = 64
+SIMULATED_CHANNELS = MAX_NOZZLES
 
 
 def nozzle_bank(calibration_file: Path | None) -> NozzleBank:
@@ -29,8 +29,10 @@ def nozzle_bank(calibration_file: Path | None) -> NozzleBank:
     actuators = load_calibration(calibration_file).actuators
     if actuators is None:
         raise CalibrationError(f"{calibration_file}: no actuators yet: run `beltcam calibrate actuators`")
-    if actuators.nozzle_count > 64:
-        raise CalibrationError(f"{calibration_file}: actuators.nozzle_count: at most 64 nozzles per bank")
+    if actuators.nozzle_count > MAX_NOZZLES:
+        raise CalibrationError(
+            f"{calibration_file}: actuators.nozzle_count: at most {MAX_NOZZLES} nozzles per bank"
+        )
     return NozzleBank(
         line_x_mm=actuators.ejector_line_x_mm, nozzle_count=actuators.nozzle_count,
         pitch_mm=actuators.nozzle_pitch_mm, first_nozzle_y_mm=actuators.first_nozzle_y_mm,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from sqlalchemy import select
 
 from calibration import (
     ActuatorGeometry,
@@ -58,9 +59,18 @@ class CalibrationSession:
     def _camera(self, camera: str) -> CameraSection:
         return self.current.camera(camera)
 
+    def stored_versions(self) -> list[int]:
+        """The versions of this calibration file the store keeps, oldest first."""
+        with self.store.session() as session:
+            versions = session.scalars(select(Calibration.version).where(Calibration.path == str(self.path)))
+            return sorted(int(version) for version in versions)
+
     def _save(self, step: Step, update: dict, inputs: list[InputFile]) -> CalibrationFile:
         updated = self.current.model_copy(update={**update, "inputs": {**self.current.inputs, step: inputs}})
         CalibrationFile.model_validate(updated.model_dump(by_alias=True))  # every section still valid
+        # a version number is never given twice, even when the file was lost or replaced by an older one
+        stored = self.stored_versions()
+        updated = updated.model_copy(update={"version": max(updated.version, stored[-1] if stored else 0)})
         self.current = save_calibration(updated, self.path, step)
         with self.store.session() as session:
             session.add(
@@ -73,6 +83,25 @@ class CalibrationSession:
             )
             session.commit()
         return self.current
+
+    def restore(self, version: int | None = None) -> CalibrationFile:
+        """Bring back a stored version (the newest when None) as the next version of the file."""
+        stored = self.stored_versions()
+        if not stored:
+            raise CalibrationError(f"{self.path}: the store keeps no version of this calibration file")
+        wanted = stored[-1] if version is None else version
+        if wanted not in stored:
+            raise CalibrationError(
+                f"{self.path}: no stored version {wanted} (the store keeps {_ranges(stored)})"
+            )
+        with self.store.session() as session:
+            content = session.scalars(
+                select(Calibration.content)
+                .where(Calibration.path == str(self.path), Calibration.version == str(wanted))
+                .order_by(Calibration.id.desc())
+            ).first()
+        self.current = CalibrationFile.model_validate(content)
+        return self._save("restore", {}, [])
 
     def _with_camera(self, camera: str, **section: object) -> dict:
         cameras = dict(self.current.cameras)
@@ -217,3 +246,14 @@ def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 f"{path}: line {line}: expected numbers in columns u, v, x_mm, y_mm"
             ) from None
     return np.array(pixels), np.array(belt), np.array(holdout, bool)
+
+
+def _ranges(versions: list[int]) -> str:
+    """1, 2, 3, 5 -> "versions 1-3, 5": what a technician can read at a glance."""
+    spans: list[list[int]] = []
+    for version in versions:
+        if spans and version == spans[-1][1] + 1:
+            spans[-1][1] = version
+        else:
+            spans.append([version, version])
+    return "versions " + ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)

@@ -17,6 +17,8 @@ from edge.store.frame_store import utc_now
 
 CONNECTING, OK, STALLED, FAILING, STOPPED = "connecting", "ok", "stalled", "failing", "stopped"
 PAUSED = "paused"  # the camera is fine but its frames cannot be stored (full disk): set by the writer
+UNAVAILABLE = "unavailable"  # stopped without having delivered a single frame: it never worked
+FINAL_STATES = (STOPPED, UNAVAILABLE)  # what a camera is left in when its capture ends
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,13 @@ class CameraHealth:
             self._enter(STALLED if isinstance(error, SourceStalled) else FAILING, str(error))
 
     def stopped(self, detail: str | None = None) -> None:
+        """Capture ended. A camera that never delivered a frame is left `unavailable` with its last
+        error, so that a missing file or a wrong address does not look like a camera that ran."""
         with self._lock:
-            self._enter(STOPPED, detail)
+            if self._snapshot.counts.frames == 0 and self._snapshot.last_error:
+                self._enter(UNAVAILABLE, f"never delivered a frame: {self._snapshot.last_error}")
+            else:
+                self._enter(STOPPED, detail)
 
     def snapshot(self) -> HealthSnapshot:
         """A copy of the current state, with the events since the last call (each handed out once)."""

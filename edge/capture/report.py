@@ -12,20 +12,20 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from edge.capture.camera_health import FAILING, PAUSED, STALLED, STOPPED, CameraCounters
+from edge.capture.camera_health import FAILING, FINAL_STATES, PAUSED, STALLED, UNAVAILABLE, CameraCounters
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 
 SILENT_AFTER_S = 10.0
 SILENT = "silent"  # not a state the recorder writes: the report's verdict on a stale row
-UNHEALTHY_STATES = (STALLED, FAILING, PAUSED, SILENT)
+UNHEALTHY_STATES = (STALLED, FAILING, PAUSED, UNAVAILABLE, SILENT)
 
 
 @dataclass(frozen=True)
 class CameraReport:
     camera: str
     source: str
-    state: str  # connecting | ok | stalled | failing | paused | stopped, or "silent" when the agent is gone
+    state: str  # connecting|ok|stalled|failing|paused|stopped|unavailable, or "silent": the agent is gone
     since_utc: datetime
     updated_utc: datetime
     last_frame_utc: datetime | None
@@ -56,7 +56,7 @@ def camera_reports(
     with store.session() as session:
         for row in session.scalars(select(CameraStatus).order_by(CameraStatus.camera)):
             updated = _aware(row.updated_utc)
-            silent = row.state != STOPPED and (now - updated).total_seconds() > silent_after_s
+            silent = row.state not in FINAL_STATES and (now - updated).total_seconds() > silent_after_s
             reports.append(
                 CameraReport(
                     camera=row.camera,

@@ -6,9 +6,10 @@ import argparse
 
 from calibration import CalibrationError
 from edge.actuators.link import nozzle_bank, open_transport
-from edge.cli.common import add_config
+from edge.cli.common import add_config, number_type
 from edge.config import SiteConfig
 from firmware_bridge.messages import CommandOutcome
+from firmware_bridge.valve_device import MAX_PULSE_US
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -18,8 +19,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     steps = bridge.add_subparsers(dest="bridge_command", required=True)
     fire = steps.add_parser("test-fire", help="open one valve now (commissioning)")
     add_config(fire)
-    fire.add_argument("--channel", type=int, required=True, help="nozzle number, 0 = first")
-    fire.add_argument("--pulse-ms", type=float, default=20.0)
+    fire.add_argument(
+        "--channel", type=number_type(0, low_allowed=True, integer=True), required=True,
+        help="nozzle number, 0 = first",
+    )
+    fire.add_argument(
+        "--pulse-ms", type=number_type(0, MAX_PULSE_US / 1000), default=20.0,
+        help=f"how long the valve opens (up to {MAX_PULSE_US // 1000} ms, as the device accepts)",
+    )
     status = steps.add_parser("status", help="connect, show the link's health and the nozzle bank")
     add_config(status)
 

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 from calibration import ActuatorGeometry, Board, CalibrationError, draw_validation
 from edge.calibrate.clips import capture_board_images, load_clip
 from edge.calibrate.session import CalibrationSession
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config, non_negative, number_type, open_store, positive
 from edge.config import SiteConfig
 from edge.store.frame_store import FrameStore, utc_now
+from firmware_bridge.planner import MAX_NOZZLES
 
 CLIP_HELP = "'latest' (newest recording of the camera), a recording id, a video file or an image folder"
 
@@ -36,12 +37,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_config(intrinsics)
     intrinsics.add_argument("--camera", choices=["c1", "c2"], required=True)
     intrinsics.add_argument("--board", required=True, help="e.g. charuco:7x5:40:30 or chessboard:9x6:25")
-    intrinsics.add_argument("--max-rms", type=float, default=1.0, help="refuse a fit above this (px)")
+    intrinsics.add_argument("--max-rms", type=positive, default=1.0, help="refuse a fit above this (px)")
     intrinsics.add_argument("folder", type=Path, nargs="?", help="folder of board images")
     intrinsics.add_argument(
-        "--capture", type=int, metavar="N", help="take N images from the live camera instead"
+        "--capture", type=number_type(0, integer=True), metavar="N",
+        help="take N images from the live camera instead",
     )
-    intrinsics.add_argument("--every", type=float, default=2.0, help="seconds between captured images")
+    intrinsics.add_argument("--every", type=non_negative, default=2.0, help="seconds between captured images")
 
     plane = steps.add_parser(
         "plane", help="image-to-belt mapping from a board on the belt or surveyed points"
@@ -60,24 +62,33 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_config(speed)
     speed.add_argument("--camera", choices=["c1", "c2"], default="c1")
     speed.add_argument("--clip", help=CLIP_HELP)
-    speed.add_argument("--fps", type=float, help="frame rate of an image folder")
-    speed.add_argument("--encoder-pulses-per-mm", type=float, help="use a belt encoder instead of a clip")
+    speed.add_argument("--fps", type=positive, help="frame rate of an image folder")
+    speed.add_argument("--encoder-pulses-per-mm", type=positive, help="use a belt encoder instead of a clip")
 
     offsets = steps.add_parser("offsets", help="C1-to-C2 distance and clock offset from two clips")
     add_config(offsets)
     offsets.add_argument("--c1", default="latest", help=CLIP_HELP)
     offsets.add_argument("--c2", default="latest", help=CLIP_HELP)
-    offsets.add_argument("--fps", type=float, help="frame rate of image folders")
-    offsets.add_argument("--distance-mm", type=float, help="tape-measured C1-to-C2 distance, if known")
+    offsets.add_argument("--fps", type=positive, help="frame rate of image folders")
+    offsets.add_argument("--distance-mm", type=positive, help="tape-measured C1-to-C2 distance, if known")
 
     actuators = steps.add_parser("actuators", help="ejector line, nozzles and valve timing")
     add_config(actuators)
     actuators.add_argument("--ejector-x", type=float, required=True, help="mm downstream of C1's origin")
-    actuators.add_argument("--nozzles", type=int, required=True)
-    actuators.add_argument("--pitch", type=float, required=True, help="nozzle spacing, mm")
+    actuators.add_argument(
+        "--nozzles", type=number_type(0, MAX_NOZZLES, integer=True), required=True,
+        help=f"1..{MAX_NOZZLES}: one command's channel mask",
+    )
+    actuators.add_argument("--pitch", type=positive, required=True, help="nozzle spacing, mm")
     actuators.add_argument("--first-y", type=float, required=True, help="y of nozzle 0's centre, mm")
-    actuators.add_argument("--latency-ms", type=float, required=True, help="valve latency")
-    actuators.add_argument("--min-pulse-ms", type=float, required=True)
+    actuators.add_argument("--latency-ms", type=non_negative, required=True, help="valve latency")
+    actuators.add_argument("--min-pulse-ms", type=positive, required=True)
+
+    restore = steps.add_parser("restore", help="bring back a version the store keeps, as the next version")
+    add_config(restore)
+    restore.add_argument(
+        "--version", type=number_type(0, integer=True), help="which stored version (default: the newest)"
+    )
 
     show = steps.add_parser("show", help="print the calibration and draw the validation pictures")
     add_config(show)
@@ -98,6 +109,12 @@ def _show(
 ) -> int:
     current = session.current
     if current.version == 0:
+        stored = session.stored_versions()
+        if stored:
+            raise CalibrationError(
+                f"{session.path}: missing, but the store keeps versions up to {stored[-1]}: "
+                "`beltcam calibrate restore` brings the newest back"
+            )
         raise CalibrationError(f"{session.path}: no calibration yet: run the `beltcam calibrate` steps first")
     print(f"{session.path} (version {current.version})")
     print(
@@ -135,6 +152,11 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
     step = args.calibrate_command
     if step == "show":
         return _show(session, config, store, args)
+    if step == "restore":
+        restored = session.restore(args.version)
+        was = restored.history[-2].version  # the restored content's own last version
+        print(f"{session.path}: version {was} restored, saved as version {restored.version}")
+        return 0
     if step == "intrinsics":
         board = Board.parse(args.board)
         folder = args.folder

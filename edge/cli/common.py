@@ -1,4 +1,5 @@
-"""What every `beltcam` command group shares: the `--config` option and the store it opens."""
+"""What every `beltcam` command group shares: the `--config` option, the store it opens, and number
+types that refuse an impossible value where it is typed, before anything is saved or sent."""
 
 from __future__ import annotations
 
@@ -15,3 +16,26 @@ def add_config(parser: argparse.ArgumentParser, default: Path = DEFAULT_CONFIG_P
 
 def open_store(config: SiteConfig) -> FrameStore:
     return FrameStore.from_config(config.storage)
+
+
+def number_type(low: float, high: float | None = None, *, low_allowed: bool = False, integer: bool = False):
+    """An argparse type for a number above `low` (or at it, with `low_allowed`) and at most `high`."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        too_low = value < low if low_allowed else value <= low
+        if too_low or (high is not None and value > high):
+            lowest = f">= {low:g}" if low_allowed else f"> {low:g}"
+            highest = f" and <= {high:g}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {lowest}{highest}")
+        return value
+
+    return parse
+
+
+positive = number_type(0)
+non_negative = number_type(0, low_allowed=True)

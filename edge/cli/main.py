@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 from calibration import CalibrationError
 from edge.cli import bridge, calibrate, cameras, db, import_footage, record, training
@@ -16,7 +17,7 @@ from edge.config import ConfigError, load_config
 from edge.nightly.manifests import NoTrainingData
 from edge.recorder.importer import ImportRejected
 from edge.store.database import DatabaseError
-from edge.store.lock import DataDirLocked
+from edge.store.lock import DataDirLocked, DataDirUnwritable
 from trainer.errors import TrainerError
 
 COMMAND_GROUPS = (record, import_footage, training, cameras, calibrate, bridge, db)
@@ -34,8 +35,17 @@ RUNNERS = {
 }
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad arguments end like every other mistake: one line naming the command, exit 2 (`--help`
+    still shows the whole usage). Subcommand parsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("beltcam").strip()
+        self.exit(2, f"beltcam: error: {command + ': ' if command else ''}{message}\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="beltcam", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="beltcam", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
@@ -48,7 +58,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as ended:  # bad arguments (one line, said already) or --help
+        return int(ended.code or 0)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -60,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ConfigError,
         DatabaseError,
         DataDirLocked,
+        DataDirUnwritable,
         ImportRejected,
         NoTrainingData,
         TrainerError,

@@ -30,8 +30,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
-    record(config, args.duration)
-    return 0
+    """Exit 2 when a camera never delivered a frame (a missing file, a wrong address) or recording
+    ended paused (full or read-only disk): what was recorded is kept, but the site is not recording
+    what it should."""
+    summary = record(config, args.duration)
+    problems = [
+        f"camera {camera} never delivered a frame: {why}" for camera, why in summary.unavailable.items()
+    ]
+    if summary.storage_alarm:
+        problems.append(f"recording was paused when it ended: {summary.storage_alarm}")
+    for problem in problems:
+        print(f"beltcam: error: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def record(config: SiteConfig, duration: float | None) -> RecordingSummary:
@@ -67,6 +77,4 @@ def _record(config: SiteConfig, store: FrameStore, duration: float | None) -> Re
         + ", ".join(f"{c} {n}" for c, n in sorted(summary.unpaired.items()))
         + f"); recordings {list(summary.recording_ids)}"
     )
-    if summary.storage_alarm:
-        print(f"recording was paused when it ended: {summary.storage_alarm}")
     return summary

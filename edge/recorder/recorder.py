@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tqdm import tqdm
@@ -37,6 +37,7 @@ class RecordingSummary:
     evicted_frames: int
     seconds: float
     storage_alarm: str | None = None  # why recording was paused when it ended (full disk...)
+    unavailable: dict[str, str] = field(default_factory=dict)  # camera -> last error, if it never worked
 
 
 class Recorder:
@@ -140,5 +141,10 @@ class Recorder:
             unpaired=dict(self.writer.pairing.stats.unpaired),
             evicted_frames=self.writer.guard.quota.evicted_frames,
             storage_alarm=self.writer.guard.alarm,
+            unavailable={
+                camera: h.last_error or "no frame"
+                for camera, h in health.items()
+                if h.counts.frames == 0 and h.last_error
+            },
             seconds=seconds,
         )

@@ -21,6 +21,11 @@ class DataDirLocked(RuntimeError):
     """Another process owns the data directory; the message names it and says what to do."""
 
 
+class DataDirUnwritable(RuntimeError):
+    """The data directory cannot be written (read-only mount, permissions, missing disk): said
+    before anything is recorded, in one line naming the folder and the system's reason."""
+
+
 class DataDirLock:
     def __init__(self, data_dir: Path, holder: str) -> None:
         self.path = data_dir / LOCK_FILE
@@ -28,8 +33,14 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise DataDirUnwritable(
+                f"{self.path.parent}: cannot write the data directory ({error.strerror}): "
+                "check storage.data_dir and its disk"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,0 +1,183 @@
+"""A technician's plausible mistakes, each answered in one line `beltcam: error: ...` with exit 2 and
+nothing saved or sent: impossible numbers refused where they are typed (with the bridge's own
+limits), a camera that never delivered a frame, a data directory that cannot be written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from calibration import ActuatorGeometry, CalibrationFile, save_calibration
+from edge.capture.report import camera_reports
+from edge.cli.main import main
+from edge.config import load_config
+from edge.store.frame_store import FrameStore
+
+GEOMETRY = ActuatorGeometry(
+    ejector_line_x_mm=1200.0, nozzle_count=24, nozzle_pitch_mm=25.0, first_nozzle_y_mm=12.5,
+    valve_latency_ms=12.0, min_pulse_ms=8.0,
+)  # fmt: skip
+
+
+def _one_line_error(capsys, argv: list[str], *expected: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("beltcam: error: "), err
+    for words in expected:
+        assert words in err, err
+
+
+@pytest.mark.parametrize("pulses", ["-5", "0"])
+def test_an_impossible_encoder_is_refused_where_it_is_typed(write_config, tmp_path, capsys, pulses):
+    config = write_config({"calibration_file": "calibration.yaml"})
+    argv = ["calibrate", "speed", "--config", str(config), "--encoder-pulses-per-mm", pulses]
+    _one_line_error(capsys, argv, "calibrate speed: argument --encoder-pulses-per-mm", "must be > 0")
+    assert not (tmp_path / "calibration.yaml").exists()
+
+
+def test_a_bank_the_bridge_cannot_drive_is_not_saved(write_config, tmp_path, capsys):
+    config = write_config({"calibration_file": "calibration.yaml"})
+    argv = ["calibrate", "actuators", "--config", str(config), "--ejector-x", "1200", "--nozzles", "100",
+            "--pitch", "25", "--first-y", "12.5", "--latency-ms", "12", "--min-pulse-ms", "5"]  # fmt: skip
+    _one_line_error(capsys, argv, "argument --nozzles: 100 is out of range", "<= 64")
+    assert not (tmp_path / "calibration.yaml").exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["simulator", "dry-run"])
+@pytest.mark.parametrize("pulse", ["0", "-5", "5000"])
+def test_a_pulse_the_valves_refuse_is_never_sent(write_config, tmp_path, capsys, pulse, dry_run):
+    save_calibration(CalibrationFile(actuators=GEOMETRY), tmp_path / "calibration.yaml", "actuators")
+    config = write_config({"calibration_file": "calibration.yaml", "bridge": {"dry_run": dry_run}})
+    argv = ["bridge", "test-fire", "--config", str(config), "--channel", "3", "--pulse-ms", pulse]
+    _one_line_error(capsys, argv, "bridge test-fire: argument --pulse-ms", "<= 2000")
+
+
+def test_a_camera_that_never_delivered_a_frame_is_an_error_not_a_stopped_camera(write_config, tmp_path):
+    missing = tmp_path / "no-such-video.mp4"
+    path = write_config(
+        {
+            "cameras": [
+                {"id": "c1", "kind": "opencv", "source": str(missing), "resolution": [128, 96]},
+                {"id": "c2", "kind": "simulated", "resolution": [128, 96], "fps": 20},
+            ]
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "record", "--config", str(path), "--duration", "1.5"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("beltcam: error: camera c1 never delivered a frame")
+    assert "c2: 2" in result.stdout or "c2: 3" in result.stdout  # C2's frames were recorded meanwhile
+    config = load_config(path)
+    store = FrameStore.from_config(config.storage)
+    reports = {report.camera: report for report in camera_reports(store)}
+    store.close()
+    assert reports["c1"].state == "unavailable" and reports["c2"].state == "stopped"
+    cameras = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "cameras", "--config", str(path)], capture_output=True, text=True
+    )
+    assert cameras.returncode == 1 and "unavailable" in cameras.stdout
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    where = tmp_path / "disk"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(where)], check=True)
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _remount_read_only(where) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+
+
+def test_a_read_only_data_directory_is_said_in_one_line(write_config, mounted):
+    (mounted / "data").mkdir()
+    _remount_read_only(mounted)
+    path = write_config({"storage": {"data_dir": str(mounted / "data")}})
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.cli", "record", "--config", str(path), "--duration", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "cannot write the data directory (Read-only file system)" in result.stderr
+
+
+def test_a_disk_turning_read_only_while_recording_ends_cleanly_and_is_mended_later(
+    write_config, monkeypatch, capsys
+):
+    """The filesystem turns read-only under the recorder (the kernel's errors=remount-ro): frame
+    writes fail with EROFS from then on. Injected, as a real remount refuses while files are open."""
+    import errno
+    import os
+    import threading
+
+    import edge.store.files as files_module
+
+    path = write_config({"storage": {"min_free_mb": 0}})
+    read_only = threading.Event()
+    real_open = os.open
+
+    def open_until_read_only(file, flags, *args):
+        if read_only.is_set() and flags & (os.O_WRONLY | os.O_RDWR):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(files_module.os, "open", open_until_read_only)
+    threading.Timer(1.0, read_only.set).start()
+    assert main(["record", "--config", str(path), "--duration", "2.5"]) == 2
+    err = capsys.readouterr().err
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith("beltcam: error: recording was paused when it ended: cannot write")
+    assert "Read-only file system" in err and "Traceback" not in err
+    read_only.clear()  # the technician fixed the disk
+    assert main(["db", "check", "--config", str(path)]) == 0  # nothing half-written, nothing left open
+    assert "store is clean" in capsys.readouterr().out
+
+
+def _actuators(config, nozzles: str) -> list[str]:
+    return ["calibrate", "actuators", "--config", str(config), "--ejector-x", "1200", "--nozzles", nozzles,
+            "--pitch", "25", "--first-y", "12.5", "--latency-ms", "12", "--min-pulse-ms", "5"]  # fmt: skip
+
+
+def test_a_lost_calibration_file_is_restored_and_versions_are_never_reused(write_config, tmp_path, capsys):
+    from sqlalchemy import select
+
+    from calibration import load_calibration
+    from edge.store.models import Calibration
+
+    config = write_config({"calibration_file": "calibration.yaml"})
+    calibration = tmp_path / "calibration.yaml"
+    assert main(_actuators(config, "24")) == 0 and main(_actuators(config, "32")) == 0
+    calibration.unlink()  # lost: a wiped SD card, a bad copy
+    missing = "missing, but the store keeps versions up to 2: `beltcam calibrate restore`"
+    _one_line_error_code(capsys, ["calibrate", "show", "--config", str(config)], missing)
+    assert main(["calibrate", "restore", "--config", str(config)]) == 0
+    assert "version 2 restored, saved as version 3" in capsys.readouterr().out
+    assert load_calibration(calibration).actuators.nozzle_count == 32
+    assert main(["calibrate", "restore", "--config", str(config), "--version", "1"]) == 0
+    restored = load_calibration(calibration)
+    assert (restored.version, restored.actuators.nozzle_count) == (4, 24)
+    _one_line_error_code(capsys, ["calibrate", "restore", "--config", str(config), "--version", "9"],
+                         "no stored version 9 (the store keeps versions 1-4)")  # fmt: skip
+    calibration.unlink()
+    assert main(_actuators(config, "16")) == 0
+    assert load_calibration(calibration).version == 5  # not a second version 1
+    store = FrameStore.from_config(load_config(config).storage)
+    with store.session() as session:
+        versions = session.scalars(select(Calibration.version).order_by(Calibration.id)).all()
+    store.close()
+    assert versions == ["1", "2", "3", "4", "5"]
+
+
+def _one_line_error_code(capsys, argv: list[str], expected: str) -> None:
+    """Errors raised by a command (not by argument parsing) end in main's return code 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
