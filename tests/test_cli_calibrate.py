@@ -54,6 +54,7 @@ def test_full_calibration_through_the_cli(site, capsys):
     ) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "C2 is" in out and "saved" in out
+    assert "across the belt" in out  # the cross-belt speed docs/calibration.md promises
 
     saved = load_calibration(folder / "calibration.yaml")
     assert saved.version == 5

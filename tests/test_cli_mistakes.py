@@ -181,3 +181,28 @@ def _one_line_error_code(capsys, argv: list[str], expected: str) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err, err
+
+
+def test_small_things_a_technician_trips_over(write_config, tmp_path, capsys, caplog):
+    save_calibration(CalibrationFile(actuators=GEOMETRY), tmp_path / "calibration.yaml", "actuators")
+    path = write_config({"calibration_file": "calibration.yaml", "bridge": {"heartbeat_ms": 50}})
+    # --config before the command, as other tools take it
+    assert main(["--config", str(path), "db", "check"]) == 0
+    out = capsys.readouterr().out
+    assert f"store: {tmp_path / 'data'}" in out  # and db check says where it looked
+    # the built-in simulator says it is one
+    assert main(["bridge", "status", "--config", str(path)]) == 0
+    assert "link to the built-in valve simulator (no real valve): connected" in capsys.readouterr().out
+    # a camera's warnings name it once
+    from edge.capture.cameras import build_sources
+    from edge.recorder.recorder import Recorder
+
+    gone = {"id": "c1", "kind": "opencv", "source": str(tmp_path / "gone.mp4"), "resolution": [64, 48]}
+    simulated = {"id": "c2", "kind": "simulated", "resolution": [64, 48], "fps": 10}
+    broken = write_config({"cameras": [gone, simulated]}, name="broken.yaml")
+    config = load_config(broken)
+    store = FrameStore.from_config(config.storage)
+    Recorder(config, store, build_sources(config)).run(0.5, progress=False)
+    store.close()
+    assert "camera c1: " in caplog.text and "gone.mp4: no such video file" in caplog.text
+    assert "camera c1: camera c1" not in caplog.text

@@ -4,7 +4,11 @@ It pairs whatever it is given with a capture time: the frames themselves (the li
 recorder's index rows once they have ids.
 
 Both streams arrive in time order, so a waiting frame that the other camera has already overtaken by
-more than the tolerance can never be paired: it is counted as unpaired and forgotten. The C2 clock
+more than the tolerance can never be paired: it is counted as unpaired and forgotten, unless the
+other camera never recorded that stretch of belt at all (it started later, or stopped earlier: with a
+C1-to-C2 travel time of 12 s, C2's first 12 s show belt C1 saw before the recording began). Those
+are counted as `outside`, not as misses, so that for each camera paired + unpaired + outside adds up
+to the frames offered once `finish` has been called. The C2 clock
 offset (C2 clock minus C1 clock, from calibration) is removed before comparing, and so is the belt's
 travel time from C1 to C2 when calibration knows it: then a pair is the same stretch of belt seen
 before and after the sorter, not two views of different belt at one instant.
@@ -22,7 +26,8 @@ Item = TypeVar("Item")
 @dataclass
 class PairingStats:
     paired: int = 0
-    unpaired: dict[str, int] = field(default_factory=lambda: {"c1": 0, "c2": 0})
+    unpaired: dict[str, int] = field(default_factory=lambda: {"c1": 0, "c2": 0})  # real misses
+    outside: dict[str, int] = field(default_factory=lambda: {"c1": 0, "c2": 0})  # belt the other did not see
 
 
 class StreamPair(Generic[Item]):
@@ -32,6 +37,7 @@ class StreamPair(Generic[Item]):
         self.belt_lag_ns = belt_lag_ns
         self._waiting: dict[str, deque[tuple[int, Item]]] = {"c1": deque(), "c2": deque()}
         self._latest: dict[str, int | None] = {"c1": None, "c2": None}
+        self._first: dict[str, int | None] = {"c1": None, "c2": None}
         self.stats = PairingStats()
 
     def add(self, camera: str, item: Item, capture_ns: int) -> tuple[Item, Item] | None:
@@ -40,6 +46,8 @@ class StreamPair(Generic[Item]):
         t = capture_ns - self.c2_clock_offset_ns - self.belt_lag_ns if camera == "c2" else capture_ns
         other = "c2" if camera == "c1" else "c1"
         self._latest[camera] = t
+        if self._first[camera] is None:
+            self._first[camera] = t
         self._expire(other, t)
         waiting = self._waiting[other]
         best = min(waiting, key=lambda entry: abs(entry[0] - t), default=None)
@@ -50,8 +58,16 @@ class StreamPair(Generic[Item]):
         self._waiting[camera].append((t, item))
         return None
 
+    def finish(self) -> None:
+        """The recording ended: frames still waiting show belt the other camera never got to see."""
+        for camera, waiting in self._waiting.items():
+            self.stats.outside[camera] += len(waiting)
+            waiting.clear()
+
     def _expire(self, camera: str, other_latest: int) -> None:
         waiting = self._waiting[camera]
+        other_first = self._first["c2" if camera == "c1" else "c1"]
         while waiting and waiting[0][0] < other_latest - self.tolerance_ns:
-            waiting.popleft()
-            self.stats.unpaired[camera] += 1
+            t, _ = waiting.popleft()
+            before_other = other_first is not None and t < other_first - self.tolerance_ns
+            (self.stats.outside if before_other else self.stats.unpaired)[camera] += 1

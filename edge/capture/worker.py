@@ -122,4 +122,4 @@ class CaptureWorker(threading.Thread):
 
     def _failed(self, exc: SourceError) -> None:
         self.health.failed(exc)
-        log.warning("camera %s: %s", self.source.camera_id, exc)
+        log.warning("%s", exc)  # a SourceError names its camera already

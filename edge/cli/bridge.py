@@ -44,7 +44,8 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         status = transport.status()
         if args.bridge_command == "status":
             state = "connected" if connected else f"NOT connected: {status.alarm}"
-            print(f"{status.transport} link: {state}")
+            where = " to the built-in valve simulator (no real valve)" if link.simulator is not None else ""
+            print(f"{status.transport} link{where}: {state}")
             print(
                 f"nozzle bank: {bank.nozzle_count} nozzles every {bank.pitch_mm:g} mm at "
                 f"x = {bank.line_x_mm:g} mm, valve latency {bank.valve_latency_ms:g} ms"

@@ -202,10 +202,12 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
             session.plane(args.camera)  # fail before reading a long clip
             clip = load_clip(args.clip or "latest", args.camera, store, args.fps)
             belt = session.speed(args.camera, clip)
+            across = belt.cross_speed_mm_s
             print(
                 f"belt speed {belt.speed_mm_s:.1f} mm/s (median {belt.speed_median_mm_s:.1f}, spread "
                 f"{belt.speed_spread_mm_s:.1f} mm/s over {belt.frame_pairs} frame pairs of "
                 f"{clip.description})"
+                + (f"; across the belt {across:+.1f} mm/s" if across is not None else "")
             )
     elif step == "offsets":
         session.plane("c1"), session.plane("c2")  # fail before reading long clips

@@ -11,7 +11,12 @@ from edge.store.frame_store import FrameStore
 
 
 def add_config(parser: argparse.ArgumentParser, default: Path = DEFAULT_CONFIG_PATH) -> None:
-    parser.add_argument("--config", type=Path, default=default, help=f"site file (default: {default})")
+    """`--config` after the command; `beltcam --config F command` works too (main takes either),
+    so this one must not overwrite a value given before the command with its default."""
+    parser.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help=f"site file (default: {default})"
+    )
+    parser.set_defaults(default_config=default)
 
 
 def open_store(config: SiteConfig) -> FrameStore:

@@ -33,6 +33,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
 
 def _check(config: SiteConfig, repair: bool) -> int:
     store = open_store(config)
+    print(f"store: {config.storage.data_dir} (index: {config.storage.shown_database_url()})")
     report = check_store(store)
     for line in report.lines():
         print(line)

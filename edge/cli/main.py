@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from calibration import CalibrationError
@@ -47,6 +48,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="beltcam", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--config", type=Path, help="site file (also accepted after the command)")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_parsers(commands)
@@ -54,7 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return RUNNERS[args.command].run(load_config(args.config), args)
+    config_path = args.config if args.config is not None else args.default_config
+    return RUNNERS[args.command].run(load_config(config_path), args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,8 @@ def _record(config: SiteConfig, store: FrameStore, duration: float | None) -> Re
         )
         + f"; {summary.paired} C1/C2 pairs (unpaired: "
         + ", ".join(f"{c} {n}" for c, n in sorted(summary.unpaired.items()))
+        + "; belt the other camera did not record: "
+        + ", ".join(f"{c} {n}" for c, n in sorted(summary.outside.items()))
         + f"); recordings {list(summary.recording_ids)}"
     )
     return summary

@@ -34,6 +34,7 @@ class RecordingSummary:
     reconnects: dict[str, int]
     paired: int
     unpaired: dict[str, int]  # frames the other camera had nothing for within the pairing tolerance
+    outside: dict[str, int]  # belt the other camera never recorded (before it started, after it ended)
     evicted_frames: int
     seconds: float
     storage_alarm: str | None = None  # why recording was paused when it ended (full disk...)
@@ -139,6 +140,7 @@ class Recorder:
             reconnects={c: h.counts.reconnects for c, h in health.items()},
             paired=self.writer.pairing.stats.paired,
             unpaired=dict(self.writer.pairing.stats.unpaired),
+            outside=dict(self.writer.pairing.stats.outside),
             evicted_frames=self.writer.guard.quota.evicted_frames,
             storage_alarm=self.writer.guard.alarm,
             unavailable={

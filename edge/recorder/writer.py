@@ -330,6 +330,7 @@ class FrameWriter:
         """Index what is left and close the recordings; what the store cannot take now (full disk)
         is said in the log and left to `beltcam db check --repair`, never raised."""
         self.commit()
+        self.pairing.finish()
         if self._pending:
             log.error(
                 "%d frames could not be indexed (%s): their files stay; `beltcam db check --repair` "
