@@ -37,6 +37,7 @@ class _Section(BaseModel):
 class InputFile(_Section):
     name: str
     sha256: str
+    camera: str | None = None  # for the steps done once per camera: whose input it was
 
 
 class IntrinsicsSection(_Section):

@@ -206,3 +206,41 @@ def test_small_things_a_technician_trips_over(write_config, tmp_path, capsys, ca
     store.close()
     assert "camera c1: " in caplog.text and "gone.mp4: no such video file" in caplog.text
     assert "camera c1: camera c1" not in caplog.text
+
+
+HEADER = "line 1: the header must name the columns u, v, x_mm, y_mm"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("1,2,3,4\n5,6,7,8\n", f"{HEADER} (missing u, v, x_mm, y_mm"),
+        ("u,v,x,y\n1,2,3,4\n", f"{HEADER} (missing x_mm, y_mm; found u, v, x, y)"),
+        ("u, v, x_mm, y_mm\n1,2,3,4\n5,6,seven,8\n", "line 3: expected numbers"),
+    ],
+    ids=["no-header", "wrong-names", "spaces-in-header-then-a-bad-number"],
+)  # fmt: skip
+def test_a_survey_csv_is_judged_by_its_header_first(write_config, tmp_path, capsys, text, said):
+    config = write_config({"calibration_file": "calibration.yaml"})
+    (tmp_path / "points.csv").write_text(text)
+    points = str(tmp_path / "points.csv")
+    argv = ["calibrate", "plane", "--config", str(config), "--camera", "c1", "--points", points]
+    _one_line_error_code(capsys, argv, said)
+
+
+def test_the_calibration_file_keeps_each_cameras_inputs_and_names_its_site(write_config, tmp_path, capsys):
+    from calibration import load_calibration
+    from tests.test_cli_calibrate import _points
+
+    config = write_config({"calibration_file": "calibration.yaml", "site_name": "line-3-pet"})
+    points = _points(tmp_path)
+    for camera in ("c1", "c2"):
+        argv = ["calibrate", "plane", "--config", str(config), "--camera", camera, "--points", str(points)]
+        assert main(argv) == 0
+    saved = load_calibration(tmp_path / "calibration.yaml")
+    assert sorted(i.camera for i in saved.inputs["belt_plane"]) == ["c1", "c2"]  # not only the last one
+    assert saved.site == "line-3-pet"
+    capsys.readouterr()
+    main(["calibrate", "show", "--config", str(config), "--out", str(tmp_path / "check")])
+    shown = capsys.readouterr().out
+    assert "history:" in shown and "inputs:" in shown and "site: line-3-pet" in shown

@@ -50,10 +50,11 @@ from edge.store.models import Calibration
 class CalibrationSession:
     """One site calibration file, with the store that keeps every saved version."""
 
-    def __init__(self, path: Path, store: FrameStore, cache_dir: Path) -> None:
+    def __init__(self, path: Path, store: FrameStore, cache_dir: Path, site: str = "") -> None:
         self.path = path
         self.store = store
         self.cache_dir = cache_dir
+        self.site = site  # the site file's `site_name`, written into every version
         self.current: CalibrationFile = load_calibration(path)
 
     def _camera(self, camera: str) -> CameraSection:
@@ -65,8 +66,17 @@ class CalibrationSession:
             versions = session.scalars(select(Calibration.version).where(Calibration.path == str(self.path)))
             return sorted(int(version) for version in versions)
 
-    def _save(self, step: Step, update: dict, inputs: list[InputFile]) -> CalibrationFile:
-        updated = self.current.model_copy(update={**update, "inputs": {**self.current.inputs, step: inputs}})
+    def _save(
+        self, step: Step, update: dict, inputs: list[InputFile], camera: str | None = None
+    ) -> CalibrationFile:
+        """Save the next version; a per-camera step replaces only that camera's inputs."""
+        if camera is not None:
+            kept = [i for i in self.current.inputs.get(step, []) if i.camera not in (camera, None)]
+            inputs = kept + [i.model_copy(update={"camera": camera}) for i in inputs]
+        site = {"site": self.site} if self.site else {}
+        updated = self.current.model_copy(
+            update={**update, **site, "inputs": {**self.current.inputs, step: inputs}}
+        )
         CalibrationFile.model_validate(updated.model_dump(by_alias=True))  # every section still valid
         # a version number is never given twice, even when the file was lost or replaced by an older one
         stored = self.stored_versions()
@@ -137,7 +147,8 @@ class CalibrationSession:
                 raise CalibrationError(str(error)) from None
         report = calibrate_intrinsics(images, board, max_rms_px)
         section = IntrinsicsSection.from_report(report, board.describe())
-        self._save("intrinsics", self._with_camera(camera, intrinsics=section), [hash_file(p) for p in files])
+        files_used = [hash_file(p) for p in files]
+        self._save("intrinsics", self._with_camera(camera, intrinsics=section), files_used, camera)
         return section
 
     def _photo(self, camera: str, image_path: Path) -> np.ndarray:
@@ -174,7 +185,7 @@ class CalibrationSession:
         self, camera: str, fit: BeltPlaneFit, method: str, inputs: list[InputFile]
     ) -> BeltPlaneSection:
         section = BeltPlaneSection.from_fit(fit, method, self._camera(camera).intrinsics is not None)
-        self._save("belt_plane", self._with_camera(camera, belt_plane=section), inputs)
+        self._save("belt_plane", self._with_camera(camera, belt_plane=section), inputs, camera)
         return section
 
     def speed(self, camera: str, clip: Clip) -> BeltSection:
@@ -212,10 +223,19 @@ class CalibrationSession:
         return geometry
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
+def _csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a CSV whose first line names its columns; a missing header is said as such, not
+    as a bad number on line 2."""
     try:
         with path.open(newline="", encoding="utf-8") as stream:
-            return list(csv.DictReader(stream))
+            reader = csv.DictReader(stream)
+            found = [name.strip() for name in reader.fieldnames or []]
+            if missing := [name for name in required if name not in found]:
+                raise CalibrationError(
+                    f"{path}: line 1: the header must name the columns {', '.join(required)} "
+                    f"(missing {', '.join(missing)}; found {', '.join(found) or 'nothing'})"
+                )
+            return [{key.strip(): value for key, value in row.items() if key} for row in reader]
     except OSError as error:
         raise CalibrationError(f"{path}: cannot read: {error.strerror}") from None
 
@@ -223,7 +243,7 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
 def read_marker_csv(path: Path) -> dict[int, tuple[float, float]]:
     """Surveyed ArUco markers: CSV headed `id,x_mm,y_mm` (belt position of each marker's centre)."""
     positions = {}
-    for line, row in enumerate(_csv_rows(path), start=2):
+    for line, row in enumerate(_csv_rows(path, ("id", "x_mm", "y_mm")), start=2):
         try:
             positions[int(row["id"])] = (float(row["x_mm"]), float(row["y_mm"]))
         except (KeyError, TypeError, ValueError):
@@ -236,7 +256,7 @@ def read_marker_csv(path: Path) -> dict[int, tuple[float, float]]:
 def read_points_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Surveyed points: CSV headed `u,v,x_mm,y_mm[,holdout]`; holdout 1 keeps a point out of the fit."""
     pixels, belt, holdout = [], [], []
-    for line, row in enumerate(_csv_rows(path), start=2):
+    for line, row in enumerate(_csv_rows(path, ("u", "v", "x_mm", "y_mm")), start=2):
         try:
             pixels.append((float(row["u"]), float(row["v"])))
             belt.append((float(row["x_mm"]), float(row["y_mm"])))

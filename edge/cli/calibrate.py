@@ -119,7 +119,7 @@ def _show(
     print(f"{session.path} (version {current.version})")
     print(
         yaml.safe_dump(
-            current.model_dump(mode="json", by_alias=True, exclude={"inputs", "history"}), sort_keys=False
+            current.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False
         )
     )
     out = args.out or config.storage.data_dir
@@ -148,7 +148,9 @@ def _show(
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
     store = open_store(config)
-    session = CalibrationSession(_calibration_path(config), store, config.storage.data_dir / "cache")
+    session = CalibrationSession(
+        _calibration_path(config), store, config.storage.data_dir / "cache", site=config.site_name
+    )
     step = args.calibrate_command
     if step == "show":
         return _show(session, config, store, args)
