@@ -18,7 +18,7 @@ from firmware_bridge.serial_protocol import (
     encode_frame,
 )
 
-_ENCODINGS = {
+FRAME_ENCODINGS = {  # the link's message kinds as serial frames: type and payload layout
     "fire": (MessageType.FIRE, FIRE_PAYLOAD),
     "test_fire": (MessageType.TEST_FIRE, TEST_FIRE_PAYLOAD),
     "heartbeat": (MessageType.HEARTBEAT, HEARTBEAT_PAYLOAD),
@@ -65,7 +65,7 @@ class SerialTransport(LinkTransport):
                 self._refused(*NAK_PAYLOAD.unpack(item.payload))
 
     def _link_send(self, sequence: int, kind: str, fields: tuple[int, ...]) -> None:
-        message_type, layout = _ENCODINGS[kind]
+        message_type, layout = FRAME_ENCODINGS[kind]
         payload = layout.pack(*fields) if layout is not None else b""
         try:
             self._link.write(encode_frame(sequence, message_type, payload))

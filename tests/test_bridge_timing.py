@@ -8,26 +8,16 @@ from firmware_bridge.link import LinkTransport
 from firmware_bridge.messages import CommandOutcome, RemovalCommand
 from firmware_bridge.serial_protocol import (
     ACK_PAYLOAD,
-    FIRE_PAYLOAD,
-    HEARTBEAT_PAYLOAD,
     NAK_PAYLOAD,
-    SESSION_PAYLOAD,
-    TEST_FIRE_PAYLOAD,
     FrameDecoder,
     MessageType,
     encode_frame,
 )
+from firmware_bridge.serial_transport import FRAME_ENCODINGS
 from firmware_bridge.valve_device import FAILSAFE, ValveDevice
 
 MS = 1_000_000
 HEARTBEAT_MS, ACK_TIMEOUT_MS = 100, 30
-KINDS = {
-    "fire": (MessageType.FIRE, FIRE_PAYLOAD),
-    "test_fire": (MessageType.TEST_FIRE, TEST_FIRE_PAYLOAD),
-    "heartbeat": (MessageType.HEARTBEAT, HEARTBEAT_PAYLOAD),
-    "session": (MessageType.SESSION, SESSION_PAYLOAD),
-    "close_all": (MessageType.CLOSE_ALL, None),
-}
 
 
 class ManualClock:
@@ -66,7 +56,7 @@ class InMemoryWire(LinkTransport):
         if self.cut or kind in self.lose_next:
             self.lose_next.discard(kind)
             return
-        message_type, layout = KINDS[kind]
+        message_type, layout = FRAME_ENCODINGS[kind]
         frame = encode_frame(sequence, message_type, layout.pack(*fields) if layout else b"")
         self._replies += self.device.receive(frame, self.clock())
 

@@ -228,14 +228,19 @@ def _adopt_orphans(session, orphans: list[str], store: FrameStore) -> int:
     return len(orphans)
 
 
+def _frame_of(session, relative: str) -> Frame | None:
+    """The indexed frame a depth or mask file belongs to: same recording, same number."""
+    _, _, recording_id, name = relative.split("/")
+    seq = int(_FRAME_NAME.match(name).group(1))
+    return session.scalars(
+        select(Frame).where(Frame.recording_id == int(recording_id), Frame.seq == seq)
+    ).first()
+
+
 def _attach_orphan_depth(session, orphans: list[str], store: FrameStore) -> int:
     attached = 0
     for relative in orphans:
-        _, _, recording_id, name = relative.split("/")
-        seq = int(_FRAME_NAME.match(name).group(1))
-        frame = session.scalars(
-            select(Frame).where(Frame.recording_id == int(recording_id), Frame.seq == seq)
-        ).first()
+        frame = _frame_of(session, relative)
         if frame is not None and frame.depth_path is None:
             frame.depth_path = relative
             frame.depth_bytes = Path(store.absolute(relative)).stat().st_size
@@ -256,11 +261,7 @@ def _attach_orphan_masks(session, orphans: list[str], store: FrameStore) -> int:
     frame stays ground truth (held out of training), not training footage."""
     attached = 0
     for relative in orphans:
-        _, _, recording_id, name = relative.split("/")
-        seq = int(_FRAME_NAME.match(name).group(1))
-        frame = session.scalars(
-            select(Frame).where(Frame.recording_id == int(recording_id), Frame.seq == seq)
-        ).first()
+        frame = _frame_of(session, relative)
         if frame is None or frame.mask is not None:
             store.absolute(relative).unlink(missing_ok=True)  # ground truth of no frame: nothing to keep
             continue
