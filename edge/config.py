@@ -21,12 +21,15 @@ DEFAULT_CONFIG_PATH = Path("beltcam.yaml")
 
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@\s]+@")
+_QUERY_SECRETS = re.compile(
+    r"(?P<key>[?&;](?:password|passwd|pwd|secret|token|key)=)[^&;\s'\"]*", re.IGNORECASE
+)
 
 
 def redact_credentials(text: str) -> str:
-    """Passwords inside URLs (`rtsp://user:pass@host`, `postgresql://user:pass@host/db`) as `***`:
-    what is printed, logged or stored never carries a camera's or a database's password."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
+    """Passwords inside URLs (`rtsp://user:pass@host`, `postgresql://user:pass@host/db`,
+    `...?password=...`) as `***`: what is printed, logged or stored never carries a secret."""
+    return _QUERY_SECRETS.sub(r"\g<key>***", _URL_CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text))
 
 
 class ConfigError(ValueError):

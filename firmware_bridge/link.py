@@ -31,6 +31,7 @@ from firmware_bridge.messages import CommandOutcome, LinkStatus, RemovalCommand
 
 log = logging.getLogger(__name__)
 REMEMBERED_BY_DEVICE = 64
+LAST_SEQUENCE = 0xFFFE  # SEQs run 1..65534
 UNKNOWN_TYPE = 3  # the refusal of a message type the device does not know (PROTOCOL.md)
 ONE_WAY_GAIN = 0.125
 RECONNECT_JITTER = 0.1  # weight of a new round-trip sample in the one-way estimate (as TCP's SRTT)
@@ -85,7 +86,7 @@ class LinkTransport:
         self._waiting: list[_Outgoing] = []  # link down: held until it is up or their deadline passes
         self._in_flight: dict[int, _Outgoing] = {}
         self._unfired: dict[int, _Outgoing] = {}  # acknowledged FIREs still ahead: resent after an outage
-        self._sequence = secrets.randbelow(0xFFFF) + 1
+        self._sequence = secrets.randbelow(LAST_SEQUENCE) + 1
         self._heartbeat_counter = 0
         self._last_heartbeat_sent = 0
         self._heartbeat_pending: int | None = None
@@ -427,10 +428,11 @@ class LinkTransport:
 
     # --- bookkeeping ----------------------------------------------------------------------------
     def _next_sequence(self) -> int:
-        """The next SEQ, never 0 (the Modbus map's "none"). A SEQ comes back only after 65 535
-        others (about 1.8 h at 10 heartbeats/s), long after the device forgot it (PROTOCOL.md)."""
+        """The next SEQ in 1..65534: never 0 (the Modbus answer words' "none") nor 0xFFFF (a NAK's
+        "never arrived"). A SEQ comes back only after 65 533 others (about 1.8 h at 10 heartbeats/s),
+        long after the device forgot it (PROTOCOL.md)."""
         with self._status_lock:
-            self._sequence = self._sequence % 0xFFFF + 1
+            self._sequence = self._sequence % LAST_SEQUENCE + 1
             return self._sequence
 
     def _update(self, **fields: object) -> None:

@@ -137,8 +137,8 @@ def _as_frame(address: int, values: list[int]) -> bytes | None:
         return encode_frame(
             sequence, MessageType.FIRE, FIRE_PAYLOAD.pack(object_id, delay_us, pulse_us, channels)
         )
-    if kind == regs.KIND_TEST_FIRE:
-        channel = channels.bit_length() - 1 if channels else 0xFF
+    if kind == regs.KIND_TEST_FIRE:  # exactly one bit, or a channel no bank has: refused
+        channel = channels.bit_length() - 1 if channels.bit_count() == 1 else 0xFF
         return encode_frame(
             sequence, MessageType.TEST_FIRE, TEST_FIRE_PAYLOAD.pack(min(channel, 0xFF), pulse_us)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from firmware_bridge.serial_protocol import (
     ACK_PAYLOAD,
@@ -23,7 +23,7 @@ from firmware_bridge.serial_protocol import (
     encode_frame,
 )
 
-REMEMBERED_SEQUENCES = 64  # at least this many at once (PROTOCOL.md, "Duplicates")
+REMEMBERED_SEQUENCES = 1024  # PROTOCOL.md asks for at least 64 at once ("Duplicates")
 REMEMBER_AFTER_END_NS = 1_000_000_000  # a SEQ is forgotten this long after its openings ended
 MAX_PULSE_US = 2_000_000
 RUNNING, FAILSAFE = 0, 1
@@ -36,6 +36,8 @@ class ValveOpening:
     close_ns: int
     object_id: int | None  # None for a test fire
     sequence: int
+    # commands merged into this opening (PROTOCOL.md, Overlaps): their SEQ and their own start
+    merged: list[tuple[int, int]] = field(default_factory=list)
 
 
 class ValveDevice:
@@ -84,6 +86,9 @@ class ValveDevice:
         self.state = FAILSAFE
         kept = []
         for opening in self.openings:
+            for sequence, own_open_ns in opening.merged:
+                if own_open_ns >= now_ns:  # a merged command that had not started: forget it too
+                    self._remembered.pop(sequence, None)
             if opening.open_ns >= now_ns:
                 # cancelled, and forgotten: the host's resend after the outage schedules it again
                 self._remembered.pop(opening.sequence, None)
@@ -124,8 +129,9 @@ class ValveDevice:
                 self._remembered.clear()
             return self._ack(item.sequence)
         if item.type == MessageType.CLOSE_ALL:
+            state = self.state  # closing the valves is no watchdog trip, nor a heartbeat
             self.fail_safe(now_ns)
-            self.state = RUNNING
+            self.state = state
             return self._ack(item.sequence)
         if item.type in (MessageType.FIRE, MessageType.TEST_FIRE):
             return self._fire(item, now_ns)
@@ -167,6 +173,7 @@ class ValveDevice:
                 and existing.open_ns <= opening.close_ns
                 and opening.open_ns <= existing.close_ns
             ):
+                existing.merged.append((opening.sequence, opening.open_ns))
                 existing.open_ns = min(existing.open_ns, opening.open_ns)
                 existing.close_ns = max(existing.close_ns, opening.close_ns)
                 return

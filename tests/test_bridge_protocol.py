@@ -185,3 +185,35 @@ def test_any_single_byte_error_in_a_fire_frame_is_caught(position):
         device.receive(bytes(frame), 1 * MS)
         device.tick(1 * MS + INTER_BYTE_TIMEOUT_NS + 1)
         assert device.acted == [] and device.openings == [], f"byte {position} ^ {flip:#04x} was acted on"
+
+
+def test_close_all_closes_the_valves_without_waking_a_device_in_fail_safe():
+    fresh = ValveDevice(channels=16)  # powered up: fail-safe until the first heartbeat
+    fresh.receive(encode_frame(1, MessageType.CLOSE_ALL), 0)
+    test_fire = encode_frame(2, MessageType.TEST_FIRE, TEST_FIRE_PAYLOAD.pack(3, 20_000))
+    assert _replies(fresh.receive(test_fire, 1 * MS)) == [(MessageType.NAK, (2, int(NakReason.BAD_PAYLOAD)))]
+    assert fresh.state == FAILSAFE and fresh.openings == []
+
+
+def test_a_command_merged_into_another_opening_is_not_lost_in_an_outage():
+    device = _running_device()
+    device.receive(_fire(10, delay_ms=1000, pulse_ms=20, mask=0b1000), 0)  # 1000..1020 ms, channel 3
+    device.receive(_fire(11, delay_ms=1010, pulse_ms=20, mask=0b1000), 0)  # 1010..1030: merged into it
+    device.tick(501 * MS)  # the watchdog trips: both cancelled, both forgotten
+    device.receive(_heartbeat(3), 600 * MS)
+    # the host resends both under their own SEQs: each is scheduled again, the valve closes at 1030 ms
+    device.receive(_fire(10, delay_ms=400, pulse_ms=20, mask=0b1000), 600 * MS)
+    device.receive(_fire(11, delay_ms=410, pulse_ms=20, mask=0b1000), 600 * MS)
+    assert [(o.open_ns, o.close_ns) for o in device.openings] == [(1000 * MS, 1030 * MS)]
+
+
+def test_a_modbus_test_fire_must_name_exactly_one_channel():
+    from firmware_bridge import modbus_map as regs
+    from firmware_bridge.modbus_simulator import _as_frame
+
+    device = _running_device()
+    two_bits = _as_frame(regs.COMMAND, regs.command_words(5, regs.KIND_TEST_FIRE, 0, 0, 20_000, 0b101000))
+    assert _replies(device.receive(two_bits, 1 * MS)) == [(MessageType.NAK, (5, int(NakReason.BAD_PAYLOAD)))]
+    one_bit = _as_frame(regs.COMMAND, regs.command_words(6, regs.KIND_TEST_FIRE, 0, 0, 20_000, 0b100000))
+    assert _replies(device.receive(one_bit, 2 * MS)) == [(MessageType.ACK, (6,))]
+    assert [o.channel for o in device.openings] == [5]

@@ -63,10 +63,10 @@ def test_each_host_restart_is_a_new_session_whose_commands_fire(wire, monkeypatc
     assert sorted(opening.channel for opening in simulator.openings()) == [3, 4, 5]
 
 
-def test_sequence_numbers_wrap_past_zero():
+def test_sequence_numbers_wrap_past_zero_and_never_use_the_nak_marker():
     transport = LinkTransport("nowhere")
-    transport._sequence = 0xFFFE
-    assert [transport._next_sequence() for _ in range(3)] == [0xFFFF, 1, 2]
+    transport._sequence = 0xFFFD
+    assert [transport._next_sequence() for _ in range(3)] == [0xFFFE, 1, 2]  # 0xFFFF: NAK's "never arrived"
 
 
 def _fire_frame(sequence: int, delay_us: int = 0) -> bytes:

@@ -244,3 +244,10 @@ def test_the_calibration_file_keeps_each_cameras_inputs_and_names_its_site(write
     main(["calibrate", "show", "--config", str(config), "--out", str(tmp_path / "check")])
     shown = capsys.readouterr().out
     assert "history:" in shown and "inputs:" in shown and "site: line-3-pet" in shown
+
+
+def test_a_test_fire_shorter_than_the_valves_open_is_refused(write_config, tmp_path, capsys):
+    save_calibration(CalibrationFile(actuators=GEOMETRY), tmp_path / "calibration.yaml", "actuators")
+    config = write_config({"calibration_file": "calibration.yaml"})
+    argv = ["bridge", "test-fire", "--config", str(config), "--channel", "3", "--pulse-ms", "2"]
+    _one_line_error_code(capsys, argv, "--pulse-ms 2 is shorter than the valves open (8 ms")

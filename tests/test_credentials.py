@@ -22,6 +22,9 @@ def test_urls_lose_their_password_and_keep_everything_else():
         redact_credentials(f"cannot open postgresql+psycopg://beltcam:{SECRET}@plant/beltcam now")
         == "cannot open postgresql+psycopg://beltcam:***@plant/beltcam now"
     )
+    assert redact_credentials(f"postgresql://u@db/x?sslmode=require&password={SECRET}") == (
+        "postgresql://u@db/x?sslmode=require&password=***"
+    )
     for plain in ("rtsp://10.0.0.7/stream", "/data/belt/c1.mp4", "http://cam.local:8080/video"):
         assert redact_credentials(plain) == plain
 
@@ -59,3 +62,19 @@ def test_a_database_url_with_a_password_is_never_printed(write_config):
     )
     assert result.returncode == 2 and "beltcam:***@127.0.0.1" in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_database_urls_that_cannot_work_are_one_line_without_the_password(write_config):
+    for url in (
+        f"postgresql+psycopg://beltcam@127.0.0.1:9/belt?password={SECRET}",  # refused: the driver's words
+        f"postgresql+psycopg://beltcam:{SECRET}@127.0.0.1:notaport/belt",  # not a URL
+        "nosuchdb://somewhere/belt",  # no such database kind
+    ):
+        path = write_config({"storage": {"database_url": url}})
+        result = subprocess.run(
+            [sys.executable, "-m", "edge.cli", "db", "check", "--config", str(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("beltcam: error: "), result.stderr
+        assert SECRET not in result.stdout + result.stderr

@@ -165,3 +165,18 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         atomic_write(tmp_path / "frame.jpg", b"x" * 100)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_index_gives_its_wal_back_on_a_small_disk(make_config, small_disk):
+    """On a few MB the SQLite WAL (up to 4 MB between checkpoints) is the biggest file: it is
+    truncated after checkpoints and as a last resort before pausing, so the recorder never pauses
+    for its own index while frames can be evicted."""
+    disk = small_disk(6)
+    config = _site(make_config, disk, min_free_mb=1)
+    store, recorder = _recorder(config)
+    summary = recorder.run(5.0, progress=False)
+    wal = disk / "data" / "beltcam.db-wal"
+    assert summary.storage_alarm is None and sum(summary.dropped.values()) == 0
+    assert summary.evicted_frames > 0
+    assert not wal.exists() or wal.stat().st_size <= 1_500_000  # checkpointed every 1 MB, not 4
+    store.close()

@@ -38,6 +38,11 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
             f"channel {args.channel} is not on the bank "
             f"({bank.nozzle_count} nozzles: 0..{bank.nozzle_count - 1})"
         )
+    if args.bridge_command == "test-fire" and args.pulse_ms < bank.min_pulse_ms:
+        raise CalibrationError(
+            f"--pulse-ms {args.pulse_ms:g} is shorter than the valves open ({bank.min_pulse_ms:g} ms: "
+            "actuators.min_pulse_ms in the calibration file)"
+        )
     with open_transport(config) as link:
         transport = link.transport
         connected = transport.wait_connected(CONNECT_TIMEOUT_S)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from calibration import ActuatorGeometry, Board, CalibrationError, draw_validation
 from edge.calibrate.clips import capture_board_images, load_clip
 from edge.calibrate.session import CalibrationSession
-from edge.cli.common import add_config, non_negative, number_type, open_store, positive
+from edge.cli.common import add_config, finite, non_negative, number_type, open_store, positive
 from edge.config import SiteConfig
 from edge.store.frame_store import FrameStore, utc_now
 from firmware_bridge.planner import MAX_NOZZLES
@@ -23,8 +23,8 @@ CLIP_HELP = "'latest' (newest recording of the camera), a recording id, a video 
 
 def _origin(text: str) -> tuple[float, float]:
     try:
-        x, y = (float(part) for part in text.split(","))
-    except ValueError:
+        x, y = (finite(part) for part in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(f"expected X,Y in millimetres, got {text!r}") from None
     return x, y
 
@@ -74,13 +74,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
     actuators = steps.add_parser("actuators", help="ejector line, nozzles and valve timing")
     add_config(actuators)
-    actuators.add_argument("--ejector-x", type=float, required=True, help="mm downstream of C1's origin")
+    actuators.add_argument("--ejector-x", type=finite, required=True, help="mm downstream of C1's origin")
     actuators.add_argument(
         "--nozzles", type=number_type(0, MAX_NOZZLES, integer=True), required=True,
         help=f"1..{MAX_NOZZLES}: one command's channel mask",
     )
     actuators.add_argument("--pitch", type=positive, required=True, help="nozzle spacing, mm")
-    actuators.add_argument("--first-y", type=float, required=True, help="y of nozzle 0's centre, mm")
+    actuators.add_argument("--first-y", type=finite, required=True, help="y of nozzle 0's centre, mm")
     actuators.add_argument("--latency-ms", type=non_negative, required=True, help="valve latency")
     actuators.add_argument("--min-pulse-ms", type=positive, required=True)
 

@@ -13,14 +13,14 @@ from edge.capture.report import (
     report_lines,
     reports_as_json,
 )
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config, count, open_store
 from edge.config import SiteConfig
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     cameras = commands.add_parser("cameras", help="each camera's health: state, counters, recent changes")
     add_config(cameras)
-    cameras.add_argument("--events", type=int, default=10, help="how many recent state changes to list")
+    cameras.add_argument("--events", type=count, default=10, help="how many recent state changes to list")
     cameras.add_argument("--json", action="store_true", help="one JSON object, for plant monitoring")
 
 

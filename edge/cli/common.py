@@ -4,6 +4,7 @@ types that refuse an impossible value where it is typed, before anything is save
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from edge.config import DEFAULT_CONFIG_PATH, SiteConfig
@@ -23,8 +24,11 @@ def open_store(config: SiteConfig) -> FrameStore:
     return FrameStore.from_config(config.storage)
 
 
-def number_type(low: float, high: float | None = None, *, low_allowed: bool = False, integer: bool = False):
-    """An argparse type for a number above `low` (or at it, with `low_allowed`) and at most `high`."""
+def number_type(
+    low: float | None, high: float | None = None, *, low_allowed: bool = False, integer: bool = False
+):
+    """An argparse type for a finite number above `low` (or at it, with `low_allowed`; no bound when
+    None) and at most `high`: `nan` and `inf` are refused too."""
 
     def parse(text: str) -> float | int:
         try:
@@ -32,6 +36,10 @@ def number_type(low: float, high: float | None = None, *, low_allowed: bool = Fa
         except ValueError:
             kind = "an integer" if integer else "a number"
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if low is None:
+            return value
         too_low = value < low if low_allowed else value <= low
         if too_low or (high is not None and value > high):
             lowest = f">= {low:g}" if low_allowed else f"> {low:g}"
@@ -44,3 +52,6 @@ def number_type(low: float, high: float | None = None, *, low_allowed: bool = Fa
 
 positive = number_type(0)
 non_negative = number_type(0, low_allowed=True)
+finite = number_type(None)
+positive_int = number_type(0, integer=True)
+count = number_type(0, low_allowed=True, integer=True)

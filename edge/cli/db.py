@@ -35,6 +35,10 @@ def _check(config: SiteConfig, repair: bool) -> int:
     store = open_store(config)
     print(f"store: {config.storage.data_dir} (index: {config.storage.shown_database_url()})")
     report = check_store(store)
+    recorder = None if repair else DataDirLock(config.storage.data_dir, "beltcam db check").owner()
+    if recorder is not None:
+        print(f"recording in progress ({recorder}): its open recordings and unindexed files are not problems")
+        report = report.without_work_in_progress()
     for line in report.lines():
         print(line)
     if repair and not report.clean:

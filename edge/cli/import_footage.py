@@ -6,7 +6,7 @@ import argparse
 import signal
 from pathlib import Path
 
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config, open_store, positive
 from edge.config import SiteConfig
 from edge.recorder.importer import ImportRejected, import_footage
 from edge.store.lock import DataDirLock
@@ -18,7 +18,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--camera", choices=["c1", "c2"], required=True)
     imp.add_argument("--label", choices=["before", "after", "unlabeled"], required=True)
     imp.add_argument("--masks", type=Path, help="folder of PNG label maps named like the frames")
-    imp.add_argument("--fps", type=float, help="frame rate of an image folder (for capture times)")
+    imp.add_argument("--fps", type=positive, help="frame rate of an image folder (for capture times)")
     imp.add_argument("source", type=Path, help="video file or folder of images (natural sort order)")
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edge.capture.cameras import build_sources
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config, open_store, positive
 from edge.config import SiteConfig
 from edge.recorder.recorder import Recorder, RecordingSummary
 from edge.simulator.calibration_truth import SIMULATOR_CALIBRATION_FILE, write_simulator_calibration
@@ -17,16 +17,17 @@ from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
 
 DEMO_CONFIG = Path("configs/simulated.yaml")
+DURATION_HELP = "stop after this many seconds (default: until Ctrl-C)"
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="run the agent on the simulated belt")
     add_config(demo, DEMO_CONFIG)
-    demo.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    demo.add_argument("--duration", type=positive, help=DURATION_HELP)
 
     record = commands.add_parser("record", help="record C1 and C2 into the store")
     add_config(record)
-    record.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    record.add_argument("--duration", type=positive, help=DURATION_HELP)
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:

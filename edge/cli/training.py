@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config, count, open_store, positive, positive_int
 from edge.config import SiteConfig
 from edge.nightly.manifests import build_manifest
 from edge.nightly.runs import register_run
@@ -24,11 +24,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
     )
-    train.add_argument("--image-size", type=int, help="default: model.image_size")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--image-size", type=positive_int, help="default: model.image_size")
+    train.add_argument("--epochs", type=positive_int, default=10)
+    train.add_argument("--batch-size", type=positive_int, default=8)
     train.add_argument("--flow", choices=["dis", "farneback", "raft", "belt"], default="dis")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=count, default=0)
     train.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
     train.add_argument("--manifest", type=Path, help="train from this manifest instead of the store")
 
@@ -39,7 +39,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate_cmd.add_argument("--manifest", type=Path, help="evaluate on this manifest instead of the store")
     evaluate_cmd.add_argument("--flip", action="store_true", help="add mirrored images' maps (test-time)")
     evaluate_cmd.add_argument(
-        "--scales", type=float, nargs="+", default=[1.0], help="input scales to sum maps over"
+        "--scales", type=positive, nargs="+", default=[1.0], help="input scales to sum maps over"
     )
     evaluate_cmd.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -125,7 +125,8 @@ class Recorder:
         shown = []
         for camera, worker in self.workers.items():
             health = worker.health.peek()
-            written, dropped = self.writer.written[camera], health.counts.dropped
+            written = self.writer.written[camera]
+            dropped = health.counts.dropped + self.writer.quota_drops[camera]
             shown.append(f"{camera}:{health.state} {written} ok/{dropped} drop")
         bar.set_postfix_str(" ".join(shown))
 

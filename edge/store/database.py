@@ -36,6 +36,17 @@ def _switch_to_wal(cursor, attempts: int = 100) -> None:
             time.sleep(0.05)
 
 
+WAL_SIZE_LIMIT = 1_048_576
+
+
+def shrink_index(engine: Engine) -> None:
+    """Write the SQLite WAL back into the database and truncate it, giving its space back to the disk
+    (a full disk's last resort before recording pauses); nothing to do on other databases."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the panel read while the recorder writes; synchronous=NORMAL is crash-safe in WAL mode
     cursor = dbapi_connection.cursor()
@@ -43,14 +54,19 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # the WAL is checkpointed every 1 MB (not SQLite's 4 MB) and shrinks back to 1 MB afterwards:
+    # on a small disk it is space the frames need
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_SIZE_LIMIT // 4096}")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
 
 
 def make_engine(url: str) -> Engine:
+    shown = redact_credentials(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        shown = redact_credentials(url)
+        parsed.port  # noqa: B018 - parsing the port is lazy: a bad one must fail here, named
+    except (ArgumentError, ValueError):
         raise DatabaseError(f"database_url {shown!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).parent
@@ -58,7 +74,11 @@ def make_engine(url: str) -> Engine:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"cannot create the database folder {folder}: {exc.strerror}") from None
-    engine = create_engine(parsed)
+    try:
+        engine = create_engine(parsed)
+    except (ArgumentError, ValueError, ImportError) as exc:  # an unknown dialect or a missing driver
+        reason = str(exc).strip().splitlines()[0]
+        raise DatabaseError(f"database_url {shown!r}: {reason}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -92,4 +112,6 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
             command.upgrade(config, revision)
             connection.commit()
     except Exception as exc:  # the driver's own exception types vary by backend
-        raise DatabaseError(f"cannot open or migrate database {engine.url!r}: {exc}") from exc
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]  # the driver's first line
+        message = f"cannot open or migrate database {str(engine.url)!r}: {reason}"
+        raise DatabaseError(redact_credentials(message)) from exc

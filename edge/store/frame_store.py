@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.config import StorageConfig
-from edge.store.database import make_engine, upgrade_schema
+from edge.store.database import make_engine, shrink_index, upgrade_schema
 from edge.store.files import atomic_write
 from edge.store.models import Frame, Mask, Recording
 
@@ -55,6 +55,10 @@ class FrameStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def shrink_index(self) -> None:
+        """Give the index's spare WAL space back to the disk (see `database.shrink_index`)."""
+        shrink_index(self.engine)
 
     # --- paths --------------------------------------------------------------------------------
     def absolute(self, relative: str) -> Path:

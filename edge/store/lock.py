@@ -54,6 +54,22 @@ class DataDirLock:
         os.pwrite(fd, f"{self.holder} (pid {os.getpid()}, since {stamp})\n".encode(), 0)
         self._fd = fd
 
+    def owner(self) -> str | None:
+        """Who holds the lock now ("beltcam record (pid N, since T)"), or None when nobody does;
+        for read-only commands that want to know whether what they see is being written."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None  # no lock file: nobody ever held it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+        else:
+            return None
+        finally:
+            os.close(fd)  # also drops the shared lock, if we got it
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the lock; the file stays for the next holder

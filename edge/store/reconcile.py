@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,6 +57,23 @@ class CheckReport:
             or self.unfinished_imports
             or self.orphan_masks
             or self.count_mismatches
+        )
+
+    def without_work_in_progress(self) -> CheckReport:
+        """The report as seen beside a running recorder: its open recordings, the files it has written
+        but not indexed yet and its temp files are work in progress, not problems."""
+        live = set(self.open_recordings)
+
+        def settled(paths: list[str]) -> list[str]:
+            return [p for p in paths if int(p.split("/")[2]) not in live]
+
+        return replace(
+            self,
+            open_recordings=[],
+            temp_files=[],
+            orphan_frames=settled(self.orphan_frames),
+            orphan_depth=settled(self.orphan_depth),
+            orphan_masks=settled(self.orphan_masks),
         )
 
     def lines(self) -> list[str]:

@@ -97,9 +97,13 @@ class DiskQuota:
         while free < want and self._evict_batch(want - free):
             free = self.free_bytes()
         if free - incoming_bytes < self.min_free_bytes:
+            self.store.shrink_index()  # the index's own WAL may hold megabytes a small disk needs
+            free = self.free_bytes()
+        if free - incoming_bytes < self.min_free_bytes:
             raise QuotaExhausted(
-                f"{self.store.data_dir}: {free / 1e6:.0f} MB free on its disk, below storage.min_free_mb "
-                f"({self.min_free_bytes / 1e6:.0f} MB), and nothing left to evict (masked frames or the "
+                f"{self.store.data_dir}: {free / 1e6:.1f} MB free on its disk, not enough for a "
+                f"{incoming_bytes / 1e6:.2f} MB frame above storage.min_free_mb "
+                f"({self.min_free_bytes / 1e6:.1f} MB), and nothing left to evict (masked frames or the "
                 "live model's recordings): free space on that disk; recording resumes by itself"
             )
 
