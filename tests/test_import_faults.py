@@ -112,3 +112,22 @@ def test_a_mask_file_without_its_row_is_reattached_or_removed(store):
         (mask,) = session.scalars(select(Mask)).all()
         assert (mask.path, mask.origin) == (kept.path, "recovered")
     assert not store.absolute(stray.path).exists()
+
+
+def test_an_import_that_fills_the_disk_is_refused_in_one_line_and_leaves_nothing(write_config, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], check=True)
+    try:
+        path = write_config({"storage": {"data_dir": str(disk / "data")}})
+        images, masks = _footage(tmp_path, count=40)  # about 9 MB of PNG for a 3 MB disk
+        importer = _start_import(path, images, masks)
+        _, err = importer.communicate(timeout=120)
+        assert importer.returncode == 2 and "Traceback" not in err
+        assert err.strip().splitlines()[-1].endswith("(No space left on device): nothing was stored")
+        config = load_config(path)
+        store = FrameStore.from_config(config.storage)
+        assert check_store(store).clean and _files(config.storage.data_dir) == []
+        store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -188,6 +188,11 @@ def import_footage(
                     session.add(mask)
             recording = session.get(Recording, recording_id)
             recording.status, recording.ended_utc, recording.frame_count = "closed", utc_now(), len(rows)
+    except OSError as error:  # a full or read-only disk: said in one line, like any rejected file
+        _discard_recording(store, camera, recording_id)
+        raise ImportRejected(
+            f"{store.data_dir}: cannot store the import ({error.strerror or error}): nothing was stored"
+        ) from None
     except BaseException:
         _discard_recording(store, camera, recording_id)
         raise

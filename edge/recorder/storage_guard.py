@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import OperationalError
+
 from edge.capture.camera_health import PAUSED
 from edge.config import StorageConfig
 from edge.store.frame_store import FrameStore, utc_now
@@ -53,6 +55,9 @@ class StorageGuard:
             self.quota.make_room(nbytes)
         except QuotaExhausted as exc:
             self.pause(str(exc))
+            return False
+        except OperationalError as error:  # evicting writes to the index too: it may be full itself
+            self.failed("the index while making room", error)
             return False
         if self.paused:
             self._resume()

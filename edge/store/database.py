@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from edge.config import redact_credentials
 
@@ -42,9 +42,13 @@ WAL_SIZE_LIMIT = 1_048_576
 def shrink_index(engine: Engine) -> None:
     """Write the SQLite WAL back into the database and truncate it, giving its space back to the disk
     (a full disk's last resort before recording pauses); nothing to do on other databases."""
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name != "sqlite":
+        return
+    try:
         with engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    except OperationalError:
+        pass  # a checkpoint writes pages too: on a disk already full it cannot help, and need not
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
