@@ -73,7 +73,8 @@ def trial(pool: dict[str, list[Frame]], resolution, image_format: str, fps: floa
         config = SiteConfig.model_validate(
             {
                 "cameras": [
-                    {"id": c, "kind": "simulated", "resolution": list(resolution), "fps": fps}
+                    # the replay sets the real pace; the site file's fps (at most 240) only labels it
+                    {"id": c, "kind": "simulated", "resolution": list(resolution), "fps": min(fps, 240)}
                     for c in ("c1", "c2")
                 ],
                 "storage": {"data_dir": folder, "image_format": image_format},
