@@ -144,6 +144,28 @@ class SimulatedFault(_Strict):
     duration_s: float = Field(default=1.0, gt=0)
 
 
+class SimulatedBoard(_Strict):
+    """A calibration board lying on the (stopped) belt under some cameras, as a technician lays one
+    for `beltcam calibrate plane`; remove the section again before measuring speed and offsets."""
+
+    board: str = Field(description="board spec as the calibrate steps take it: charuco:6x4:60:45:DICT_4X4_50")
+    origin_mm: tuple[float, float] = Field(
+        default=(100.0, 120.0), description="the board's first square corner in the camera's belt mm"
+    )
+    cameras: list[CameraId] = ["c1", "c2"]
+
+    @field_validator("board")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from calibration import Board, CalibrationError
+
+        try:
+            Board.parse(value)
+        except CalibrationError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+
 class SimulatorConfig(_Strict):
     seed: int = 0
     belt_width_mm: float = Field(default=600.0, gt=0)
@@ -165,6 +187,7 @@ class SimulatorConfig(_Strict):
     )
     realtime: bool = Field(default=True, description="pace frames at the camera fps")
     faults: list[SimulatedFault] = []
+    board: SimulatedBoard | None = None
 
 
 class ModelConfig(_Strict):

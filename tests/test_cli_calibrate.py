@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from calibration import Board, load_calibration
-from calibration.synthetic import place_board_on_belt, place_markers_on_belt
+from calibration import load_calibration
+from calibration.synthetic import place_markers_on_belt
 from edge.cli.main import main
 from edge.nightly.manifests import build_manifest
 from edge.simulator.calibration_truth import local_plane, simulated_pair
@@ -28,21 +28,25 @@ def site(write_config, tmp_path):
     ), tmp_path
 
 
-def _board_photo(camera, path):
-    """A technician's photo of the board lying on the (stopped) belt, origin 100 mm, 120 mm."""
-    frame = camera.frame_at(0).image
-    photo = place_board_on_belt(frame, local_plane(camera).pixel_to_belt, Board.parse(BOARD), (100.0, 120.0))
-    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    return path
-
-
-def test_full_calibration_through_the_cli(site, capsys):
+def test_full_calibration_through_the_cli(site, write_config, capsys):
+    """Only the CLI, as on a real belt: print the board, lay it on the (simulated) belt, photograph
+    it with each camera, fit the planes; take it away, record, then speed, offsets, actuators, show."""
     config, folder = site
     c1, c2 = simulated_pair(**{k: v for k, v in SIMULATOR.items() if k != "realtime"})
-    for camera in (c1, c2):
-        photo = _board_photo(camera, folder / f"board_{camera.camera_id}.png")
+    assert _calibrate(config, "board", "--board", BOARD, "--out", str(folder / "board.pdf")) == 0
+    assert (folder / "board.pdf").read_bytes().startswith(b"%PDF")
+    cameras = [{"id": c, "kind": "simulated", "resolution": [320, 240], "fps": 10} for c in ("c1", "c2")]
+    with_board = write_config(
+        {"cameras": cameras, "calibration_file": "calibration.yaml",
+         "simulator": {**SIMULATOR, "board": {"board": BOARD, "origin_mm": [100, 120]}}},
+        name="board_on_belt.yaml",
+    )  # fmt: skip
+    for camera in ("c1", "c2"):
+        photos = folder / f"photos_{camera}"
+        assert _calibrate(with_board, "capture", "--camera", camera, "--out", str(photos)) == 0
+        (photo,) = photos.iterdir()
         where = ["--image", str(photo), "--board", BOARD, "--origin", "100,120"]
-        assert _calibrate(config, "plane", "--camera", camera.camera_id, *where) == 0
+        assert _calibrate(config, "plane", "--camera", camera, *where) == 0
     assert "held-out RMS" in capsys.readouterr().out
 
     assert main(["record", "--config", str(config), "--duration", "7"]) == 0

@@ -251,3 +251,12 @@ def test_a_test_fire_shorter_than_the_valves_open_is_refused(write_config, tmp_p
     config = write_config({"calibration_file": "calibration.yaml"})
     argv = ["bridge", "test-fire", "--config", str(config), "--channel", "3", "--pulse-ms", "2"]
     _one_line_error_code(capsys, argv, "--pulse-ms 2 is shorter than the valves open (8 ms")
+
+
+def test_board_mistakes_are_one_line(write_config, tmp_path, capsys):
+    bad_board = write_config({"simulator": {"board": {"board": "charuco:2x2:60:45"}}}, name="bad.yaml")
+    too_small = "simulator.board.board: board charuco:2x2:60:45:DICT_5X5_100: needs at least 3 x 3"
+    _one_line_error_code(capsys, ["db", "check", "--config", str(bad_board)], too_small)
+    config = write_config()
+    argv = ["calibrate", "board", "--config", str(config), "--board", "chessboard:9x6:25", "--out", "b.txt"]
+    _one_line_error_code(capsys, argv, "b.txt: the board is written as .pdf or .png")

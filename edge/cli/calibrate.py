@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from calibration import ActuatorGeometry, Board, CalibrationError, draw_validation
 from edge.calibrate.clips import capture_board_images, load_clip
+from edge.calibrate.printed_board import write_board
 from edge.calibrate.session import CalibrationSession
 from edge.cli.common import add_config, finite, non_negative, number_type, open_store, positive
 from edge.config import SiteConfig
@@ -84,6 +85,19 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     actuators.add_argument("--latency-ms", type=non_negative, required=True, help="valve latency")
     actuators.add_argument("--min-pulse-ms", type=positive, required=True)
 
+    capture = steps.add_parser("capture", help="take photos from a configured camera (e.g. of the board)")
+    add_config(capture)
+    capture.add_argument("--camera", choices=["c1", "c2"], required=True)
+    capture.add_argument("--out", type=Path, required=True, help="folder for the PNG photos")
+    capture.add_argument("--count", type=number_type(0, integer=True), default=1, help="how many photos")
+    capture.add_argument("--every", type=non_negative, default=2.0, help="seconds between photos")
+
+    board = steps.add_parser("board", help="write the calibration board to print (PDF or PNG)")
+    add_config(board)
+    board.add_argument("--board", required=True, help="e.g. charuco:7x5:40:30:DICT_4X4_50, chessboard:9x6:25")
+    board.add_argument("--out", type=Path, required=True, help="board.pdf or board.png")
+    board.add_argument("--dpi", type=number_type(0, integer=True), default=300)
+
     restore = steps.add_parser("restore", help="bring back a version the store keeps, as the next version")
     add_config(restore)
     restore.add_argument(
@@ -147,11 +161,20 @@ def _show(
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    step = args.calibrate_command
+    if step == "board":  # printing the board and taking photos need no calibration file yet
+        board = Board.parse(args.board)
+        written = write_board(board, args.out, args.dpi)
+        print(f"{written}: {board.describe()} at {args.dpi} dpi; print at 100 % (no fit-to-page)")
+        return 0
+    if step == "capture":
+        for photo in capture_board_images(config, args.camera, args.count, args.every, args.out):
+            print(f"{args.camera}: {photo}")
+        return 0
     store = open_store(config)
     session = CalibrationSession(
         _calibration_path(config), store, config.storage.data_dir / "cache", site=config.site_name
     )
-    step = args.calibrate_command
     if step == "show":
         return _show(session, config, store, args)
     if step == "restore":

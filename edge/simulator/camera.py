@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from edge.config import CameraConfig, SimulatorConfig
+from calibration import Board
+from calibration.synthetic import place_board_on_belt
+from edge.config import CameraConfig, SimulatedBoard, SimulatorConfig
 from edge.simulator.render import BeltRenderer
 from edge.simulator.world import BeltWorld, camera_view
 from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
@@ -50,6 +52,9 @@ class SimulatedCamera(FrameSource):
         """Render frame `seq` directly (no pacing, no faults): for tests, import and benchmarks."""
         t_s = self.time_of(seq)
         image, truth = self.renderer.render(t_s, seq, removed_by_sorter=self.camera_id == "c2")
+        board = self.simulator.board
+        if board is not None and self.camera_id in board.cameras:
+            image = self._with_board(image, board)
         capture_ns = self.epoch_ns + round(t_s * 1e9) + self.view.clock_offset_ns
         return Frame(
             camera=self.camera_id,
@@ -59,6 +64,13 @@ class SimulatedCamera(FrameSource):
             capture_utc=self._epoch_utc + timedelta(seconds=t_s),
             truth=truth,
         )
+
+    def _with_board(self, image: np.ndarray, board: SimulatedBoard) -> np.ndarray:
+        """The board as the camera sees it lying on the belt: its own belt coordinates (origin at the
+        image's left edge), `mm_per_px` from the installation the simulator implies."""
+        scale = self.view.mm_per_px
+        pixel_to_belt = np.diag([scale, scale, 1.0])
+        return place_board_on_belt(image, pixel_to_belt, Board.parse(board.board), board.origin_mm)
 
     def _active_fault(self, t_s: float) -> str | None:
         for fault in self._faults:
