@@ -2,6 +2,9 @@
 
 A technician cannot judge a 3x3 matrix, but sees at once when the 50 mm grid does not sit square on
 the belt, when lane 0 is on the wrong edge, or when the ejector line is not where the nozzles are.
+The picture says what it shows: mm coordinates on the grid, the origin and the travel direction,
+the nozzle numbers, where the ejector line is (or that it is out of view), and a caption naming the
+calibration version and the frame it was drawn on.
 """
 
 from __future__ import annotations
@@ -30,10 +33,26 @@ def _polyline(image: np.ndarray, plane: BeltPlane, belt_points: np.ndarray, colo
     cv2.polylines(image, [pixels.reshape(-1, 1, 2)], False, colour, thickness, cv2.LINE_AA)
 
 
+def _text(image: np.ndarray, text: str, where: tuple[int, int], colour, scale: float = 0.4) -> None:
+    """Text with a dark outline: readable on a light belt and a dark one."""
+    for thickness, ink in ((3, (0, 0, 0)), (1, colour)):
+        cv2.putText(image, text, where, cv2.FONT_HERSHEY_SIMPLEX, scale, ink, thickness, cv2.LINE_AA)
+
+
+def _inside(pixel: np.ndarray, width: int, height: int, margin: int = 4) -> bool:
+    return margin <= pixel[0] < width - margin and margin <= pixel[1] < height - margin
+
+
 def draw_validation(
-    frame: np.ndarray, plane: BeltPlane, actuators: ActuatorGeometry | None = None, grid_mm: float = 50.0
+    frame: np.ndarray,
+    plane: BeltPlane,
+    actuators: ActuatorGeometry | None = None,
+    grid_mm: float = 50.0,
+    caption: str | None = None,
 ) -> np.ndarray:
-    """RGB picture; lines every `grid_mm` (every 500 mm thicker), lanes tinted, the ejector line red."""
+    """RGB picture; lines every `grid_mm` (every 500 mm thicker) with their mm on the major ones, lanes
+    tinted and numbered, the ejector line red, the origin and travel direction marked, `caption`
+    (calibration version, frame) on top."""
     image = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
     height, width = image.shape[:2]
     x0, y0, x1, y1 = _belt_extent(plane, width, height)
@@ -78,7 +97,55 @@ def draw_validation(
         cv2.putText(
             image, label, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, EJECTOR_COLOUR, 1, cv2.LINE_AA
         )
-    cv2.putText(
-        image, f"grid {grid_mm:.0f} mm", (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, GRID_COLOUR, 1, cv2.LINE_AA
-    )
+        _number_lanes(image, plane, actuators, (x0, y0, x1, y1))
+    _label_grid(image, plane, grid_mm, (x0, y0, x1, y1))
+    _mark_origin_and_travel(image, plane, (x0, y0, x1, y1))
+    header = f"grid {grid_mm:.0f} mm" + (f" | {caption}" if caption else "")
+    cv2.putText(image, header, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, GRID_COLOUR, 1, cv2.LINE_AA)
     return image
+
+
+def _label_grid(image: np.ndarray, plane: BeltPlane, grid_mm: float, extent) -> None:
+    """x along the top edge, y along the right edge, every other grid line, in mm (clear of the
+    lanes' numbers and the ejector line, which sit in the middle)."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = extent
+    step = 2 * grid_mm
+    for x in np.arange(np.ceil(x0 / step) * step, x1 + 1e-6, step):
+        pixel = plane.to_pixels(np.array([[x, y0 + (y1 - y0) * 0.08]]))[0]
+        if _inside(pixel, width, height, 12):
+            _text(image, f"x{x:.0f}", (int(pixel[0]) + 2, int(pixel[1])), MAJOR_COLOUR)
+    for y in np.arange(np.ceil(y0 / step) * step, y1 + 1e-6, step):
+        pixel = plane.to_pixels(np.array([[x1, y]]))[0]
+        if _inside(pixel - np.array([40, 0]), width, height, 12):
+            _text(image, f"y{y:.0f}", (int(pixel[0]) - 40, int(pixel[1]) - 2), MAJOR_COLOUR)
+
+
+def _mark_origin_and_travel(image: np.ndarray, plane: BeltPlane, extent) -> None:
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = extent
+    origin = plane.to_pixels(np.array([[0.0, 0.0]]))[0]
+    if _inside(origin, width, height):
+        cv2.circle(image, (int(origin[0]), int(origin[1])), 6, EJECTOR_COLOUR, 2, cv2.LINE_AA)
+        _text(image, "origin", (int(origin[0]) + 8, int(origin[1]) + 14), EJECTOR_COLOUR)
+    # an arrow along +x (the belt's travel), low in the view, away from the ejector line's usual place
+    low_y = y0 + (y1 - y0) * 0.85
+    tail_x = x0 + (x1 - x0) * 0.05
+    start, end = plane.to_pixels(np.array([[tail_x, low_y], [tail_x + (x1 - x0) * 0.15, low_y]]))
+    cv2.arrowedLine(image, tuple(int(v) for v in start), tuple(int(v) for v in end), (255, 255, 255), 2,
+                    cv2.LINE_AA, tipLength=0.3)  # fmt: skip
+    _text(image, "travel", (int(start[0]), int(start[1]) - 8), (255, 255, 255))
+
+
+def _number_lanes(image: np.ndarray, plane: BeltPlane, actuators: ActuatorGeometry, extent) -> None:
+    """Each visible nozzle lane's number at its centre, near the ejector line (or the image's middle)."""
+    height, width = image.shape[:2]
+    x0, _, x1, _ = extent
+    line_x = actuators.ejector_line_x_mm
+    at_x = line_x if x0 <= line_x <= x1 else (x0 + x1) / 2
+    for channel in range(actuators.nozzle_count):
+        lo, hi = actuators.lane(channel)
+        pixel = plane.to_pixels(np.array([[at_x, (lo + hi) / 2]]))[0]
+        if _inside(pixel, width, height, 8):
+            where = (int(pixel[0]) + 4, int(pixel[1]) + 4)
+            _text(image, str(channel), where, LANE_COLOURS[channel % 2], 0.35)

@@ -82,3 +82,22 @@ def test_undefined_sections_read_back_as_empty(tmp_path):
     path.write_text(yaml.safe_dump({"schema": "beltcam-calibration/1", "version": 3}))
     loaded = load_calibration(path)
     assert loaded.version == 3 and loaded.camera("c1").belt_plane is None and loaded.actuators is None
+
+
+def test_the_check_picture_says_what_it_shows():
+    """Origin, travel direction, lane numbers, mm labels and the caption, each where it belongs."""
+    plane = BeltPlane(np.array([[1.25, 0.0, -100.0], [0.0, 1.25, -50.0], [0.0, 0.0, 1.0]]))  # origin: 80, 40
+    frame = np.full((480, 640, 3), 60, np.uint8)
+    bare = draw_validation(frame, plane)
+    caption = "c1, calibration v5, first frame of recording 3 (c1)"
+    picture = draw_validation(frame, plane, NOZZLES, caption=caption)
+    around_origin = picture[40 - 7 : 40 + 8, 80 - 7 : 80 + 8]
+    assert ((around_origin[..., 0] > 200) & (around_origin[..., 1] < 60)).any()  # the red origin ring
+    white = (bare[390:425] == 255).all(axis=2)  # 85 % of the way down the view
+    assert white.sum(axis=1).max() > 40 and white[:, :40].sum() < white[:, 40:200].sum()  # an arrow to +x
+    captioned = picture[5:22, 90:400].astype(int) - draw_validation(frame, plane, NOZZLES)[5:22, 90:400]
+    assert np.abs(captioned).sum() > 0  # the caption is written after "grid 50 mm"
+    lanes_numbered = picture.astype(int) - draw_validation(frame, plane, None).astype(int)
+    ejector_u = round((NOZZLES.ejector_line_x_mm + 100) / 1.25)
+    numbers = lanes_numbered[:, ejector_u + 4 : ejector_u + 30]
+    assert (np.abs(numbers).sum(axis=(1, 2)) > 0).sum() > 100  # lane numbers down the ejector line

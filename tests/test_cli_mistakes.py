@@ -244,6 +244,13 @@ def test_the_calibration_file_keeps_each_cameras_inputs_and_names_its_site(write
     main(["calibrate", "show", "--config", str(config), "--out", str(tmp_path / "check")])
     shown = capsys.readouterr().out
     assert "history:" in shown and "inputs:" in shown and "site: line-3-pet" in shown
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((96, 128, 3), 90, np.uint8))
+    main(["calibrate", "show", "--config", str(config), "--frame", str(tmp_path / "photo.png")])
+    warning = "photo.png is drawn on for every camera: check it is each camera's own photo"
+    assert warning in capsys.readouterr().out
 
 
 def test_a_test_fire_shorter_than_the_valves_open_is_refused(write_config, tmp_path, capsys):

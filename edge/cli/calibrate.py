@@ -138,21 +138,28 @@ def _show(
     )
     out = args.out or config.storage.data_dir
     out.mkdir(parents=True, exist_ok=True)
+    one_file = args.frame != "latest" and not args.frame.isdigit()
+    if one_file:
+        print(f"--frame {args.frame} is drawn on for every camera: check it is each camera's own photo")
     for camera in config.cameras:
         if current.camera(camera.id).belt_plane is None:
             print(f"{camera.id}: no belt plane, no picture")
             continue
         try:
-            frame = load_clip(args.frame, camera.id, store, fps=1.0, max_frames=1).frames[0]
+            clip = load_clip(args.frame, camera.id, store, fps=1.0, max_frames=1)
+            frame, shown = clip.frames[0], f"first frame of {clip.description}"
         except CalibrationError as reason:
             print(f"{camera.id}: no frame to draw on ({reason}); drawing on a blank image")
             width, height = camera.resolution
-            frame = np.full((height, width, 3), 96, np.uint8)
+            frame, shown = np.full((height, width, 3), 96, np.uint8), "blank image"
         undistort = session.undistorter(camera.id)
+        # the ejector line and nozzles are calibrated in C1's belt coordinates: only C1's picture has them
+        nozzles = "" if camera.id == "c1" else "; nozzles and ejector line: see C1's picture"
         picture = draw_validation(
             undistort(frame) if undistort else frame,
             session.plane(camera.id),
             current.actuators if camera.id == "c1" else None,
+            caption=f"{camera.id}, calibration v{current.version}, {shown}{nozzles}",
         )
         path = out / f"calibration_check_{camera.id}.png"
         cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
