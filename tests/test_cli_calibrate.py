@@ -47,7 +47,8 @@ def test_full_calibration_through_the_cli(site, write_config, capsys):
         (photo,) = photos.iterdir()
         where = ["--image", str(photo), "--board", BOARD, "--origin", "100,120"]
         assert _calibrate(config, "plane", "--camera", camera, *where) == 0
-    assert "held-out RMS" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "held-out RMS" in shown and f"looking for the board {BOARD}" in shown
 
     assert main(["record", "--config", str(config), "--duration", "7"]) == 0
     assert _calibrate(config, "speed", "--camera", "c1") == 0

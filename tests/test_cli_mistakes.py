@@ -267,3 +267,22 @@ def test_board_mistakes_are_one_line(write_config, tmp_path, capsys):
     config = write_config()
     argv = ["calibrate", "board", "--config", str(config), "--board", "chessboard:9x6:25", "--out", "b.txt"]
     _one_line_error_code(capsys, argv, "b.txt: the board is written as .pdf or .png")
+
+
+def test_test_fires_are_on_record_like_every_command(write_config, tmp_path, capsys):
+    from sqlalchemy import select
+
+    from edge.store.models import RemovalCommand as RemovalCommandRow
+
+    save_calibration(CalibrationFile(actuators=GEOMETRY), tmp_path / "calibration.yaml", "actuators")
+    live = write_config({"calibration_file": "calibration.yaml", "bridge": {"heartbeat_ms": 50}})
+    dry = write_config({"calibration_file": "calibration.yaml", "bridge": {"dry_run": True}}, name="dry.yaml")
+    assert main(["bridge", "test-fire", "--config", str(live), "--channel", "5", "--pulse-ms", "30"]) == 0
+    assert main(["bridge", "test-fire", "--config", str(dry), "--channel", "6"]) == 0
+    store = FrameStore.from_config(load_config(live).storage)
+    with store.session() as session:
+        logged = session.scalars(select(RemovalCommandRow)).all()
+        rows = [(r.channels, r.pulse_ms, r.status, r.detail) for r in logged]
+    store.close()
+    test_fire = {"kind": "test_fire"}
+    assert rows == [([5], 30.0, "acked", test_fire), ([6], 20.0, "dry_run", test_fire)]

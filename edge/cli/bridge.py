@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from calibration import CalibrationError
 from edge.actuators.link import nozzle_bank, open_transport
-from edge.cli.common import add_config, number_type
+from edge.cli.common import add_config, number_type, open_store
 from edge.config import SiteConfig
-from firmware_bridge.messages import CommandOutcome
+from edge.store.command_log import CommandLog
+from firmware_bridge.messages import CommandOutcome, RemovalCommand
 from firmware_bridge.valve_device import MAX_PULSE_US
 
 CONNECT_TIMEOUT_S = 5.0
@@ -58,7 +60,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
             return 0 if connected else 1
         if not connected:
             raise CalibrationError(f"actuator link not up: {status.alarm}")
-        outcome = transport.test_fire(args.channel, args.pulse_ms).result(timeout=CONNECT_TIMEOUT_S)
+        outcome = _logged_test_fire(config, transport, args.channel, args.pulse_ms)
     if outcome == CommandOutcome.DRY_RUN:
         print(f"dry run: no valve opened (channel {args.channel}, {args.pulse_ms:g} ms)")
         return 0
@@ -67,3 +69,21 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         return 1
     print(f"channel {args.channel} opened for {args.pulse_ms:g} ms")
     return 0
+
+
+def _logged_test_fire(config: SiteConfig, transport, channel: int, pulse_ms: float) -> CommandOutcome:
+    """Open one valve now, and keep it in `removal_commands` like every command (object 0, detail
+    `{"kind": "test_fire"}`): what opened a valve on a belt is always on record."""
+    store = open_store(config)
+    log = CommandLog(store)
+    now = time.monotonic_ns()
+    command = RemovalCommand(
+        object_id=0, sequence=0, fire_ns=now, channels=(channel,), pulse_ms=pulse_ms, capture_ns=now
+    )
+    future = transport.test_fire(channel, pulse_ms)
+    log.record(command, future, detail={"kind": "test_fire"})
+    try:
+        return future.result(timeout=CONNECT_TIMEOUT_S)
+    finally:
+        log.close()
+        store.close()

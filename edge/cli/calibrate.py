@@ -110,6 +110,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--out", type=Path, help="folder for the pictures (default: the data folder)")
 
 
+def _board(spec: str) -> Board:
+    """The board the step will look for, said in full: a spec without a dictionary means one."""
+    board = Board.parse(spec)
+    print(f"looking for the board {board.describe()}")
+    return board
+
+
 def _calibration_path(config: SiteConfig) -> Path:
     if config.calibration_file is None:
         raise CalibrationError(
@@ -190,7 +197,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         print(f"{session.path}: version {was} restored, saved as version {restored.version}")
         return 0
     if step == "intrinsics":
-        board = Board.parse(args.board)
+        board = _board(args.board)
         folder = args.folder
         if args.capture:
             folder = (
@@ -218,7 +225,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         elif args.image is not None:
             if not args.board:
                 raise CalibrationError("--image needs --board (a ChArUco board) or --markers (ArUco markers)")
-            plane = session.plane_from_board(args.camera, args.image, Board.parse(args.board), args.origin)
+            plane = session.plane_from_board(args.camera, args.image, _board(args.board), args.origin)
         else:
             plane = session.plane_from_points(args.camera, args.points)
         print(

@@ -34,6 +34,7 @@ class _Entry:
     key: int
     command: RemovalCommand | None  # a new row; None for a status update
     outcome: CommandOutcome
+    detail: dict | None = None  # e.g. {"kind": "test_fire"}: what a row that is no removal was
 
 
 class CommandLog:
@@ -46,10 +47,15 @@ class CommandLog:
         self._thread = threading.Thread(target=self._write_forever, name="command-log", daemon=True)
         self._thread.start()
 
-    def record(self, command: RemovalCommand, outcome: Future[CommandOutcome] | CommandOutcome) -> None:
+    def record(
+        self,
+        command: RemovalCommand,
+        outcome: Future[CommandOutcome] | CommandOutcome,
+        detail: dict | None = None,
+    ) -> None:
         """Log a command now (`sent`) and its outcome when the link reports it; never blocks."""
         key = next(self._keys)
-        self._offer(_Entry(key, command, CommandOutcome.SENT))
+        self._offer(_Entry(key, command, CommandOutcome.SENT, detail))
         if isinstance(outcome, CommandOutcome):
             self._offer(_Entry(key, None, outcome))
         else:
@@ -99,6 +105,7 @@ class CommandLog:
                         object_id=command.object_id, sequence=command.sequence, fire_time_ns=command.fire_ns,
                         channels=list(command.channels), pulse_ms=command.pulse_ms,
                         capture_ns=command.capture_ns, status=entry.outcome.value, created_utc=utc_now(),
+                        detail=entry.detail,
                     )  # fmt: skip
                     session.add(row)
                     session.flush()
