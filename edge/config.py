@@ -153,6 +153,12 @@ class SimulatedBoard(_Strict):
         default=(100.0, 120.0), description="the board's first square corner in the camera's belt mm"
     )
     cameras: list[CameraId] = ["c1", "c2"]
+    held: bool = Field(
+        default=False,
+        description="held up at tilted poses in front of the camera (a new one every hold_s), as for "
+        "`beltcam calibrate intrinsics`, instead of lying on the belt",
+    )
+    hold_s: float = Field(default=1.0, gt=0)
 
     @field_validator("board")
     @classmethod

@@ -41,6 +41,11 @@ def test_full_calibration_through_the_cli(site, write_config, capsys):
          "simulator": {**SIMULATOR, "board": {"board": BOARD, "origin_mm": [100, 120]}}},
         name="board_on_belt.yaml",
     )  # fmt: skip
+    held = {"board": BOARD, "held": True, "hold_s": 0.1, "cameras": ["c1"]}
+    site = {"cameras": cameras, "calibration_file": "calibration.yaml"}
+    held_up = write_config({**site, "simulator": {**SIMULATOR, "board": held}}, name="board_held_up.yaml")
+    lens = ["--camera", "c1", "--board", BOARD, "--capture", "12", "--every", "0"]
+    assert _calibrate(held_up, "intrinsics", *lens) == 0  # the board held at 12 tilts before C1's lens
     for camera in ("c1", "c2"):
         photos = folder / f"photos_{camera}"
         assert _calibrate(with_board, "capture", "--camera", camera, "--out", str(photos)) == 0
@@ -62,7 +67,12 @@ def test_full_calibration_through_the_cli(site, write_config, capsys):
     assert "across the belt" in out  # the cross-belt speed docs/calibration.md promises
 
     saved = load_calibration(folder / "calibration.yaml")
-    assert saved.version == 5
+    assert saved.version == 6
+    fitted = np.array(saved.camera("c1").intrinsics.camera_matrix)
+    assert fitted[0, 0] == pytest.approx(320, rel=0.03) and fitted[1, 1] == pytest.approx(320, rel=0.03)
+    # the simulated lens (`simulated_lens`): f = 320 px, centre (160, 120); 12 poses at 320x240 pin the
+    # centre down to a few pixels
+    assert fitted[0, 2] == pytest.approx(160, abs=8) and fitted[1, 2] == pytest.approx(120, abs=8)
     assert saved.camera("c1").belt_plane.holdout_rms_mm < 2.0
     scale = saved.camera("c2").belt_plane.to_plane().mm_per_px((160, 120))
     assert scale == pytest.approx(c2.view.mm_per_px, rel=0.01)
@@ -74,13 +84,13 @@ def test_full_calibration_through_the_cli(site, write_config, capsys):
 
     assert _calibrate(config, "show", "--out", str(folder / "check")) == 0
     out = capsys.readouterr().out
-    assert "version 5" in out and "c1_to_c2_mm" in out
+    assert "version 6" in out and "c1_to_c2_mm" in out
     picture = cv2.imread(str(folder / "check" / "calibration_check_c1.png"))
     assert picture.shape == (240, 320, 3)
     store = FrameStore(folder / "data", f"sqlite:///{folder / 'data' / 'beltcam.db'}")
     with store.session() as session:
         versions = session.scalars(select(Calibration.version).order_by(Calibration.id)).all()
-    assert versions == ["1", "2", "3", "4", "5"]
+    assert versions == ["1", "2", "3", "4", "5", "6"]
     # belt-flow training now takes the belt's motion from this calibration
     manifest, _ = build_manifest(store, "train", folder / "manifest.json", folder / "calibration.yaml")
     store.close()

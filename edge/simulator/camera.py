@@ -15,11 +15,19 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from calibration import Board
-from calibration.synthetic import place_board_on_belt
+from calibration.synthetic import board_poses, place_board_on_belt, render_board_view
 from edge.config import CameraConfig, SimulatedBoard, SimulatorConfig
 from edge.simulator.render import BeltRenderer
 from edge.simulator.world import BeltWorld, camera_view
 from edge.sources.base import Frame, FrameSource, SourceError, SourceStalled
+
+HELD_POSES = 12  # the technician's sequence of board poses for a lens calibration
+
+
+def simulated_lens(width: int, height: int) -> np.ndarray:
+    """The simulated cameras' lens: a pinhole of focal length = image width (about 53 degrees across),
+    centred, without distortion: the truth a lens calibration on the simulator is judged against."""
+    return np.array([[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]])
 
 
 class SimulatedCamera(FrameSource):
@@ -32,6 +40,7 @@ class SimulatedCamera(FrameSource):
     ) -> None:
         self.camera_id = camera.id
         self.fps = camera.fps
+        self.resolution = camera.resolution
         self.simulator = simulator
         self.world = world or BeltWorld(simulator)
         self.view = camera_view(camera.id, camera.resolution, simulator)
@@ -54,7 +63,7 @@ class SimulatedCamera(FrameSource):
         image, truth = self.renderer.render(t_s, seq, removed_by_sorter=self.camera_id == "c2")
         board = self.simulator.board
         if board is not None and self.camera_id in board.cameras:
-            image = self._with_board(image, board)
+            image = self._held_board(t_s, seq, board) if board.held else self._with_board(image, board)
         capture_ns = self.epoch_ns + round(t_s * 1e9) + self.view.clock_offset_ns
         return Frame(
             camera=self.camera_id,
@@ -71,6 +80,20 @@ class SimulatedCamera(FrameSource):
         scale = self.view.mm_per_px
         pixel_to_belt = np.diag([scale, scale, 1.0])
         return place_board_on_belt(image, pixel_to_belt, Board.parse(board.board), board.origin_mm)
+
+    def _held_board(self, t_s: float, seq: int, board: SimulatedBoard) -> np.ndarray:
+        """The board held up in front of the lens, a new tilted pose every `hold_s`, seen through the
+        simulated lens (`simulated_lens`: no distortion): what `calibrate intrinsics` photographs."""
+        width, height = self.resolution
+        lens = simulated_lens(width, height)
+        printed = Board.parse(board.board)
+        poses = board_poses(lens, printed, HELD_POSES, seed=self.simulator.seed, image_size=(width, height))
+        rvec, tvec = poses[int(t_s / board.hold_s) % HELD_POSES]
+        view = render_board_view(printed, lens, np.zeros(5), rvec, tvec, (width, height)).astype(np.float32)
+        rng = np.random.default_rng((self.simulator.seed, seq))
+        noise = rng.normal(0, self.simulator.noise_sigma, view.shape)
+        noisy = np.clip(view + noise, 0, 255).astype(np.uint8)  # a sensor's noise: never two equal frames
+        return np.repeat(noisy[:, :, None], 3, axis=2)
 
     def _active_fault(self, t_s: float) -> str | None:
         for fault in self._faults:
