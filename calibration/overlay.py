@@ -94,25 +94,26 @@ def draw_validation(
         else:
             side = "downstream" if line_x > x1 else "upstream"
             label = f"ejector line at x = {line_x:.0f} mm ({side}, out of view)"
-        cv2.putText(
-            image, label, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, EJECTOR_COLOUR, 1, cv2.LINE_AA
-        )
+        _text(image, label, (8, height - 10), EJECTOR_COLOUR, 0.45)  # outlined: readable on any belt
         _number_lanes(image, plane, actuators, (x0, y0, x1, y1))
     _label_grid(image, plane, grid_mm, (x0, y0, x1, y1))
     _mark_origin_and_travel(image, plane, (x0, y0, x1, y1))
-    header = f"grid {grid_mm:.0f} mm" + (f" | {caption}" if caption else "")
-    cv2.putText(image, header, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, GRID_COLOUR, 1, cv2.LINE_AA)
+    header = [f"grid {grid_mm:.0f} mm"] + (caption.split("; ") if caption else [])
+    if not _inside(plane.to_pixels(np.array([[0.0, 0.0]]))[0], width, height):
+        header.append("origin (0, 0) out of view")
+    for row, line in enumerate(header):  # one part a line: a long caption is never cut off
+        _text(image, line, (8, 16 + 16 * row), GRID_COLOUR, 0.45)
     return image
 
 
 def _label_grid(image: np.ndarray, plane: BeltPlane, grid_mm: float, extent) -> None:
-    """x along the top edge, y along the right edge, every other grid line, in mm (clear of the
-    lanes' numbers and the ejector line, which sit in the middle)."""
+    """x a fifth of the way down, y along the right edge, every other grid line, in mm (clear of the
+    caption, the lanes' numbers and the ejector line)."""
     height, width = image.shape[:2]
     x0, y0, x1, y1 = extent
     step = 2 * grid_mm
     for x in np.arange(np.ceil(x0 / step) * step, x1 + 1e-6, step):
-        pixel = plane.to_pixels(np.array([[x, y0 + (y1 - y0) * 0.08]]))[0]
+        pixel = plane.to_pixels(np.array([[x, y0 + (y1 - y0) * 0.2]]))[0]  # below the caption lines
         if _inside(pixel, width, height, 12):
             _text(image, f"x{x:.0f}", (int(pixel[0]) + 2, int(pixel[1])), MAJOR_COLOUR)
     for y in np.arange(np.ceil(y0 / step) * step, y1 + 1e-6, step):
@@ -142,10 +143,12 @@ def _number_lanes(image: np.ndarray, plane: BeltPlane, actuators: ActuatorGeomet
     height, width = image.shape[:2]
     x0, _, x1, _ = extent
     line_x = actuators.ejector_line_x_mm
-    at_x = line_x if x0 <= line_x <= x1 else (x0 + x1) / 2
+    # beside the ejector line, or between two labelled grid lines mid-view: never on another label
+    at_x = line_x if x0 <= line_x <= x1 else (np.floor((x0 + x1) / 200) * 100 + 50)
     for channel in range(actuators.nozzle_count):
         lo, hi = actuators.lane(channel)
         pixel = plane.to_pixels(np.array([[at_x, (lo + hi) / 2]]))[0]
-        if _inside(pixel, width, height, 8):
+        clear_of_notes = 40 < pixel[1] < height - 28  # the header above, the ejector note below
+        if _inside(pixel, width, height, 8) and clear_of_notes:
             where = (int(pixel[0]) + 4, int(pixel[1]) + 4)
             _text(image, str(channel), where, LANE_COLOURS[channel % 2], 0.35)

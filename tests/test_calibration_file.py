@@ -95,8 +95,8 @@ def test_the_check_picture_says_what_it_shows():
     assert ((around_origin[..., 0] > 200) & (around_origin[..., 1] < 60)).any()  # the red origin ring
     white = (bare[390:425] == 255).all(axis=2)  # 85 % of the way down the view
     assert white.sum(axis=1).max() > 40 and white[:, :40].sum() < white[:, 40:200].sum()  # an arrow to +x
-    captioned = picture[5:22, 90:400].astype(int) - draw_validation(frame, plane, NOZZLES)[5:22, 90:400]
-    assert np.abs(captioned).sum() > 0  # the caption is written after "grid 50 mm"
+    captioned = picture[24:60, 8:400].astype(int) - draw_validation(frame, plane, NOZZLES)[24:60, 8:400]
+    assert np.abs(captioned).sum() > 0  # the caption is written under "grid 50 mm"
     lanes_numbered = picture.astype(int) - draw_validation(frame, plane, None).astype(int)
     ejector_u = round((NOZZLES.ejector_line_x_mm + 100) / 1.25)
     numbers = lanes_numbered[:, ejector_u + 4 : ejector_u + 30]

@@ -260,13 +260,18 @@ def test_a_test_fire_shorter_than_the_valves_open_is_refused(write_config, tmp_p
     _one_line_error_code(capsys, argv, "--pulse-ms 2 is shorter than the valves open (8 ms")
 
 
-def test_board_mistakes_are_one_line(write_config, tmp_path, capsys):
+def test_board_mistakes_are_one_line(write_config, tmp_path, capsys, monkeypatch):
     bad_board = write_config({"simulator": {"board": {"board": "charuco:2x2:60:45"}}}, name="bad.yaml")
     too_small = "simulator.board.board: board charuco:2x2:60:45:DICT_5X5_100: needs at least 3 x 3"
     _one_line_error_code(capsys, ["db", "check", "--config", str(bad_board)], too_small)
     config = write_config()
     argv = ["calibrate", "board", "--config", str(config), "--board", "chessboard:9x6:25", "--out", "b.txt"]
     _one_line_error_code(capsys, argv, "b.txt: the board is written as .pdf or .png")
+    # printing a board needs no site file at all (here: none exists in the working folder)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    assert main(["calibrate", "board", "--board", "chessboard:9x6:25", "--out", str(tmp_path / "b.png")]) == 0
+    assert (tmp_path / "b.png").stat().st_size > 0
 
 
 def test_test_fires_are_on_record_like_every_command(write_config, tmp_path, capsys):

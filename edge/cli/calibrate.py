@@ -174,7 +174,8 @@ def _show(
     return 0
 
 
-def run(config: SiteConfig, args: argparse.Namespace) -> int:
+def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
+    """`config` is None only for `board`, which needs no site."""
     step = args.calibrate_command
     if step == "board":  # printing the board and taking photos need no calibration file yet
         board = Board.parse(args.board)

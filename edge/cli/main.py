@@ -56,6 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "calibrate" and args.calibrate_command == "board":
+        return RUNNERS[args.command].run(None, args)  # printing a board needs no site
     config_path = args.config if args.config is not None else args.default_config
     return RUNNERS[args.command].run(load_config(config_path), args)
 
