@@ -173,9 +173,11 @@ def match_object_profiles(
     best_x, best_y = np.unravel_index(int(np.argmax(scores)), scores.shape)
     quality = float(scores[best_x, best_y])
     if quality < MIN_OBJECT_CORRELATION:
+        covered_m = min(c1.values.shape[0], c2.values.shape[0]) * PROFILE_BIN_MM / 1000
         raise CalibrationError(
-            f"C1 and C2 clips do not show the same objects (best match {quality:.2f}): record both cameras "
-            "at the same time, long enough for the belt to travel the C1-to-C2 distance plus 5 m or more"
+            f"C1 and C2 clips do not show the same objects (best match {quality:.2f}; each clip covers "
+            f"about {covered_m:.1f} m of belt): record both cameras at the same time, long enough for the "
+            "belt to travel the C1-to-C2 distance plus 5 m or more"
         )
     elsewhere = np.where(np.abs(shifts - shifts[best_x]) > 100.0, scores.max(axis=1), -np.inf).max()
     if elsewhere > 0 and quality < MIN_PEAK_RATIO * elsewhere:
