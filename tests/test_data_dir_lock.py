@@ -11,12 +11,13 @@ import sys
 import time
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from edge.config import load_config
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock, DataDirLocked
-from edge.store.models import Frame, Recording
+from edge.store.models import Recording
+from tests.test_crash_and_check import indexed_count
 
 BELTCAM = [sys.executable, "-m", "edge.cli"]
 
@@ -25,23 +26,13 @@ def _beltcam(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*BELTCAM, *args], capture_output=True, text=True, timeout=120)
 
 
-def _frames(config) -> int:
-    if not config.storage.data_dir.joinpath("beltcam.db").exists():
-        return 0
-    store = FrameStore.from_config(config.storage)
-    try:
-        with store.session() as session:
-            return session.scalar(select(func.count(Frame.id)))
-    finally:
-        store.close()
-
-
 def _start_recording(path, config) -> subprocess.Popen:
     recorder = subprocess.Popen(
         [*BELTCAM, "record", "--config", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while _frames(config) < 10 and time.monotonic() < deadline:
+    database = config.storage.data_dir / "beltcam.db"
+    while not (database.exists() and indexed_count(config) >= 10) and time.monotonic() < deadline:
         time.sleep(0.2)
     return recorder
 
