@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=4, help="training sequences per camera")
     parser.add_argument("--masked", type=int, default=3, help="held-out masked before sequences")
     parser.add_argument(
-        "--weights", default="imagenet", help="'imagenet' (local cache only), a .pth, or none"
+        "--weights", default="random", help="'imagenet' (torch hub cache only), a .pth, or random"
     )
     args = parser.parse_args()
     per_seed: dict[str, list[float]] = {}

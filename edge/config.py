@@ -199,7 +199,11 @@ class SimulatorConfig(_Strict):
 class ModelConfig(_Strict):
     backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
     image_size: int = Field(default=256, ge=32)
-    pretrained_weights: Path | None = None
+    pretrained_weights: Literal["imagenet", "random"] | Path = Field(
+        default="imagenet",
+        description="'imagenet' (torchvision's checkpoint in the torch hub cache), a local .pth, or "
+        "'random'; weights asked for and not found stop training",
+    )
 
 
 class ScheduleConfig(_Strict):
@@ -278,7 +282,10 @@ def _resolve_relative_paths(config: SiteConfig, base: Path) -> SiteConfig:
         if relative and relative != ":memory:":
             database_url = f"sqlite:///{resolve(Path(relative))}"
     storage = storage.model_copy(update={"database_url": database_url})
-    model = config.model.model_copy(update={"pretrained_weights": resolve(config.model.pretrained_weights)})
+    weights = config.model.pretrained_weights
+    model = config.model.model_copy(
+        update={"pretrained_weights": resolve(weights) if isinstance(weights, Path) else weights}
+    )
     return config.model_copy(
         update={"storage": storage, "model": model, "calibration_file": resolve(config.calibration_file)}
     )

@@ -36,6 +36,7 @@ def tiny_site() -> dict:
         "storage": {"data_dir": "data", "min_free_mb": 1},  # a nearly full CI disk must not pause tests
         "recorder": {"commit_every_s": 0.2, "stall_timeout_s": 0.5, "reconnect_initial_s": 0.05},
         "simulator": {"seed": 1, "objects_per_m": 8, "c1_to_c2_mm": 800},
+        "model": {"pretrained_weights": "random"},  # no ImageNet weights on a test machine
     }
 
 

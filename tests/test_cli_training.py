@@ -42,6 +42,31 @@ def test_train_eval_export_from_the_store(write_config, tmp_path):
         model = session.scalars(select(Model)).one()
         assert model.status == "candidate" and model.path == str(run / "model.onnx")
         assert len(list(session.scalars(select(TrainingRunRecording)))) >= 2
+    # a finished run trained again changes nothing and is not registered twice
+    again = beltcam(
+        "train", *common, "--method", "ours", "--backbone", "resnet18", "--image-size", "64",
+        "--epochs", "2", "--flow", "belt", "--out", str(run),
+    )  # fmt: skip
+    assert again.returncode == 0 and "run 1 finished" in again.stdout, again.stderr[-2000:]
+    assert "with the manifest it started with" in again.stdout
+    with store.session() as session:
+        assert len(session.scalars(select(Model)).all()) == 1
+    # weights asked for and missing: one line naming the file, exit 2, nothing trained
+    missing = tmp_path / "imagenet-resnet18.pth"
+    other_site = write_config(
+        {
+            "cameras": simulated_cameras(128, 96, 8),
+            "model": {"pretrained_weights": str(missing)},
+        },
+        name="with-weights.yaml",
+    )
+    refused = beltcam("train", "--config", str(other_site), "--backbone", "resnet18", "--image-size", "64",
+                      "--out", str(tmp_path / "run2"))  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"beltcam: error: {missing}: weights file not found (model.pretrained_weights)"
+    )
+    assert not (tmp_path / "run2" / "checkpoint.pt").exists()
     manifest = json.loads((run / "store_manifest.json").read_text())
     assert {s["label"] for s in manifest["sequences"]} == {"before", "after"}
     assert not any(f.get("mask") for s in manifest["sequences"] for f in s["frames"])

@@ -157,16 +157,26 @@ def test_local_imagenet_weights_are_loaded_and_bad_files_refused(tmp_path, monke
     model = CamClassifier("resnet18", 32, weights=checkpoint)
     assert model.weights_source == str(checkpoint)
     assert torch.equal(model.trunk[0].weight, reference.conv1.weight)
-    # 'imagenet' looks in the torch hub cache only, and falls back to random init when empty
+    # 'imagenet' looks in the torch hub cache only; an empty cache is an error naming where it looked
     monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))
-    assert CamClassifier("resnet18", 16, weights="imagenet").weights_source == "random"
+    with pytest.raises(RunError, match=r"no ImageNet weights for resnet18 .*resnet18-f37072fd\.pth.*random"):
+        CamClassifier("resnet18", 16, weights="imagenet")
+    assert CamClassifier("resnet18", 16, weights="random").weights_source == "random"
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
     assert CamClassifier("resnet18", 16, weights="imagenet").weights_source.endswith("resnet18-f37072fd.pth")
+    # ResNet-50 is found under torchvision's older (V1) file name as well as the current (V2) one
+    resnet50 = torchvision.models.resnet50(weights=None)
+    torch.save(resnet50.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth")
+    assert CamClassifier("resnet50", 16, weights="imagenet").weights_source.endswith("resnet50-0676ba61.pth")
+    with pytest.raises(RunError, match=r"missing\.pth: weights file not found"):
+        CamClassifier("resnet18", 16, weights=tmp_path / "missing.pth")
     wrong = tmp_path / "wrong.pth"
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), wrong)
     with pytest.raises(RunError, match="not a resnet18 checkpoint"):
         CamClassifier("resnet18", 16, weights=wrong)
+    with pytest.raises(RunError, match="not a resnet18 checkpoint"):  # same names, other shapes
+        CamClassifier("resnet18", 16, weights=tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(RunError, match="cannot read as a PyTorch checkpoint"):

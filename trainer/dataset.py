@@ -179,12 +179,20 @@ class TripletDataset(Dataset):
     For each frame t with two neighbours: a foreground-only sample of the sequence's class (before
     for C1, after for C2; with `c1_also_after`, C1 foreground also carries `after`, since C1 sees the
     legal objects too) and a background-only sample of class `background`.
+
+    `augment` (for fine-tuning a pretrained trunk on few nights of footage): the triplet is mirrored
+    across the belt half of the time (the belt still runs the same way, so flows stay valid once
+    their y component is mirrored too) and its brightness scaled by one factor in [0.8, 1.2] (lamps
+    age, daylight changes; black stays black, so foreground-only images stay foreground-only).
     """
 
-    def __init__(self, sequences: list[PreparedSequence], c1_also_after: bool = False) -> None:
+    def __init__(
+        self, sequences: list[PreparedSequence], c1_also_after: bool = False, augment: bool = False
+    ) -> None:
         self.sequences = sequences
         self.items: list[tuple[int, int, int]] = []  # sequence, frame, class
         self.c1_also_after = c1_also_after
+        self.augment = augment
         for s, sequence in enumerate(sequences):
             if sequence.label not in ("before", "after"):
                 continue
@@ -211,12 +219,26 @@ class TripletDataset(Dataset):
         for i in (t - 1, t, t + 1):
             fg_image, bg_image = split_foreground(sequence.frames[i], sequence.foreground[i])
             images.append(_to_tensor(bg_image if cls == BACKGROUND else fg_image))
+        flows = [torch.from_numpy(f[t].astype(np.float32)) for f in (sequence.flow_prev, sequence.flow_next)]
+        if self.augment:
+            images, flows = _augmented(images, flows)
         return {
             "prev": images[0],
             "centre": images[1],
             "next": images[2],
-            "flow_prev": torch.from_numpy(sequence.flow_prev[t].astype(np.float32)),
-            "flow_next": torch.from_numpy(sequence.flow_next[t].astype(np.float32)),
+            "flow_prev": flows[0],
+            "flow_next": flows[1],
             "labels": self.labels(cls),
             "cls": torch.tensor(cls),
         }
+
+
+def _augmented(
+    images: list[torch.Tensor], flows: list[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One random mirror across the belt and one brightness factor for the whole triplet."""
+    if bool(torch.rand(()) < 0.5):
+        images = [image.flip(-2) for image in images]
+        flows = [flow.flip(-2) * torch.tensor([1.0, -1.0]).view(2, 1, 1) for flow in flows]
+    gain = 0.8 + 0.4 * float(torch.rand(()))
+    return [(image * gain).clamp(0.0, 1.0) for image in images], flows

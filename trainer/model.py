@@ -24,11 +24,17 @@ Backbone = Literal["resnet18", "resnet34", "resnet50"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# every ImageNet checkpoint torchvision publishes for each trunk, newest first: a hub cache filled by
+# an older torchvision (ResNet-50's V1 file) is as good as one filled by this one
 _WEIGHTS = {
-    "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
-    "resnet34": torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
-    "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V2,
+    "resnet18": (torchvision.models.ResNet18_Weights.IMAGENET1K_V1,),
+    "resnet34": (torchvision.models.ResNet34_Weights.IMAGENET1K_V1,),
+    "resnet50": (
+        torchvision.models.ResNet50_Weights.IMAGENET1K_V2,
+        torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
+    ),
 }
+RANDOM_INIT = ("random", "none")  # the explicit ways to ask for no pretrained weights
 
 
 def _dilate_last_stage(resnet: torchvision.models.ResNet) -> None:
@@ -43,38 +49,57 @@ def _dilate_last_stage(resnet: torchvision.models.ResNet) -> None:
                     module.padding = (2, 2)
 
 
-def _hub_checkpoint(backbone: str) -> Path:
-    url = _WEIGHTS[backbone].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+def hub_checkpoints(backbone: str) -> list[Path]:
+    """Where torchvision's own download would have put each ImageNet checkpoint of this trunk."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    return [folder / weights.url.rsplit("/", 1)[-1] for weights in _WEIGHTS[backbone]]
+
+
+def _weights_file(backbone: str, weights: str | Path) -> Path:
+    if weights == "imagenet":
+        found = [path for path in hub_checkpoints(backbone) if path.is_file()]
+        if not found:
+            looked = ", ".join(str(path) for path in hub_checkpoints(backbone))
+            raise RunError(
+                f"no ImageNet weights for {backbone} in the torch hub cache (looked for {looked}): put "
+                "torchvision's checkpoint there, name a .pth in model.pretrained_weights, or set "
+                "model.pretrained_weights: random to train from random initialisation"
+            )
+        return found[0]
+    path = Path(weights)
+    if not path.is_file():
+        raise RunError(f"{path}: weights file not found (model.pretrained_weights)")
+    return path
 
 
 def load_pretrained(resnet: nn.Module, backbone: str, weights: str | Path | None) -> str:
     """ImageNet weights from a local file or the torch hub cache; never downloads.
 
-    Returns where the weights came from ("random" when none were found), for the run's record.
+    Weights that were asked for and are missing or of another trunk are an error: a model trained
+    from random initialisation by mistake is much worse and nobody would notice. Returns where the
+    weights came from ("random" when random initialisation was asked for), for the run's record.
     """
-    if weights in (None, "none", "random"):
+    if weights is None or weights in RANDOM_INIT:
         return "random"
-    path = _hub_checkpoint(backbone) if weights == "imagenet" else Path(weights)
-    if not path.is_file():
-        log.warning(
-            "no ImageNet weights for %s at %s: training from random initialisation "
-            "(put the torchvision checkpoint there, or set model.pretrained_weights)",
-            backbone,
-            path,
-        )
-        return "random"
+    path = _weights_file(backbone, weights)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a file that is not a checkpoint
         raise RunError(f"{path}: cannot read as a PyTorch checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(state, dict):
+        raise RunError(f"{path}: not a {backbone} checkpoint (not a state dict)")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = resnet.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # right names, wrong shapes: another trunk of the same family
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise RunError(f"{path}: not a {backbone} checkpoint ({first})") from None
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise RunError(
             f"{path}: not a {backbone} checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
+    log.info("trunk initialised from %s", path)
     return str(path)
 
 

@@ -1,8 +1,10 @@
 """Training runs: one directory holding everything needed to reproduce, resume and deploy a model.
 
-Run directory: `settings.json`, `manifest.json` (a copy), `checkpoint.pt` (after every epoch; a run
-restarted with the same settings resumes from it), `epochs.jsonl` (losses and throughput per epoch),
-`metrics.json` (final evaluation), `model.onnx`, `train.log`.
+Run directory: `settings.json`, `manifest.json` (the manifest frozen at the start, with absolute
+paths: a resumed run learns from exactly the data it started with), `checkpoint.pt` (after every
+epoch; a run restarted with the same settings resumes from it), `epochs.jsonl` (losses and throughput
+per epoch), `metrics.json` (final evaluation; a run that has it is finished and re-running it changes
+nothing), `model.onnx`, `train.log`.
 
 Methods are presets of the loss terms (paper, Table 2): `cam` = classification only (also the model
 Grad-CAM and F2F read maps from), `puzzlecam` = + spatial, `temporal` = + temporal, `ours` = both.
@@ -14,7 +16,6 @@ import json
 import logging
 import pickle
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from trainer.data_checks import check_training_data
 from trainer.dataset import TripletDataset, has_masks, prepare_dataset
 from trainer.errors import RunError
 from trainer.evaluate import EvaluationResult, evaluate
 from trainer.export import export_onnx
 from trainer.losses import class_cams, classification_loss, coherence_weight, spatial_loss, temporal_loss
-from trainer.manifest import load_manifest
+from trainer.manifest import Manifest, load_manifest, save_manifest
 from trainer.model import Backbone, CamClassifier, normalise
 from trainer.preprocess import ForegroundSettings
 from trainer.puzzle import merge, tile
@@ -63,8 +65,12 @@ class TrainSettings(BaseModel):
     c1_also_after: bool = Field(default=False, description="C1 foreground labelled {before, after}")
     foreground: ForegroundSettings = ForegroundSettings()
     weights: str | None = Field(
-        default="imagenet", description="'imagenet' (local cache), a .pth path, or none"
+        default="imagenet", description="'imagenet' (torch hub cache), a .pth path, or 'random'"
     )
+    trunk_lr_scale: float = Field(
+        default=0.1, gt=0, le=1, description="trunk learning rate over the head's, for pretrained trunks"
+    )
+    augment: bool = Field(default=False, description="flip across the belt and vary brightness")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(default=True, description="mixed precision on CUDA")
@@ -134,46 +140,104 @@ def train(
 ) -> RunResult:
     if not settings.granularity_ok():
         raise RunError(f"image_size must be a multiple of {2 * settings.output_stride} (tiling needs it)")
-    manifest, base = load_manifest(manifest_path)
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _file_logger(run_dir)
     try:
-        return _train(
-            manifest, base, manifest_path, settings, run_dir, cache_dir or run_dir / "cache", progress
-        )
+        manifest, base = _frozen_manifest(manifest_path, run_dir)
+        finished = _finished_run(run_dir, settings)
+        if finished is not None:
+            log.info("%s is a finished run: nothing to do", run_dir)
+            return finished
+        return _train(manifest, base, settings, run_dir, cache_dir or run_dir / "cache", progress)
     finally:
         logging.getLogger("trainer").removeHandler(handler)
         handler.close()
 
 
-def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress) -> RunResult:
+def _frozen_manifest(manifest_path: Path, run_dir: Path) -> tuple[Manifest, Path]:
+    """The run's own copy of its manifest, written at its start with absolute paths and used by every
+    resume: the store keeps recording (and evicting) between a run's nights, and a resumed run that
+    learnt from other data would follow another schedule than the one it started."""
+    frozen = run_dir / "manifest.json"
+    if frozen.is_file() and (run_dir / "settings.json").is_file():
+        manifest, base = load_manifest(frozen)
+        if Path(manifest_path).resolve() != frozen.resolve():
+            given, given_base = load_manifest(manifest_path)
+            if given.model_copy(update={"root": str(given_base / given.root)}) != manifest:
+                log.warning("%s: resuming with the manifest frozen at the run's start, not %s", run_dir,
+                            manifest_path)  # fmt: skip
+        return manifest, base
+    manifest, base = load_manifest(manifest_path)
+    absolute = manifest.model_copy(update={"root": str((base / manifest.root).resolve())})
+    temp = frozen.with_suffix(".tmp")
+    save_manifest(absolute, temp)
+    temp.replace(frozen)
+    return absolute, run_dir
+
+
+def _finished_run(run_dir: Path, settings: TrainSettings) -> RunResult | None:
+    """The result of a run that already finished with these settings (None for any other folder)."""
+    metrics_file, settings_file = run_dir / "metrics.json", run_dir / "settings.json"
+    if not (metrics_file.is_file() and settings_file.is_file()):
+        return None
+    if json.loads(settings_file.read_text()) != settings.model_dump(mode="json"):
+        return None  # _train says what is wrong
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    evaluation = EvaluationResult(**metrics["evaluation"]) if metrics.get("evaluation") else None
+    onnx_path = run_dir / "model.onnx"
+    return RunResult(
+        run_dir, onnx_path, evaluation, metrics["onnx_max_abs_diff"], metrics["train_frames_per_s"]
+    )
+
+
+def _forget_epochs_after(epochs_file: Path, last_kept: int) -> None:
+    """Drop the records of epochs the checkpoint does not hold (a run killed between writing an
+    epoch's record and its checkpoint trains that epoch again)."""
+    if not epochs_file.is_file():
+        return
+    lines = epochs_file.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["epoch"] <= last_kept]
+    if len(kept) != len(lines):
+        epochs_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _optimizer(model: CamClassifier, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW; a pretrained trunk learns `trunk_lr_scale` times slower than the new head, so that the
+    first epochs' large gradients from the random head do not wash out what ImageNet taught it."""
+    trunk_lr = settings.learning_rate * (settings.trunk_lr_scale if model.weights_source != "random" else 1.0)
+    return torch.optim.AdamW(
+        [
+            {"params": model.trunk.parameters(), "lr": trunk_lr},
+            {"params": model.head.parameters(), "lr": settings.learning_rate},
+        ],
+        weight_decay=settings.weight_decay,
+    )
+
+
+def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
     settings_file = run_dir / "settings.json"
     checkpoint_file = run_dir / "checkpoint.pt"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings.model_dump(mode="json"):
         raise RunError(f"{run_dir} holds a run with other settings: choose another --out folder")
-    settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    shutil.copyfile(manifest_path, run_dir / "manifest.json")
+    for warning in check_training_data(manifest):
+        log.warning("%s", warning)
     _seed_everything(settings.seed)
+    model = CamClassifier(settings.backbone, settings.output_stride, settings.weights)
+    settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
     device = _device(settings)
 
     sequences = prepare_dataset(
         manifest, base, settings.image_size, settings.flow, settings.foreground, cache_dir, progress
     )
     training = [s for s in sequences if not has_masks(s)]
-    dataset = TripletDataset(training, settings.c1_also_after)
-    if len(dataset) == 0:
-        raise RunError(
-            "no training triplets: the manifest needs before/after sequences of 3+ frames without masks"
-        )
+    dataset = TripletDataset(training, settings.c1_also_after, settings.augment)
     generator = torch.Generator().manual_seed(settings.seed)
     loader = DataLoader(
         dataset, batch_size=settings.batch_size, shuffle=True, generator=generator, drop_last=False
     )
 
-    model = CamClassifier(settings.backbone, settings.output_stride, settings.weights).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
+    model = model.to(device)
+    optimizer = _optimizer(model, settings)
     total_steps = settings.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1 - step / total_steps) ** 0.9
@@ -188,7 +252,10 @@ def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         start_epoch = state["epoch"] + 1
+        _forget_epochs_after(run_dir / "epochs.jsonl", start_epoch)
         log.info("resuming %s from epoch %d", run_dir, start_epoch)
     log.info("training %s on %d triplets (%s, weights: %s, device %s)", settings.method, len(dataset),
              settings.backbone, model.weights_source, device)  # fmt: skip
@@ -233,6 +300,7 @@ def _train(manifest, base, manifest_path, settings, run_dir, cache_dir, progress
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "scaler": scaler.state_dict(),
             "epoch": epoch,
         }
         temp = checkpoint_file.with_suffix(".tmp")

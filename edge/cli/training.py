@@ -29,7 +29,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=positive_int, default=8)
     train.add_argument("--flow", choices=["dis", "farneback", "raft", "belt"], default="dis")
     train.add_argument("--seed", type=count, default=0)
-    train.add_argument("--out", type=Path, required=True, help="run directory (resumed if it exists)")
+    train.add_argument(
+        "--augment", action="store_true", help="mirror across the belt and vary brightness (fine-tuning)"
+    )
+    train.add_argument(
+        "--out", type=Path, required=True, help="run directory (resumed with its own manifest if it exists)"
+    )
     train.add_argument("--manifest", type=Path, help="train from this manifest instead of the store")
 
     evaluate_cmd = commands.add_parser("eval", help="mIoU of a run on before frames with ground-truth masks")
@@ -60,13 +65,16 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
 def _train(config: SiteConfig, args: argparse.Namespace) -> int:
     store = open_store(config)
     manifest_path, used = args.manifest, []
-    if manifest_path is None:
+    frozen = args.out / "manifest.json"
+    if frozen.is_file() and (args.out / "settings.json").is_file():
+        manifest_path, used = frozen, _recording_ids(frozen)
+        print(f"resuming the run in {args.out} with the manifest it started with ({len(used)} recordings)")
+    elif manifest_path is None:
         manifest_path = args.out / "store_manifest.json"
         _, used = build_manifest(store, "train", manifest_path, config.calibration_file)
         print(f"training on {len(used)} recordings (manifest: {manifest_path})")
     from trainer.train import TrainSettings, train
 
-    weights = config.model.pretrained_weights
     settings = TrainSettings(
         method=args.method,
         backbone=args.backbone or config.model.backbone,
@@ -75,7 +83,8 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         flow=args.flow,
         seed=args.seed,
-        weights=str(weights) if weights else "imagenet",
+        weights=str(config.model.pretrained_weights),
+        augment=args.augment,
     )
     started = utc_now()
     result = train(manifest_path, settings, args.out, progress=True)
@@ -85,6 +94,12 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
     )
     print(f"run {run_id} finished in {args.out}: {evaluation}; ONNX parity {result.onnx_max_abs_diff:.1e}")
     return 0
+
+
+def _recording_ids(manifest_path: Path) -> list[int]:
+    """The store recordings a manifest built by `build_manifest` names (its sequences are `rec<id>`)."""
+    sequences = json.loads(manifest_path.read_text(encoding="utf-8"))["sequences"]
+    return [int(s["id"][3:]) for s in sequences if s["id"].startswith("rec") and s["id"][3:].isdigit()]
 
 
 def _evaluate(config: SiteConfig, args: argparse.Namespace) -> int:

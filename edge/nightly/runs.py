@@ -7,6 +7,8 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Model, TrainingRun, TrainingRunRecording
 
@@ -21,9 +23,17 @@ def register_run(
     recording_ids: list[int],
     started_utc: datetime,
 ) -> int:
-    """Record a finished run and its model (a `candidate`, until someone or something promotes it)."""
+    """Record a finished run and its model (a `candidate`, until someone or something promotes it).
+
+    A run directory is registered once: re-running a finished run returns the id it already has.
+    """
     metrics = json.loads((result.run_dir / "metrics.json").read_text(encoding="utf-8"))
     with store.session() as session:
+        known = session.scalars(
+            select(TrainingRun.id).where(TrainingRun.run_dir == str(result.run_dir))
+        ).first()
+        if known is not None:
+            return known
         run = TrainingRun(
             method=settings.method,
             status="finished",

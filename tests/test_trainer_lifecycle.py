@@ -1,0 +1,130 @@
+"""A training run's life: refused data, a frozen manifest, interruption and resume, a finished run,
+fine-tuning a pretrained trunk."""
+
+import json
+
+import pytest
+import torch
+import torchvision
+
+from edge.simulator.dataset import write_simulated_manifest
+from trainer.errors import RunError
+from trainer.train import TrainSettings, load_run_model, train
+
+TINY = {"backbone": "resnet18", "image_size": 64, "epochs": 2, "batch_size": 8, "weights": None}
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return write_simulated_manifest(tmp_path_factory.mktemp("sim"), frames=6, sequences=1, masked_before=1)
+
+
+def _variant(manifest, tmp_path, edit) -> str:
+    """A copy of the manifest (same frames) changed by `edit(raw)`."""
+    raw = json.loads(manifest.read_text())
+    raw["root"] = str(manifest.parent)
+    edit(raw)
+    path = tmp_path / "variant.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda raw: raw.update(sequences=[s for s in raw["sequences"] if s["label"] != "after"]),
+         r"no `after` footage \(C2\) of 3 frames or more"),
+        (lambda raw: [s.update(frames=s["frames"][:2]) for s in raw["sequences"]],
+         r"no `before` footage \(C1\) of 3 frames or more"),
+        (lambda raw: [f.pop("mask", None) for s in raw["sequences"][2:] for f in s["frames"][1:]],
+         r"only 1 `before` frame with a mask: evaluation needs 2 or more"),
+    ],
+    ids=["no-after", "no-sequence-of-3", "one-masked-frame"],
+)  # fmt: skip
+def test_data_that_cannot_train_a_model_is_refused_before_training(manifest, tmp_path, edit, reason):
+    with pytest.raises(RunError, match=reason):
+        train(_variant(manifest, tmp_path, edit), TrainSettings(**TINY), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_short_sequences_are_named_not_silently_dropped(manifest, tmp_path, caplog):
+    def add_short(raw):
+        raw["sequences"].append(
+            {**raw["sequences"][0], "id": "short-one", "frames": raw["sequences"][0]["frames"][:2]}
+        )
+
+    settings = TrainSettings(method="cam", **{**TINY, "epochs": 1})
+    with caplog.at_level("WARNING", logger="trainer"):
+        train(_variant(manifest, tmp_path, add_short), settings, tmp_path / "run", progress=False)
+    assert "left out 1 sequence(s) shorter than 3 frames: short-one" in caplog.text
+
+
+def _interrupt_in_second_checkpoint(monkeypatch):
+    real_save = torch.save
+    saves = []
+
+    def save_then_die(obj, path, *args, **kwargs):
+        real_save(obj, path, *args, **kwargs)
+        saves.append(path)
+        if len(saves) == 2:
+            raise KeyboardInterrupt  # the power goes while the second epoch's checkpoint is written
+
+    monkeypatch.setattr(torch, "save", save_then_die)
+
+
+def test_interrupted_run_resumes_with_its_frozen_manifest_and_equals_an_uninterrupted_one(
+    manifest, tmp_path, monkeypatch
+):
+    settings = TrainSettings(method="ours", flow="belt", augment=True, **TINY)
+    train(manifest, settings, tmp_path / "whole", progress=False)
+
+    with monkeypatch.context() as patch:
+        _interrupt_in_second_checkpoint(patch)
+        with pytest.raises(KeyboardInterrupt):
+            train(manifest, settings, tmp_path / "resumed", progress=False)
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    frozen = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert frozen["root"] == str(manifest.parent.resolve())  # absolute: readable from the run directory
+    checkpoint = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 0 and "scaler" in checkpoint
+
+    # the store changed overnight: the manifest given at resume has lost a sequence; the run keeps its own
+    shrunk = _variant(manifest, tmp_path, lambda raw: raw["sequences"].pop(0))
+    train(shrunk, settings, tmp_path / "resumed", progress=False)
+    whole, _ = load_run_model(tmp_path / "whole")
+    resumed, _ = load_run_model(tmp_path / "resumed")
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    epochs = (tmp_path / "resumed" / "epochs.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in epochs] == [1, 2]
+
+
+def test_rerunning_a_finished_run_changes_nothing(manifest, tmp_path):
+    settings = TrainSettings(method="cam", **{**TINY, "epochs": 1})
+    first = train(manifest, settings, tmp_path / "run", progress=False)
+    def written():  # the log says the run was found finished; nothing else may change
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir() if p.name != "train.log"}
+
+    files = written()
+    again = train(manifest, settings, tmp_path / "run", progress=False)
+    assert written() == files
+    assert "is a finished run: nothing to do" in (tmp_path / "run" / "train.log").read_text()
+    assert again.onnx_path == first.onnx_path and again.evaluation == first.evaluation
+
+
+def test_fine_tuning_a_pretrained_trunk_loads_it_and_slows_its_learning_rate(manifest, tmp_path):
+    checkpoint = tmp_path / "resnet18-local.pth"  # a small local checkpoint standing in for ImageNet's
+    torch.manual_seed(7)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), checkpoint)
+    settings = TrainSettings(
+        method="cam", **{**TINY, "epochs": 1, "weights": str(checkpoint)}, augment=True, learning_rate=1e-3
+    )
+    train(manifest, settings, tmp_path / "run", progress=False)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["weights"] == str(checkpoint)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    trunk, head = state["optimizer"]["param_groups"]
+    assert trunk["initial_lr"] == pytest.approx(1e-4) and head["initial_lr"] == pytest.approx(1e-3)
+    with pytest.raises(RunError, match=r"nowhere\.pth: weights file not found"):
+        train(manifest, settings.model_copy(update={"weights": str(tmp_path / "nowhere.pth")}),
+              tmp_path / "other", progress=False)  # fmt: skip
