@@ -3,7 +3,7 @@
 
 Methods (all trained on the same manifest, same backbone, image size, epochs and batch size):
   foreground  reference without a classifier: every foreground pixel called illegal
-  gradcam   Grad-CAM on the classification-only classifier (`cam` run)
+  gradcam   the paper's Grad-CAM baseline: its own softmax classifier (fc head), Grad-CAM on layer4
   f2f       Frame-to-Frame: that classifier's CAMs warped from t-1 and t+1 and fused by max
   cam       the classification-only classifier's own CAMs (the "none" column of Table 2)
   puzzlecam spatial coherence only
@@ -27,13 +27,14 @@ from pathlib import Path
 from benchmarks.common import describe_machine, run_record, write_results
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
-from trainer.evaluate import evaluate
+from trainer.evaluate import EvaluationResult, evaluate
 from trainer.manifest import load_manifest
 from trainer.train import TrainSettings, load_run_model, train
 
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
 # (row name, method, flow, C1 foreground labelled {before, after})
 RUNS = [
+    ("gradcam", "gradcam", "dis", False),
     ("cam", "cam", "dis", False),
     ("puzzlecam", "puzzlecam", "dis", False),
     ("temporal", "temporal", "dis", False),
@@ -43,12 +44,15 @@ RUNS = [
 ]
 
 
-def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[str, float], dict[str, float]]:
+def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[str, dict], dict[str, float]]:
+    """Per row: the evaluation's figures (mIoU at the masks' threshold and at the object check's)."""
     manifest = write_simulated_manifest(
         folder / "data", frames=args.frames, size=tuple(args.frame_size), sequences=args.sequences,
-        masked_before=args.masked, seed=seed, fps=4.0, objects_per_m=6.0,
+        masked_before=args.masked, seed=seed, fps=4.0, objects_per_m=6.0, holdout_s=args.holdout_s,
+        holdout_masks=True,
     )  # fmt: skip
-    scores: dict[str, float] = {}
+    belt = load_manifest(manifest)[0].belt
+    scores: dict[str, dict] = {}
     speed: dict[str, float] = {}
     for name, method, flow, c1_also_after in RUNS:
         settings = TrainSettings(
@@ -59,21 +63,45 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
         started = time.monotonic()
         result = train(manifest, settings, folder / name, cache_dir=folder / "cache", progress=False)
         speed[name] = result.frames_per_s
-        scores[name] = result.evaluation.miou
-        print(
-            f"  seed {seed} {name:14s} mIoU {scores[name]:6.2f}  ({time.monotonic() - started:.0f} s)",
-            flush=True,
-        )
+        scores[name] = _figures(result.evaluation)
+        _say(seed, name, scores[name], time.monotonic() - started)
         if method == "cam":
             model, _ = load_run_model(folder / name)
             loaded, base = load_manifest(manifest)
             sequences = prepare_dataset(
                 loaded, base, args.image_size, flow, settings.foreground, folder / "cache", False
             )
-            for kind in ("gradcam", "f2f", "foreground"):
-                scores[kind] = evaluate(model, sequences, kind).miou
-                print(f"  seed {seed} {kind:14s} mIoU {scores[kind]:6.2f}", flush=True)
+            for kind in ("f2f", "foreground"):
+                scores[kind] = _figures(evaluate(model, sequences, kind, belt=belt))
+                _say(seed, kind, scores[kind], None)
     return scores, speed
+
+
+def _figures(evaluation: EvaluationResult) -> dict:
+    check = evaluation.object_check or {}
+    return {
+        "miou": evaluation.miou,
+        "threshold": evaluation.threshold,
+        "miou_object_threshold": evaluation.miou_at_object_threshold,
+        "object_threshold": check.get("threshold"),
+        "object_precision": check.get("precision"),
+        "object_recall": check.get("recall"),
+        "objects": check.get("test_objects"),
+    }
+
+
+def _say(seed: int, name: str, figures: dict, seconds: float | None) -> None:
+    took = f"  ({seconds:.0f} s)" if seconds is not None else ""
+    print(
+        f"  seed {seed} {name:14s} mIoU {figures['miou']:6.2f} at {figures['threshold']:.2f} (masks), "
+        f"{figures['miou_object_threshold']:6.2f} at {figures['object_threshold']:.2f} (object check){took}",
+        flush=True,
+    )
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.mean(present), 3) if present else None
 
 
 def main() -> None:
@@ -88,37 +116,50 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=4, help="training sequences per camera")
     parser.add_argument("--masked", type=int, default=3, help="held-out masked before sequences")
     parser.add_argument(
+        "--holdout-s", type=float, default=20.0, help="held-out C1/C2 footage for the object check, seconds"
+    )
+    parser.add_argument(
         "--weights", default="random", help="'imagenet' (torch hub cache only), a .pth, or random"
     )
     args = parser.parse_args()
-    per_seed: dict[str, list[float]] = {}
+    per_seed: dict[str, list[dict]] = {}
     speeds: dict[str, list[float]] = {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as folder:
             scores, speed = run_seed(seed, args, Path(folder))
-        for name, value in scores.items():
-            per_seed.setdefault(name, []).append(value)
+        for name, figures in scores.items():
+            per_seed.setdefault(name, []).append(figures)
         for name, value in speed.items():
             speeds.setdefault(name, []).append(value)
-    order = ["foreground", "gradcam", "f2f"] + [name for name, *_ in RUNS]
-    rows = [
-        {
+    order = ["foreground", "f2f"] + [name for name, *_ in RUNS]
+    rows = []
+    for name in order:
+        mious = [f["miou"] for f in per_seed[name]]
+        rows.append({
             "method": name,
-            "miou": round(statistics.mean(per_seed[name]), 2),
-            "miou_std": round(statistics.pstdev(per_seed[name]), 2),
+            "miou": round(statistics.mean(mious), 2),
+            "miou_std": round(statistics.pstdev(mious), 2),
+            "miou_object_threshold": _mean([f["miou_object_threshold"] for f in per_seed[name]]),
+            "threshold": _mean([f["threshold"] for f in per_seed[name]]),
+            "object_threshold": _mean([f["object_threshold"] for f in per_seed[name]]),
+            "object_precision": _mean([f["object_precision"] for f in per_seed[name]]),
+            "object_recall": _mean([f["object_recall"] for f in per_seed[name]]),
             "seeds": args.seeds,
             "per_seed": per_seed[name],
             "paper_seruso": PAPER.get(name),
             "train_frames_per_s": round(statistics.mean(speeds[name]), 2) if name in speeds else None,
-        }
-        for name in order
-    ]
+        })  # fmt: skip
     print(f"\nsegmentation on the simulated belt ({describe_machine()}), {len(args.seeds)} seeds")
-    print(f"{'method':>14} {'mIoU':>7} {'std':>6} {'paper':>7} {'train fps':>10}")
+    print(f"{'method':>14} {'mIoU':>7} {'std':>6} {'mIoU@obj':>9} {'thr':>5} {'obj thr':>8} {'obj P':>6} "
+          f"{'obj R':>6} {'paper':>7} {'train fps':>10}")  # fmt: skip
     for row in rows:
         paper = f"{row['paper_seruso']:.2f}" if row["paper_seruso"] else "-"
         fps = f"{row['train_frames_per_s']:.1f}" if row["train_frames_per_s"] else "-"
-        print(f"{row['method']:>14} {row['miou']:7.2f} {row['miou_std']:6.2f} {paper:>7} {fps:>10}")
+        at_object = "-" if row["miou_object_threshold"] is None else f"{row['miou_object_threshold']:.2f}"
+        check = [row[k] or 0.0 for k in ("object_threshold", "object_precision", "object_recall")]
+        print(f"{row['method']:>14} {row['miou']:7.2f} {row['miou_std']:6.2f} {at_object:>9} "
+              f"{row['threshold']:5.2f} {check[0]:8.2f} {check[1]:6.2f} {check[2]:6.2f} {paper:>7} "
+              f"{fps:>10}")  # fmt: skip
     write_results("segmentation", rows)
     write_results("segmentation_run", run_record(**vars(args)))
 

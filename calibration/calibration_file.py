@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from calibration.actuators import ActuatorGeometry
 from calibration.belt_plane import BeltPlane, BeltPlaneFit
@@ -27,7 +27,8 @@ from calibration.offsets import CameraOffsets
 
 SCHEMA = "beltcam-calibration/1"
 Matrix3 = list[list[float]]
-Step = Literal["intrinsics", "belt_plane", "belt_speed", "offsets", "actuators", "restore"]
+# "simulator": the simulated installation's own calibration, written from its settings (exact, not measured)
+Step = Literal["intrinsics", "belt_plane", "belt_speed", "offsets", "actuators", "restore", "simulator"]
 
 
 class _Section(BaseModel):
@@ -70,12 +71,18 @@ class IntrinsicsSection(_Section):
 
 class BeltPlaneSection(_Section):
     pixel_to_belt: Matrix3
-    method: Literal["board", "markers", "points"]
+    method: Literal["board", "markers", "points", "simulator"]
     fit_rms_mm: float = Field(ge=0)
     holdout_rms_mm: float = Field(ge=0)
     holdout_max_mm: float = Field(ge=0)
-    holdout_points: int = Field(ge=1)
+    holdout_points: int = Field(ge=0, description="none only for the simulator's exact plane")
     undistorted: bool = Field(description="fitted on undistorted pixels (apply intrinsics first)")
+
+    @model_validator(mode="after")
+    def _fits_hold_points_out(self) -> BeltPlaneSection:
+        if self.method != "simulator" and self.holdout_points < 1:
+            raise ValueError(f"holdout_points: a {self.method} plane is checked on at least 1 held-out point")
+        return self
 
     @classmethod
     def from_fit(cls, fit: BeltPlaneFit, method: str, undistorted: bool) -> BeltPlaneSection:
@@ -99,7 +106,7 @@ class CameraSection(_Section):
 
 
 class BeltSection(_Section):
-    speed_source: Literal["clip", "encoder"] = "clip"
+    speed_source: Literal["clip", "encoder", "simulator"] = "clip"
     speed_mm_s: float | None = Field(default=None, gt=0)
     speed_median_mm_s: float | None = None
     speed_spread_mm_s: float | None = Field(default=None, ge=0)
@@ -125,7 +132,7 @@ class BeltSection(_Section):
 class OffsetsSection(_Section):
     c1_to_c2_mm: float
     c2_clock_offset_ms: float
-    clock_source: Literal["speed wobble", "measured distance"]
+    clock_source: Literal["speed wobble", "measured distance", "simulator"]
     speed_correlation: float
     object_correlation: float
 
@@ -209,7 +216,8 @@ def save_calibration(calibration: CalibrationFile, path: Path, step: Step) -> Ca
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(f"# beltcam calibration, version {saved.version}: written by `beltcam calibrate`\n")
+            author = "the simulated belt (its own settings)" if step == "simulator" else "`beltcam calibrate`"
+            stream.write(f"# beltcam calibration, version {saved.version}: written by {author}\n")
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())

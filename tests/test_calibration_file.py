@@ -42,6 +42,11 @@ def test_versions_history_and_round_trip(tmp_path):
         ("schema: beltcam-calibration/9", "schema: Input should be 'beltcam-calibration/1'"),
         ("- a list", "a calibration file is a YAML mapping"),
         ("belt: [unclosed", "cannot read calibration file"),
+        (
+            "cameras: {c1: {belt_plane: {pixel_to_belt: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], method: board, "
+            "fit_rms_mm: 0, holdout_rms_mm: 0, holdout_max_mm: 0, holdout_points: 0, undistorted: false}}}",
+            "cameras.c1.belt_plane: Value error, holdout_points: a board plane is checked on at least 1",
+        ),  # only the simulator's exact plane has no held-out point
     ],
 )
 def test_bad_files_are_refused_naming_file_and_field(tmp_path, content, reason):

@@ -92,7 +92,7 @@ def test_full_calibration_through_the_cli(site, write_config, capsys):
         versions = session.scalars(select(Calibration.version).order_by(Calibration.id)).all()
     assert versions == ["1", "2", "3", "4", "5", "6"]
     # belt-flow training now takes the belt's motion from this calibration
-    manifest, _ = build_manifest(store, "train", folder / "manifest.json", folder / "calibration.yaml")
+    manifest, _ = build_manifest(store, folder / "manifest.json", folder / "calibration.yaml")
     store.close()
     c1_sequence = next(s for s in manifest.sequences if s.camera == "c1")
     vx, vy = c1_sequence.belt_velocity_px_s

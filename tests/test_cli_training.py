@@ -24,6 +24,7 @@ def test_train_eval_export_from_the_store(write_config, tmp_path):
             "cameras": simulated_cameras(128, 96, 8),
             "recorder": {"segment_s": 1.0},
             "simulator": {"truth_every": 1, "truth_segments_every": 3},
+            "calibration_file": "calibration.yaml",  # the simulator fills it: belt flow needs it
         }
     )
     recorded = beltcam("record", "--config", str(path), "--duration", "4.2")
@@ -69,9 +70,15 @@ def test_train_eval_export_from_the_store(write_config, tmp_path):
     assert not (tmp_path / "run2" / "checkpoint.pt").exists()
     manifest = json.loads((run / "store_manifest.json").read_text())
     assert {s["label"] for s in manifest["sequences"]} == {"before", "after"}
-    assert not any(f.get("mask") for s in manifest["sequences"] for f in s["frames"])
+    masked = [s for s in manifest["sequences"] if any(f.get("mask") for f in s["frames"])]
+    assert masked and {s["label"] for s in masked} == {"before"}  # masks: for evaluation only
+    # the simulated site is calibrated: the newest footage is held out for the object check
+    assert manifest["belt"]["c1_to_c2_mm"] == 800 and all(s["pixel_to_belt"] for s in manifest["sequences"])
+    held = {s["camera"] for s in manifest["sequences"] if s["holdout"]}
+    assert held == {"c1", "c2"}
+    assert any(s["camera"] == "c2" and not s["holdout"] for s in manifest["sequences"])
 
-    for maps in ("cam", "gradcam", "f2f"):
+    for maps in ("cam", "f2f"):
         evaluated = beltcam("eval", *common, "--run", str(run), "--maps", maps, "--json")
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]
         result = json.loads(evaluated.stdout.strip().splitlines()[-1])
@@ -88,4 +95,4 @@ def test_training_without_data_is_a_one_line_error(write_config, tmp_path):
     result = beltcam("train", "--config", str(path), "--out", str(tmp_path / "run"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("beltcam: error: the store at ")
-    assert "no before/after recordings without masks" in result.stderr
+    assert "no before/after recordings of 3 frames or more" in result.stderr

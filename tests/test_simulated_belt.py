@@ -116,7 +116,7 @@ def test_lighting_drifts_slowly():
     assert abs(means[0] - means[2]) > 2.0
 
 
-def test_implied_calibration_matches_the_views():
+def test_a_view_maps_pixels_to_belt_mm():
     sim = SimulatorConfig(belt_width_mm=600, c1_to_c2_mm=3000)
     view = camera_view("c2", (640, 480), sim)
     assert view.mm_per_px == pytest.approx(1.25)

@@ -102,6 +102,7 @@ def test_interrupted_run_resumes_with_its_frozen_manifest_and_equals_an_uninterr
 def test_rerunning_a_finished_run_changes_nothing(manifest, tmp_path):
     settings = TrainSettings(method="cam", **{**TINY, "epochs": 1})
     first = train(manifest, settings, tmp_path / "run", progress=False)
+
     def written():  # the log says the run was found finished; nothing else may change
         return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run").iterdir() if p.name != "train.log"}
 
@@ -128,3 +129,26 @@ def test_fine_tuning_a_pretrained_trunk_loads_it_and_slows_its_learning_rate(man
     with pytest.raises(RunError, match=r"nowhere\.pth: weights file not found"):
         train(manifest, settings.model_copy(update={"weights": str(tmp_path / "nowhere.pth")}),
               tmp_path / "other", progress=False)  # fmt: skip
+
+
+def test_a_preparation_that_fails_midway_leaves_no_half_cache(manifest, tmp_path):
+    from trainer.dataset import prepare_dataset
+    from trainer.errors import DatasetError
+    from trainer.manifest import load_manifest
+    from trainer.preprocess import ForegroundSettings
+
+    loaded, base = load_manifest(manifest)
+    broken = loaded.sequences[0]
+    victim = loaded.resolve(broken.frames[4].path, base)
+    original = victim.read_bytes()
+    victim.write_bytes(b"not an image")
+    try:
+        with pytest.raises(DatasetError, match=rf"{victim.name}: cannot read frame"):
+            prepare_dataset(loaded, base, 64, "dis", ForegroundSettings(), tmp_path / "cache", progress=False)
+    finally:
+        victim.write_bytes(original)
+    assert not list((tmp_path / "cache").glob("*/meta.json"))  # nothing that looks prepared
+    prepared = prepare_dataset(
+        loaded, base, 64, "dis", ForegroundSettings(), tmp_path / "cache", progress=False
+    )
+    assert len(prepared[0].frames) == len(broken.frames)

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from edge.simulator.dataset import write_simulated_manifest
-from trainer.cams import class_activation_maps, grad_cam
+from trainer.cams import class_activation_maps, sequence_before_maps
 from trainer.dataset import BEFORE, TripletDataset, prepare_dataset
 from trainer.evaluate import evaluate, split_masked
 from trainer.export import read_metadata
 from trainer.manifest import ManifestError, load_manifest
-from trainer.model import CamClassifier
+from trainer.model import CamClassifier, normalise
 from trainer.preprocess import ForegroundSettings
 from trainer.train import TrainSettings, load_run_model, train
 
@@ -42,11 +42,19 @@ def test_dataset_triplets_labels_and_cached_flows(manifest, tmp_path):
     sequences = prepare_dataset(
         loaded, base, 64, "belt", ForegroundSettings(), tmp_path / "cache", progress=False
     )
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == len(sequences)
+    assert len(list((tmp_path / "cache").glob("*/meta.json"))) == len(sequences)
+    assert not list((tmp_path / "cache").glob("*.partial"))
     again = prepare_dataset(
         loaded, base, 64, "belt", ForegroundSettings(), tmp_path / "cache", progress=False
     )
-    assert np.array_equal(again[0].flow_next, sequences[0].flow_next)
+    assert np.array_equal(again[0].flow_next[:], sequences[0].flow_next[:])
+    # rows streamed to files read back exactly as the same rows prepared in memory
+    in_memory = prepare_dataset(loaded, base, 64, "belt", ForegroundSettings(), None, progress=False)
+    for cached, held in zip(sequences, in_memory, strict=True):
+        for name in ("frames", "foreground", "flow_prev", "flow_next"):
+            assert np.array_equal(np.asarray(getattr(cached, name)), getattr(held, name)), (cached.id, name)
+        assert np.allclose(cached.foreground_fraction, held.foreground_fraction)
+    assert np.array_equal(sequences[1].frames[[4, 2], 3:5], in_memory[1].frames[[4, 2], 3:5])
     # belt flow: 250 mm/s / 6.25 mm/px = 40 px/s at 128 px, 0.25 s apart, at 64/4 = 16 px of 128
     assert float(sequences[0].flow_next[3, 0].mean()) == pytest.approx(40 * 0.25 * 16 / 128, rel=1e-3)
     assert float(sequences[0].flow_prev[3, 0].mean()) == pytest.approx(-40 * 0.25 * 16 / 128, rel=1e-3)
@@ -59,7 +67,7 @@ def test_dataset_triplets_labels_and_cached_flows(manifest, tmp_path):
     assert before["labels"].tolist() == [1.0, 1.0, 0.0]
     # the foreground picks out the objects: most labelled object pixels are foreground
     masked = next(s for s in sequences if any(s.mask_paths))
-    assert 0.01 < masked.foreground.mean() < 0.6
+    assert 0.01 < np.asarray(masked.foreground).mean() < 0.6
 
 
 def test_foreground_finds_simulated_objects(manifest):
@@ -90,9 +98,32 @@ def test_ours_trains_evaluates_exports_and_resumes(manifest, tmp_path):
     meta = read_metadata(result.onnx_path)
     assert json.loads(meta["classes"]) == ["before", "after", "background"]
     assert meta["input_size"] == "64" and float(meta["threshold"]) == metrics["evaluation"]["threshold"]
+    assert meta["threshold_source"] == "masks" and meta["output_stride"] == "16"
+    assert json.loads(meta["mean"]) == [0.485, 0.456, 0.406] and json.loads(meta["std"]) == [
+        0.229,
+        0.224,
+        0.225,
+    ]
     session = onnxruntime.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
     cams, logits = session.run(None, {"images": np.zeros((5, 3, 64, 64), np.float32)})
     assert cams.shape == (5, 3, 4, 4) and logits.shape == (5, 3)  # dynamic batch
+    # parity measured here, not taken from the exporter: real frames, a seeded pick, the same masks
+    loaded, base = load_manifest(manifest)
+    frames = np.concatenate(
+        [
+            s.frames
+            for s in prepare_dataset(loaded, base, 64, "belt", ForegroundSettings(), None, progress=False)
+        ]
+    )
+    pick = frames[np.random.default_rng(5).choice(len(frames), 6, replace=False)]
+    images = normalise(torch.from_numpy(pick).permute(0, 3, 1, 2).float() / 255)
+    model, _ = load_run_model(tmp_path / "run")
+    with torch.no_grad():
+        expected = torch.relu(model(images)).numpy()
+    actual, _ = session.run(None, {"images": images.numpy()})
+    assert np.abs(expected - actual).max() < 1e-3
+    threshold = float(meta["threshold"])
+    assert ((expected[:, 0] >= threshold) == (actual[:, 0] >= threshold)).mean() >= 0.999
     # a restarted run with the same settings resumes instead of training again
     before = (tmp_path / "run" / "epochs.jsonl").read_text()
     train(manifest, settings, tmp_path / "run", progress=False)
@@ -109,7 +140,7 @@ def test_cam_run_supports_gradcam_and_f2f_maps(manifest, tmp_path):
                                 tmp_path / "cam" / "cache", progress=False)  # fmt: skip
     validation, test = split_masked(sequences)
     assert len(validation) == len(test) == 1 and validation[0][0] != test[0][0]  # split by sequence
-    results = {kind: evaluate(model, sequences, kind) for kind in ("cam", "gradcam", "f2f", "foreground")}
+    results = {kind: evaluate(model, sequences, kind) for kind in ("cam", "f2f", "foreground")}
     for kind, result in results.items():
         assert result.maps == kind and 0 <= result.miou <= 100 and result.test_frames > 0
     # calling all foreground illegal: IoU is the illegal share of the foreground, threshold irrelevant
@@ -121,29 +152,32 @@ def test_cam_run_supports_gradcam_and_f2f_maps(manifest, tmp_path):
     assert 0 <= evaluate(model, sequences, "cam", flip=True, scales=(1.0, 0.5)).miou <= 100
 
 
-def test_grad_cam_agrees_with_the_grad_cam_package():
+def test_the_grad_cam_baseline_is_a_classifier_of_its_own_read_with_grad_cam(manifest, tmp_path):
+    from trainer.model import GradCamClassifier
+
+    result = train(manifest, TrainSettings(method="gradcam", **TINY), tmp_path / "gc", progress=False)
+    assert result.onnx_path is None and not (tmp_path / "gc" / "model.onnx").exists()  # never deployed
+    model, _ = load_run_model(tmp_path / "gc")
+    assert isinstance(model, GradCamClassifier) and model.resnet.fc.out_features == 3
+    with torch.no_grad():  # softmax classifier: scores per image, output stride 32 before pooling
+        assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
+        assert model.resnet.layer4(torch.zeros(1, 256, 4, 4)).shape[-1] == 2
+    loaded, base = load_manifest(manifest)
+    sequences = prepare_dataset(
+        loaded, base, 64, "dis", ForegroundSettings(), tmp_path / "cache", progress=False
+    )
+    maps = sequence_before_maps(model, sequences[0], "cam", [1, 2, 3])
+    assert maps.shape == (3, 2, 64, 64) and float(maps.min()) >= 0 and float(maps.max()) <= 1 + 1e-6
+    # the maps are Grad-CAM's: the gradient-weighted layer4 features, not the head's class maps
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    torch.manual_seed(0)
-    model = CamClassifier("resnet18", 16, weights=None).eval()
-    frames = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
-    ours = grad_cam(model, frames, [0, 2])
-
-    class Scores(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return CamClassifier.logits(self.inner(x))
-
-    from trainer.model import normalise
-
+    frames = np.where(sequences[0].foreground[[2], ..., None], sequences[0].frames[[2]], 0)
     images = normalise(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
-    with GradCAM(model=Scores(model), target_layers=[model.trunk[-1]]) as cam:
-        theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(0), ClassifierOutputTarget(2)])
-    assert np.abs(ours[:, 0].numpy() - theirs).max() < 0.02
+    with GradCAM(model=model, target_layers=[model.resnet.layer4]) as reader:
+        direct = reader(input_tensor=images, targets=[ClassifierOutputTarget(0)])
+    assert np.allclose(maps[1, 0].numpy(), direct[0], atol=1e-5)
+    assert result.evaluation.maps == "cam" and 0 <= result.evaluation.miou <= 100
 
 
 def test_local_imagenet_weights_are_loaded_and_bad_files_refused(tmp_path, monkeypatch):
@@ -211,3 +245,24 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     with pytest.raises(RunError, match=r"checkpoint\.pt: not a checkpoint beltcam wrote"):
         load_run_model(run)
     assert "code ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["puzzlecam", "temporal"])
+def test_every_method_trains_with_its_own_loss_terms(manifest, tmp_path, method):
+    train(manifest, TrainSettings(method=method, flow="belt", **TINY), tmp_path / "run", progress=False)
+    last = json.loads((tmp_path / "run" / "epochs.jsonl").read_text().splitlines()[-1])
+    terms = {"puzzlecam": {"cls", "pcls", "spatial"}, "temporal": {"cls", "temporal"}}[method]
+    assert terms <= set(last) and all(last[t] > 0 for t in terms)
+    assert not ({"cls", "pcls", "spatial", "temporal"} - terms) & set(last)
+
+
+def test_a_run_without_masks_exports_the_object_checks_threshold(tmp_path):
+    manifest = write_simulated_manifest(
+        tmp_path / "sim", frames=6, sequences=1, masked_before=0, holdout_s=8.0, size=(96, 72)
+    )
+    result = train(manifest, TrainSettings(method="cam", **TINY), tmp_path / "run", progress=False)
+    assert result.evaluation.miou is None and result.evaluation.threshold_source == "object check"
+    check = result.evaluation.object_check
+    assert check["test_objects"] >= 4 and check["removed_objects"] >= 1
+    meta = read_metadata(result.onnx_path)
+    assert float(meta["threshold"]) == check["threshold"] and meta["threshold_source"] == "object check"

@@ -1,7 +1,7 @@
 """Reading saliency maps off a trained classifier, and turning them into masks.
 
-- `cam`: the class maps themselves, ReLU'd and normalised by their maximum (what the paper trains).
-- `gradcam`: Grad-CAM on the trunk's last feature maps (the classic baseline).
+- `cam`: the class maps themselves, ReLU'd and normalised by their maximum (what the paper trains);
+  for the Grad-CAM baseline classifier (`GradCamClassifier`), its Grad-CAM maps on `layer4`.
 - `f2f`: Frame-to-Frame, the CAMs of neighbouring frames warped onto frame t with optical flow and
   fused by pixel-wise maximum after training.
 - `foreground`: no classifier at all, every foreground pixel called illegal: the reference that
@@ -22,14 +22,14 @@ import torch.nn.functional as F
 
 from trainer.dataset import AFTER, BEFORE, PreparedSequence
 from trainer.losses import EPS
-from trainer.model import CamClassifier, normalise
+from trainer.model import CamClassifier, Classifier, GradCamClassifier, normalise
 from trainer.warp import warp
 
-MapKind = Literal["cam", "gradcam", "f2f", "foreground"]
+MapKind = Literal["cam", "f2f", "foreground"]
 LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL = 0, 1, 2
 
 
-def _batches(model: CamClassifier, frames: np.ndarray, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+def _batches(model: Classifier, frames: np.ndarray, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     """(offset, normalised image batch on the model's device), with the model in eval mode."""
     model.eval()
     device = next(model.parameters()).device
@@ -71,62 +71,69 @@ def class_activation_maps(
     return torch.cat(out)
 
 
-def grad_cam(
-    model: CamClassifier, frames: np.ndarray, classes: list[int], batch_size: int = 16
-) -> torch.Tensor:
-    """N x 1 x S x S Grad-CAM of the given class per frame, on the trunk's output."""
+def grad_cam_maps(model: GradCamClassifier, frames: np.ndarray, batch_size: int = 16) -> torch.Tensor:
+    """N x 2 x S x S Grad-CAM maps (before, after) of the baseline classifier, read on `layer4` with
+    pytorch-grad-cam (each map scaled to [0, 1] by the package)."""
+    from pytorch_grad_cam import GradCAM  # the baseline's own dependency: loaded when it is evaluated
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     out = []
-    for start, images in _batches(model, frames, batch_size):
-        target = torch.tensor(classes[start : start + batch_size], device=images.device)
-        features = model.trunk(images)
-        features.retain_grad()
-        scores = CamClassifier.logits(model.head(features))
-        scores.gather(1, target[:, None]).sum().backward()
-        weights = features.grad.mean(dim=(2, 3), keepdim=True)
-        cam = F.relu((weights * features).sum(dim=1, keepdim=True)).detach()
-        model.zero_grad(set_to_none=True)
-        cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        out.append(_normalise_maps(cam).cpu())
+    with GradCAM(model=model, target_layers=[model.target_layer]) as reader:
+        for _, images in _batches(model, frames, batch_size):
+            per_class = [
+                reader(input_tensor=images, targets=[ClassifierOutputTarget(cls)] * len(images))
+                for cls in (BEFORE, AFTER)
+            ]
+            out.append(torch.from_numpy(np.stack(per_class, axis=1)).float())
     return torch.cat(out)
 
 
-def frame_to_frame(cams: torch.Tensor, sequence: PreparedSequence) -> torch.Tensor:
-    """F2F: max of each frame's CAMs and its neighbours' CAMs warped onto it with the cached flows."""
-    size = cams.shape[-2:]
-    flow_size = sequence.flow_prev.shape[-2:]
-    scale = size[0] / flow_size[0]
-
-    def full_flow(flows: np.ndarray) -> torch.Tensor:
-        small = torch.from_numpy(flows.astype(np.float32))
-        return F.interpolate(small, size=size, mode="bilinear", align_corners=False) * scale
-
-    fused = cams.clone()
-    if len(cams) > 1:
-        warped_prev, valid_prev = warp(cams[:-1], full_flow(sequence.flow_prev[1:]))
-        fused[1:] = torch.maximum(fused[1:], warped_prev * valid_prev)
-        warped_next, valid_next = warp(cams[1:], full_flow(sequence.flow_next[:-1]))
-        fused[:-1] = torch.maximum(fused[:-1], warped_next * valid_next)
+def frame_to_frame(cams: dict[int, torch.Tensor], sequence: PreparedSequence, index: int) -> torch.Tensor:
+    """F2F: max of frame `index`'s CAMs and its neighbours' CAMs warped onto it with the cached flows
+    (`cams` holds 2 x S x S maps of the frame and of whichever neighbours exist)."""
+    fused = cams[index]
+    size = fused.shape[-2:]
+    scale = size[0] / sequence.flow_prev.shape[-1]
+    for neighbour, flows in ((index - 1, sequence.flow_prev), (index + 1, sequence.flow_next)):
+        if neighbour in cams:
+            flow = torch.from_numpy(flows[index : index + 1].astype(np.float32))
+            flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * scale
+            warped, valid = warp(cams[neighbour][None], flow)
+            fused = torch.maximum(fused, (warped * valid)[0])
     return fused
 
 
 def sequence_before_maps(
-    model: CamClassifier,
+    model: Classifier,
     sequence: PreparedSequence,
     kind: MapKind,
+    indices: list[int],
     flip: bool = False,
     scales: tuple[float, ...] = (1.0,),
 ) -> torch.Tensor:
-    """N x 2 x S x S maps (before, after) for every frame of a sequence, read the `kind` way."""
+    """len(indices) x 2 x S x S maps (before, after) of the chosen frames, read the `kind` way.
+
+    Only those frames (and, for F2F, their neighbours) go through the model, so evaluating a few
+    frames of a long recording costs a few frames.
+    """
+    size = sequence.frames.shape[1]
     if kind == "foreground":
-        count, size = len(sequence.frames), sequence.frames.shape[1]
-        return torch.cat([torch.ones(count, 1, size, size), torch.zeros(count, 1, size, size)], dim=1)
-    foreground_only = np.where(sequence.foreground[..., None], sequence.frames, 0).astype(np.uint8)
-    if kind == "gradcam":
-        before = grad_cam(model, foreground_only, [BEFORE] * len(foreground_only))
-        after = grad_cam(model, foreground_only, [AFTER] * len(foreground_only))
-        return torch.cat([before, after], dim=1)
-    cams = class_activation_maps(model, foreground_only, flip, scales)[:, [BEFORE, AFTER]]
-    return frame_to_frame(cams, sequence) if kind == "f2f" else cams
+        return torch.cat(
+            [torch.ones(len(indices), 1, size, size), torch.zeros(len(indices), 1, size, size)], 1
+        )
+    needed = sorted({n for i in indices for n in ((i - 1, i, i + 1) if kind == "f2f" else (i,))
+                     if 0 <= n < len(sequence.frames)})  # fmt: skip
+    foreground_only = np.where(sequence.foreground[needed][..., None], sequence.frames[needed], 0).astype(
+        np.uint8
+    )
+    if isinstance(model, GradCamClassifier):
+        maps = grad_cam_maps(model, foreground_only)
+    else:
+        maps = class_activation_maps(model, foreground_only, flip, scales)[:, [BEFORE, AFTER]]
+    by_frame = dict(zip(needed, maps, strict=True))
+    if kind == "f2f":
+        return torch.stack([frame_to_frame(by_frame, sequence, i) for i in indices])
+    return torch.stack([by_frame[i] for i in indices])
 
 
 def masks_from_maps(maps: torch.Tensor, foreground: np.ndarray, threshold: float) -> np.ndarray:

@@ -18,7 +18,10 @@ def _trainable(manifest: Manifest, label: str) -> list[str]:
     return [
         s.id
         for s in manifest.sequences
-        if s.label == label and len(s.frames) >= MIN_SEQUENCE and not any(f.mask for f in s.frames)
+        if s.label == label
+        and not s.holdout
+        and len(s.frames) >= MIN_SEQUENCE
+        and not any(f.mask for f in s.frames)
     ]
 
 

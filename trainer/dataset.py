@@ -1,13 +1,17 @@
 """From a manifest to training triplets: frames at training size, foreground masks and cached flows.
 
 Everything here is independent of the model, so it is computed once per dataset and settings and
-cached as one .npz per sequence; a second run (another method or seed) starts at once.
+cached, one folder of row files per sequence (`trainer.row_files`); a second run (another method or
+seed, or a resumed one) starts at once. Preparation streams the footage: the background median from
+at most `max_background_frames` frames, then one frame at a time, so neither preparing nor training
+holds a recording in memory, whatever its length or resolution.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +26,13 @@ from trainer.flow import make_flow_provider
 from trainer.manifest import Manifest, ManifestSequence
 from trainer.model import CLASSES
 from trainer.preprocess import ForegroundSettings, foreground_mask, median_background, split_foreground
+from trainer.row_files import RowFile, RowWriter
 
 FLOW_DOWNSCALE = 4  # flows are stored (and the temporal loss computed) at 1/4 of the input size
 MIN_FOREGROUND = 0.002  # a frame with less foreground than this has nothing to classify
 BEFORE, AFTER, BACKGROUND = (CLASSES.index(name) for name in ("before", "after", "background"))
+Rows = np.ndarray | RowFile  # indexable by frame: arrays in memory or row files on disk
+ROWS = ("frames", "foreground", "flow_prev", "flow_next")
 
 
 @dataclass
@@ -33,13 +40,37 @@ class PreparedSequence:
     id: str
     camera: str
     label: str
-    frames: np.ndarray  # N x S x S x 3 uint8, training size
-    foreground: np.ndarray  # N x S x S bool
-    flow_prev: np.ndarray  # N x 2 x F x F float16: flow t -> t-1 (zeros for t = 0)
-    flow_next: np.ndarray  # N x 2 x F x F float16: flow t -> t+1 (zeros for the last frame)
+    frames: Rows  # N x S x S x 3 uint8, training size
+    foreground: Rows  # N x S x S bool
+    flow_prev: Rows  # N x 2 x F x F float16: flow t -> t-1 (zeros for t = 0)
+    flow_next: Rows  # N x 2 x F x F float16: flow t -> t+1 (zeros for the last frame)
     original_size: tuple[int, int]  # H, W of the source frames
     frame_paths: list[Path]
     mask_paths: list[Path | None]
+    times: list[float | None]  # capture times, seconds (one clock per manifest)
+    holdout: bool = False  # evaluation only
+    pixel_to_belt: np.ndarray | None = None  # 3x3, source-frame pixels to this camera's belt mm
+    foreground_fraction: np.ndarray | None = None  # per frame: the share of foreground pixels
+
+    def __post_init__(self) -> None:
+        if self.foreground_fraction is None:
+            self.foreground_fraction = np.array(
+                [float(np.mean(self.foreground[t])) for t in range(len(self.frames))]
+            )
+
+    def training_size_to_belt(self) -> np.ndarray | None:
+        """S*S x 2 belt mm (x, y) of every training-size pixel centre, row-major; None uncalibrated."""
+        if self.pixel_to_belt is None:
+            return None
+        size = self.frames.shape[1]
+        height, width = self.original_size
+        rows, columns = np.mgrid[0:size, 0:size]
+        pixels = np.stack(
+            [(columns.ravel() + 0.5) * width / size - 0.5, (rows.ravel() + 0.5) * height / size - 0.5,
+             np.ones(size * size)]
+        )  # fmt: skip
+        belt = self.pixel_to_belt @ pixels
+        return (belt[:2] / belt[2]).T
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -62,12 +93,15 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _cache_key(
-    sequence: ManifestSequence, base: Path, image_size: int, flow: str, fg: ForegroundSettings
+    sequence: ManifestSequence, paths: list[Path], image_size: int, flow: str, fg: ForegroundSettings
 ) -> str:
+    """What the prepared rows depend on: the frames (by absolute path), their times, the belt's image
+    motion and the settings; not which run holds the sequence out, nor where its manifest lives."""
     payload = json.dumps(
-        [sequence.model_dump(mode="json"), str(base), image_size, flow, fg.model_dump(), FLOW_DOWNSCALE],
+        [sequence.id, sequence.camera, [str(p) for p in paths], [f.time_s for f in sequence.frames],
+         sequence.belt_velocity_px_s, image_size, flow, fg.model_dump(), FLOW_DOWNSCALE],
         sort_keys=True,
-    )
+    )  # fmt: skip
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
@@ -75,26 +109,81 @@ def _resize(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
-def _flows(
-    frames: np.ndarray, times: list[float | None], provider, flow_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    count, size = len(frames), frames.shape[1]
-    prev = np.zeros((count, 2, flow_size, flow_size), np.float16)
-    nxt = np.zeros_like(prev)
-    scale = flow_size / size
+class _MemoryRows:
+    """A RowWriter that keeps its rows (small sequences prepared without a cache folder)."""
 
-    def compute(t: int, s: int) -> np.ndarray:
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+
+    def append(self, row: np.ndarray) -> None:
+        self.rows.append(row)
+
+    def close(self) -> None:
+        pass
+
+
+def _read_checked(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    image = read_rgb(path)
+    if size is not None and image.shape[:2] != size:
+        raise DatasetError(
+            f"{path}: frame is {image.shape[1]}x{image.shape[0]}, the sequence's are {size[1]}x{size[0]}"
+        )
+    return image
+
+
+def _prepare_rows(
+    sequence: ManifestSequence, paths: list[Path], image_size: int, flow: str, fg: ForegroundSettings, writers
+) -> tuple[tuple[int, int], list[float]]:
+    """Stream the sequence's frames into `writers` (one per ROWS name); returns the source frames'
+    size and each frame's foreground share."""
+    step = max(1, len(paths) // fg.max_background_frames)
+    sampled = [_read_checked(paths[0], None)]
+    size = sampled[0].shape[:2]
+    sampled += [_read_checked(path, size) for path in paths[step::step]]
+    background = median_background(sampled, fg)
+    del sampled
+    velocity = None
+    if sequence.belt_velocity_px_s is not None:
+        vx, vy = sequence.belt_velocity_px_s
+        velocity = (vx * image_size / size[1], vy * image_size / size[0])
+    provider = make_flow_provider(flow, velocity)
+    times = [f.time_s for f in sequence.frames]
+    flow_size = image_size // FLOW_DOWNSCALE
+    no_flow = np.zeros((2, flow_size, flow_size), np.float16)
+
+    def flow_between(t: int, s: int, frame_t: np.ndarray, frame_s: np.ndarray) -> np.ndarray:
         dt = times[s] - times[t] if times[s] is not None and times[t] is not None else None
-        flow = provider(frames[t], frames[s], dt)
-        small = cv2.resize(flow, (flow_size, flow_size), interpolation=cv2.INTER_AREA) * scale
-        return small.transpose(2, 0, 1).astype(np.float16)
+        flow_field = provider(frame_t, frame_s, dt)
+        small = cv2.resize(flow_field, (flow_size, flow_size), interpolation=cv2.INTER_AREA)
+        return (small * flow_size / image_size).transpose(2, 0, 1).astype(np.float16)
 
-    for t in range(count):
-        if t > 0:
-            prev[t] = compute(t, t - 1)
-        if t + 1 < count:
-            nxt[t] = compute(t, t + 1)
-    return prev, nxt
+    fractions = []
+    previous = None
+    for t, path in enumerate(paths):
+        image = _read_checked(path, size)
+        mask = _resize(foreground_mask(image, background, fg).astype(np.uint8), image_size, True).astype(bool)
+        frame = _resize(image, image_size)
+        writers["frames"].append(frame)
+        writers["foreground"].append(mask)
+        fractions.append(float(mask.mean()))
+        writers["flow_prev"].append(no_flow if previous is None else flow_between(t, t - 1, frame, previous))
+        if previous is not None:
+            writers["flow_next"].append(flow_between(t - 1, t, previous, frame))
+        previous = frame
+    writers["flow_next"].append(no_flow)
+    for writer in writers.values():
+        writer.close()
+    return size, fractions
+
+
+def _row_shapes(image_size: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    flow_size = image_size // FLOW_DOWNSCALE
+    return {
+        "frames": ((image_size, image_size, 3), np.uint8),
+        "foreground": ((image_size, image_size), np.bool_),
+        "flow_prev": ((2, flow_size, flow_size), np.float16),
+        "flow_next": ((2, flow_size, flow_size), np.float16),
+    }
 
 
 def prepare_sequence(
@@ -108,46 +197,45 @@ def prepare_sequence(
 ) -> PreparedSequence:
     frame_paths = [manifest.resolve(f.path, base) for f in sequence.frames]
     mask_paths = [manifest.resolve(f.mask, base) if f.mask else None for f in sequence.frames]
-    key = _cache_key(sequence, base, image_size, flow, fg)
-    cached = cache_dir / f"{sequence.id}-{key}.npz" if cache_dir else None
-    if cached is not None and cached.is_file():
-        data = np.load(cached)
-        return PreparedSequence(
-            sequence.id, sequence.camera, sequence.label, data["frames"], data["foreground"],
-            data["flow_prev"], data["flow_next"], tuple(data["original_size"]), frame_paths, mask_paths,
-        )  # fmt: skip
-    originals = [read_rgb(path) for path in frame_paths]
-    height, width = originals[0].shape[:2]
-    for path, image in zip(frame_paths, originals, strict=True):
-        if image.shape[:2] != (height, width):
-            raise DatasetError(
-                f"{path}: frame is {image.shape[1]}x{image.shape[0]}, the sequence's are {width}x{height}"
-            )
-    background = median_background(originals, fg)
-    foreground = np.stack(
-        [_resize(foreground_mask(f, background, fg).astype(np.uint8), image_size, True) for f in originals]
-    )
-    frames = np.stack([_resize(f, image_size) for f in originals])
-    velocity = None
-    if sequence.belt_velocity_px_s is not None:
-        vx, vy = sequence.belt_velocity_px_s
-        velocity = (vx * image_size / width, vy * image_size / height)
-    provider = make_flow_provider(flow, velocity)
-    times = [f.time_s for f in sequence.frames]
-    flow_prev, flow_next = _flows(frames, times, provider, image_size // FLOW_DOWNSCALE)
-    prepared = PreparedSequence(
-        sequence.id, sequence.camera, sequence.label, frames, foreground.astype(bool),
-        flow_prev, flow_next, (height, width), frame_paths, mask_paths,
+    described = {
+        "frame_paths": frame_paths,
+        "mask_paths": mask_paths,
+        "times": [f.time_s for f in sequence.frames],
+        "holdout": sequence.holdout,
+        "pixel_to_belt": None if sequence.pixel_to_belt is None else np.array(sequence.pixel_to_belt),
+    }
+    if cache_dir is None:
+        writers = {name: _MemoryRows() for name in ROWS}
+        size, fractions = _prepare_rows(sequence, frame_paths, image_size, flow, fg, writers)
+        rows = {name: np.stack(writer.rows) for name, writer in writers.items()}
+    else:
+        folder = cache_dir / f"{sequence.id}-{_cache_key(sequence, frame_paths, image_size, flow, fg)}"
+        if not (folder / "meta.json").is_file():
+            _prepare_folder(sequence, frame_paths, image_size, flow, fg, folder)
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        size, fractions = tuple(meta["original_size"]), meta["foreground_fraction"]
+        rows = {name: RowFile(folder / f"{name}.npy") for name in ROWS}
+    return PreparedSequence(
+        sequence.id, sequence.camera, sequence.label, rows["frames"], rows["foreground"], rows["flow_prev"],
+        rows["flow_next"], size, **described, foreground_fraction=np.array(fractions),
     )  # fmt: skip
-    if cached is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        temp = cached.with_suffix(".tmp.npz")
-        np.savez(
-            temp, frames=frames, foreground=prepared.foreground, flow_prev=flow_prev,
-            flow_next=flow_next, original_size=np.array([height, width]),
-        )  # fmt: skip
-        temp.replace(cached)
-    return prepared
+
+
+def _prepare_folder(sequence, frame_paths, image_size, flow, fg, folder: Path) -> None:
+    """Prepare into a temporary folder and rename it: a killed preparation leaves no half cache."""
+    temp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
+    count = len(frame_paths)
+    writers = {
+        name: RowWriter(temp / f"{name}.npy", count, shape, dtype)
+        for name, (shape, dtype) in _row_shapes(image_size).items()
+    }
+    size, fractions = _prepare_rows(sequence, frame_paths, image_size, flow, fg, writers)
+    meta = {"original_size": list(size), "foreground_fraction": fractions}
+    (temp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    temp.rename(folder)
 
 
 def prepare_dataset(
@@ -198,7 +286,7 @@ class TripletDataset(Dataset):
                 continue
             own = BEFORE if sequence.label == "before" else AFTER
             for t in range(1, len(sequence.frames) - 1):
-                if sequence.foreground[t].mean() >= MIN_FOREGROUND:
+                if sequence.foreground_fraction[t] >= MIN_FOREGROUND:
                     self.items.append((s, t, own))
                 self.items.append((s, t, BACKGROUND))
 

@@ -1,54 +1,63 @@
-"""mIoU of the illegal class on `before` frames with ground-truth masks.
+"""Evaluation: mIoU of the illegal class on `before` frames with ground-truth masks, and the
+removal-based object check (`trainer.object_check`) on held-out C1/C2 footage without any.
 
 The masked frames are split once into a validation part, where the mask threshold is chosen, and a
 test part, where the figure is measured: the threshold never sees the test frames. With several
 masked sequences the split is by sequence (about a third for validation); with one, its first third
 of frames validates. IoU is accumulated over each test sequence's frames; `miou` is the mean over
 test sequences (0-100), with the per-sequence figures alongside.
+
+Frames are read one chunk at a time and every candidate threshold is scored in the same pass (each
+pixel's map value is binned against the thresholds), so memory does not grow with footage length.
+The exported threshold comes from the masks when there are some, from the object check otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.cams import LABEL_ILLEGAL, MapKind, masks_from_maps, sequence_before_maps
+from trainer.cams import MapKind, sequence_before_maps
 from trainer.dataset import PreparedSequence, has_masks, read_mask
 from trainer.errors import RunError
+from trainer.manifest import BeltGeometry
 from trainer.model import CamClassifier
+from trainer.object_check import ObjectCheckResult, check_objects, object_score, weak_objects
 
 THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
+CHUNK_FRAMES = 16  # frames through the model at a time
+MIN_OBJECTS = 6  # weakly labelled objects for the object check: a third to validate, the rest to test
+Part = list[tuple[int, list[int]]]  # (sequence index, frame indices)
+NOTHING_TO_EVALUATE = (
+    "no threshold can be chosen: no `before` frames with ground-truth masks, and no held-out C1 and C2 "
+    f"footage of the same belt showing {MIN_OBJECTS}+ objects with the site calibration (both belt planes, "
+    "belt speed, C1-to-C2 offsets): calibrate the site (docs/calibration.md) or draw masks"
+)
 
 
 @dataclass
 class EvaluationResult:
     maps: str
-    miou: float  # 0-100
-    threshold: float
-    test_frames: int
-    validation_frames: int
+    threshold: float  # the one to use live
+    threshold_source: Literal["masks", "object check"]
+    miou: float | None = None  # 0-100, on the masks' test frames; None without masks
+    test_frames: int = 0
+    validation_frames: int = 0
     per_sequence: dict[str, float] = field(default_factory=dict)
+    object_check: dict | None = None  # ObjectCheckResult as JSON
+    miou_at_object_threshold: float | None = None  # with masks and the object check: their agreement
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
-@dataclass
-class _MaskedFrames:
-    sequence: PreparedSequence
-    indices: list[int]
-    maps: torch.Tensor  # N x 2 x S x S for the indices
-    truth: list[np.ndarray]
-
-
-def split_masked(
-    sequences: list[PreparedSequence],
-) -> tuple[list[tuple[int, list[int]]], list[tuple[int, list[int]]]]:
-    """(validation, test) as lists of (sequence index, frame indices) over `before` frames with masks."""
+def split_masked(sequences: list[PreparedSequence]) -> tuple[Part, Part]:
+    """(validation, test) over `before` frames with masks."""
     masked = [
         (s, [i for i, path in enumerate(seq.mask_paths) if path is not None])
         for s, seq in enumerate(sequences)
@@ -64,40 +73,86 @@ def split_masked(
     return masked[:cut], masked[cut:]
 
 
-def _upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+def _maps(model, sequence, kind, indices, flip, scales) -> Iterator[tuple[int, torch.Tensor]]:
+    for start in range(0, len(indices), CHUNK_FRAMES):
+        chunk = indices[start : start + CHUNK_FRAMES]
+        yield from zip(chunk, sequence_before_maps(model, sequence, kind, chunk, flip, scales), strict=True)
 
 
-def _collect(model: CamClassifier, sequences, parts, kind: MapKind, flip, scales) -> list[_MaskedFrames]:
-    collected = []
-    for s, indices in parts:
+def count_at_least(values: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
+    """For each threshold, how many of `values` are at or above it (one pass over the values)."""
+    above = np.searchsorted(np.asarray(thresholds), values, side="right")  # thresholds <= each value
+    counts = np.bincount(above, minlength=len(thresholds) + 1)
+    return counts[::-1].cumsum()[::-1][1:]
+
+
+def _frame_counts(
+    maps: torch.Tensor, foreground: np.ndarray, truth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(intersection, union) of predicted and true illegal pixels at every threshold, at the frame's
+    own resolution."""
+    height, width = truth.shape
+    full = F.interpolate(maps[None], size=(height, width), mode="bilinear", align_corners=False)[0].numpy()
+    before, after = full[0], full[1]
+    foreground = (
+        F.interpolate(torch.from_numpy(foreground[None, None].astype(np.float32)), size=(height, width))[0, 0]
+        .numpy()
+        .astype(bool)
+    )
+    candidate = foreground & (before >= after)  # illegal wherever `before` also passes the threshold
+    illegal = truth == 1
+    intersection = count_at_least(before[candidate & illegal], THRESHOLDS)
+    predicted = count_at_least(before[candidate], THRESHOLDS)
+    return intersection, illegal.sum() + predicted - intersection
+
+
+def _part_counts(model, sequences, part: Part, kind, flip, scales) -> dict[str, np.ndarray]:
+    """Per sequence id: (2 x thresholds) intersection and union summed over the part's frames."""
+    totals: dict[str, np.ndarray] = {}
+    for s, indices in part:
         sequence = sequences[s]
-        maps = sequence_before_maps(model, sequence, kind, flip, scales)[indices]
-        truth = [read_mask(sequence.mask_paths[i], sequence.original_size) for i in indices]
-        collected.append(_MaskedFrames(sequence, indices, maps, truth))
-    return collected
+        total = np.zeros((2, len(THRESHOLDS)), np.int64)
+        for index, maps in _maps(model, sequence, kind, indices, flip, scales):
+            truth = read_mask(sequence.mask_paths[index], sequence.original_size)
+            total += np.stack(_frame_counts(maps, sequence.foreground[index], truth))
+        totals[sequence.id] = total
+    return totals
 
 
-def _iou_counts(part: _MaskedFrames, threshold: float) -> tuple[int, int]:
-    height, width = part.sequence.original_size
-    maps = _upsample(part.maps, (height, width))
-    foreground = np.stack(
-        [
-            cv2.resize(
-                part.sequence.foreground[i].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
-            )
-            for i in part.indices
-        ]
-    ).astype(bool)
-    predicted = masks_from_maps(maps, foreground, threshold) == LABEL_ILLEGAL
-    truth = np.stack(part.truth) == LABEL_ILLEGAL
-    return int((predicted & truth).sum()), int((predicted | truth).sum())
+def _iou(total: np.ndarray) -> np.ndarray:
+    """IoU (0-100) per threshold, NaN where neither truth nor prediction has an illegal pixel."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total[1] > 0, 100.0 * total[0] / total[1], np.nan)
 
 
-def _iou(counts: list[tuple[int, int]]) -> float | None:
-    intersection = sum(c[0] for c in counts)
-    union = sum(c[1] for c in counts)
-    return None if union == 0 else 100.0 * intersection / union
+def _best(scores: np.ndarray) -> float:
+    return max(range(len(THRESHOLDS)), key=lambda k: (np.nan_to_num(scores[k]), -abs(THRESHOLDS[k] - 0.5)))
+
+
+def _object_check(model, sequences, kind, flip, scales, belt: BeltGeometry) -> ObjectCheckResult | None:
+    objects, left_out = weak_objects(sequences, belt)
+    if len(objects) < MIN_OBJECTS:
+        return None
+    scores = np.zeros(len(objects))
+    by_frame: dict[tuple[int, int], list[int]] = {}
+    for k, found in enumerate(objects):
+        by_frame.setdefault((found.sequence, found.frame), []).append(k)
+    for s in sorted({found.sequence for found in objects}):
+        indices = sorted(i for (seq, i) in by_frame if seq == s)
+        for index, maps in _maps(model, sequences[s], kind, indices, flip, scales):
+            for k in by_frame[(s, index)]:
+                scores[k] = object_score(maps[0].numpy(), maps[1].numpy(), objects[k].pixels)
+    removed = np.array([found.removed for found in objects])
+    return check_objects(scores, removed, THRESHOLDS, left_out)
+
+
+def check_evaluable(sequences: list[PreparedSequence], belt: BeltGeometry | None) -> None:
+    """Refuse, before any training, data a threshold cannot be chosen on."""
+    if split_masked(sequences)[1]:
+        return
+    if belt is not None and len(weak_objects(sequences, belt)[0]) >= MIN_OBJECTS:
+        return
+    raise RunError(NOTHING_TO_EVALUATE)
 
 
 def evaluate(
@@ -106,26 +161,39 @@ def evaluate(
     kind: MapKind = "cam",
     flip: bool = False,
     scales: tuple[float, ...] = (1.0,),
+    belt: BeltGeometry | None = None,
 ) -> EvaluationResult:
-    """Choose the threshold on the validation frames, measure on the test frames (see module doc)."""
+    """mIoU on masks (threshold on validation frames, figure on test frames) and, with the belt's
+    geometry and held-out C1/C2 footage, the object check; see the module doc."""
     validation, test = split_masked(sequences)
-    if not test:
-        raise RunError("no `before` frames with ground-truth masks to evaluate on")
-    val_parts = _collect(model, sequences, validation, kind, flip, scales)
-    test_parts = _collect(model, sequences, test, kind, flip, scales)
-    scores = {t: _iou([_iou_counts(p, t) for p in val_parts]) or 0.0 for t in THRESHOLDS}
-    threshold = max(THRESHOLDS, key=lambda t: (scores[t], -abs(t - 0.5)))
-    per_sequence = {}
-    for part in test_parts:
-        iou = _iou([_iou_counts(part, threshold)])
-        if iou is not None:
-            per_sequence[part.sequence.id] = round(iou, 2)
-    miou = float(np.mean(list(per_sequence.values()))) if per_sequence else 0.0
-    return EvaluationResult(
+    objects = _object_check(model, sequences, kind, flip, scales, belt) if belt is not None else None
+    if not test and objects is None:
+        raise RunError(NOTHING_TO_EVALUATE)
+    result = EvaluationResult(
         maps=kind,
-        miou=round(miou, 2),
-        threshold=threshold,
-        test_frames=sum(len(p.indices) for p in test_parts),
-        validation_frames=sum(len(p.indices) for p in val_parts),
-        per_sequence=per_sequence,
+        threshold=objects.threshold if objects else 0.5,
+        threshold_source="object check",
+        object_check=objects.to_json() if objects else None,
     )
+    if not test:
+        return result
+    validation_totals = _part_counts(model, sequences, validation, kind, flip, scales)
+    test_totals = _part_counts(model, sequences, test, kind, flip, scales)
+    chosen = _best(_iou(sum(validation_totals.values())))
+    per_sequence = {
+        sequence_id: round(float(iou[chosen]), 2)
+        for sequence_id, total in test_totals.items()
+        if not np.isnan(iou := _iou(total))[chosen]
+    }
+    result.threshold, result.threshold_source = THRESHOLDS[chosen], "masks"
+    result.miou = round(float(np.mean(list(per_sequence.values()))), 2) if per_sequence else 0.0
+    result.per_sequence = per_sequence
+    result.test_frames = sum(len(indices) for _, indices in test)
+    result.validation_frames = sum(len(indices) for _, indices in validation)
+    if objects is not None:
+        at_object = THRESHOLDS.index(objects.threshold)
+        ious = [
+            iou[at_object] for total in test_totals.values() if not np.isnan(iou := _iou(total))[at_object]
+        ]
+        result.miou_at_object_threshold = round(float(np.mean(ious)), 2) if ious else 0.0
+    return result

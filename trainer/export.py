@@ -35,7 +35,7 @@ class _ExportedGraph(nn.Module):
 
 
 def export_onnx(
-    model: CamClassifier, path: Path, image_size: int, threshold: float | None, extra: dict | None = None
+    model: CamClassifier, path: Path, image_size: int, threshold: float, extra: dict | None = None
 ) -> float:
     """Write the ONNX file and return the max abs difference to PyTorch on a random batch."""
     model = model.cpu().eval()
@@ -58,7 +58,7 @@ def export_onnx(
         "std": json.dumps(IMAGENET_STD),
         "output_stride": str(model.output_stride),
         "backbone": model.backbone_name,
-        "threshold": "" if threshold is None else str(threshold),
+        "threshold": str(threshold),
         **{k: str(v) for k, v in (extra or {}).items()},
     }
     proto = onnx.load(str(path))

@@ -3,6 +3,11 @@
 JSON with ordered sequences of frame paths, each sequence from one camera with one label, plus
 optional ground-truth masks (evaluation only) and, for belt-motion flow, frame times and the belt's
 velocity in image pixels per second.
+
+For the removal-based object check (evaluation without masks, `trainer.object_check`), sequences
+also carry their camera's pixel-to-belt homography and `holdout` (never trained on), and the manifest
+the belt's geometry: speed, C1-to-C2 distance and the cameras' clock offset. Frame times are then on
+one clock for the whole manifest (seconds from any common origin), so C1 and C2 times compare.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Row3 = tuple[float, float, float]
+
+
 class ManifestFrame(_Strict):
     path: str
     mask: str | None = None  # PNG label map: 0 background, 1 illegal, 2 legal
-    time_s: float | None = None  # capture time, for belt-motion flow
+    time_s: float | None = None  # capture time (one clock per manifest), for flows and the object check
 
 
 class ManifestSequence(_Strict):
@@ -34,12 +42,28 @@ class ManifestSequence(_Strict):
     belt_velocity_px_s: tuple[float, float] | None = Field(
         default=None, description="objects' image velocity (x, y) in px/s at the frames' resolution"
     )
+    pixel_to_belt: tuple[Row3, Row3, Row3] | None = Field(
+        default=None, description="homography from this camera's pixels to its own belt mm (x along travel)"
+    )
+    holdout: bool = Field(default=False, description="evaluation only: never trained on")
+
+
+class BeltGeometry(_Strict):
+    """Where C2 sees what C1 saw: what the object check needs from the site calibration."""
+
+    speed_mm_s: float = Field(gt=0)
+    c1_to_c2_mm: float = Field(gt=0, description="C2's belt origin downstream of C1's")
+    c2_clock_offset_ms: float = Field(default=0.0, description="C2's clock minus C1's")
+    min_object_mm2: float = Field(
+        default=2500.0, gt=0, description="smaller foreground blobs are dirt or belt texture, not objects"
+    )
 
 
 class Manifest(_Strict):
     version: Literal[1] = 1
     root: str = Field(default=".", description="relative frame and mask paths resolve against this")
     sequences: list[ManifestSequence] = Field(min_length=1)
+    belt: BeltGeometry | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Manifest:

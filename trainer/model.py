@@ -134,6 +134,37 @@ class CamClassifier(nn.Module):
         return maps.mean(dim=(2, 3))
 
 
+class GradCamClassifier(nn.Module):
+    """The paper's Grad-CAM baseline: a plain classifier (torchvision ResNet, output stride 32, global
+    average pooling, a fully connected head, softmax), whose maps are read afterwards with Grad-CAM
+    on `layer4` (`trainer.cams.grad_cam_maps`). Unlike `CamClassifier`, its head has a bias and sits
+    after the pooling, so Grad-CAM is not its CAM up to a scale."""
+
+    output_stride = 32
+
+    def __init__(self, backbone: Backbone = "resnet50", weights: str | Path | None = "imagenet") -> None:
+        super().__init__()
+        self.resnet = getattr(torchvision.models, backbone)(weights=None)
+        self.weights_source = load_pretrained(self.resnet, backbone, weights)
+        self.resnet.fc = nn.Linear(self.resnet.fc.in_features, len(CLASSES))
+        self.backbone_name = backbone
+
+    @property
+    def head(self) -> nn.Module:
+        return self.resnet.fc
+
+    @property
+    def target_layer(self) -> nn.Module:
+        return self.resnet.layer4
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores (logits), B x 3."""
+        return self.resnet(images)
+
+
+Classifier = CamClassifier | GradCamClassifier
+
+
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8-range or [0, 1] RGB batches to ImageNet statistics (B x 3 x H x W, float in [0, 1])."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)

@@ -7,7 +7,9 @@ per epoch), `metrics.json` (final evaluation; a run that has it is finished and 
 nothing), `model.onnx`, `train.log`.
 
 Methods are presets of the loss terms (paper, Table 2): `cam` = classification only (also the model
-Grad-CAM and F2F read maps from), `puzzlecam` = + spatial, `temporal` = + temporal, `ours` = both.
+F2F reads maps from), `puzzlecam` = + spatial, `temporal` = + temporal, `ours` = both. `gradcam` is
+the paper's Grad-CAM baseline, a classifier of its own (`GradCamClassifier`, softmax over an fc head)
+read with Grad-CAM; it needs gradients to make a map, so it is evaluated but never exported.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -30,17 +33,18 @@ from tqdm import tqdm
 from trainer.data_checks import check_training_data
 from trainer.dataset import TripletDataset, has_masks, prepare_dataset
 from trainer.errors import RunError
-from trainer.evaluate import EvaluationResult, evaluate
+from trainer.evaluate import EvaluationResult, check_evaluable, evaluate
 from trainer.export import export_onnx
 from trainer.losses import class_cams, classification_loss, coherence_weight, spatial_loss, temporal_loss
 from trainer.manifest import Manifest, load_manifest, save_manifest
-from trainer.model import Backbone, CamClassifier, normalise
+from trainer.model import Backbone, CamClassifier, Classifier, GradCamClassifier, normalise
 from trainer.preprocess import ForegroundSettings
 from trainer.puzzle import merge, tile
 
 log = logging.getLogger(__name__)
-Method = Literal["cam", "puzzlecam", "temporal", "ours"]
+Method = Literal["cam", "puzzlecam", "temporal", "ours", "gradcam"]
 LOSS_TERMS: dict[str, tuple[bool, bool]] = {  # (spatial module, temporal module)
+    "gradcam": (False, False),
     "cam": (False, False),
     "puzzlecam": (True, False),
     "temporal": (False, True),
@@ -82,9 +86,9 @@ class TrainSettings(BaseModel):
 @dataclass
 class RunResult:
     run_dir: Path
-    onnx_path: Path
+    onnx_path: Path | None  # None for the Grad-CAM baseline, which is never exported
     evaluation: EvaluationResult | None
-    onnx_max_abs_diff: float
+    onnx_max_abs_diff: float | None
     frames_per_s: float
 
 
@@ -112,6 +116,8 @@ def _step_losses(model, batch, settings: TrainSettings, a: float, b: float) -> d
     use_spatial, use_temporal = LOSS_TERMS[settings.method]
     centre = normalise(batch["centre"])
     losses: dict[str, torch.Tensor] = {}
+    if settings.method == "gradcam":  # softmax over one class per image, as the baseline is trained
+        return {"cls": F.cross_entropy(model(centre), batch["cls"])}
     if use_temporal and b > 0:  # one pass for the whole triplet
         triplet = torch.cat([normalise(batch["prev"]), centre, normalise(batch["next"])])
         maps_prev, maps, maps_next = torch.chunk(model(triplet), 3)
@@ -184,7 +190,7 @@ def _finished_run(run_dir: Path, settings: TrainSettings) -> RunResult | None:
         return None  # _train says what is wrong
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     evaluation = EvaluationResult(**metrics["evaluation"]) if metrics.get("evaluation") else None
-    onnx_path = run_dir / "model.onnx"
+    onnx_path = run_dir / "model.onnx" if exportable(settings) else None
     return RunResult(
         run_dir, onnx_path, evaluation, metrics["onnx_max_abs_diff"], metrics["train_frames_per_s"]
     )
@@ -201,15 +207,20 @@ def _forget_epochs_after(epochs_file: Path, last_kept: int) -> None:
         epochs_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def _optimizer(model: CamClassifier, settings: TrainSettings) -> torch.optim.Optimizer:
+def build_model(settings: TrainSettings, weights: str | None) -> Classifier:
+    if settings.method == "gradcam":
+        return GradCamClassifier(settings.backbone, weights)
+    return CamClassifier(settings.backbone, settings.output_stride, weights)
+
+
+def _optimizer(model: Classifier, settings: TrainSettings) -> torch.optim.Optimizer:
     """AdamW; a pretrained trunk learns `trunk_lr_scale` times slower than the new head, so that the
     first epochs' large gradients from the random head do not wash out what ImageNet taught it."""
     trunk_lr = settings.learning_rate * (settings.trunk_lr_scale if model.weights_source != "random" else 1.0)
+    head = list(model.head.parameters())
+    trunk = [p for p in model.parameters() if all(p is not h for h in head)]
     return torch.optim.AdamW(
-        [
-            {"params": model.trunk.parameters(), "lr": trunk_lr},
-            {"params": model.head.parameters(), "lr": settings.learning_rate},
-        ],
+        [{"params": trunk, "lr": trunk_lr}, {"params": head, "lr": settings.learning_rate}],
         weight_decay=settings.weight_decay,
     )
 
@@ -222,14 +233,15 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
     for warning in check_training_data(manifest):
         log.warning("%s", warning)
     _seed_everything(settings.seed)
-    model = CamClassifier(settings.backbone, settings.output_stride, settings.weights)
+    model = build_model(settings, settings.weights)
     settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
     device = _device(settings)
 
     sequences = prepare_dataset(
         manifest, base, settings.image_size, settings.flow, settings.foreground, cache_dir, progress
     )
-    training = [s for s in sequences if not has_masks(s)]
+    check_evaluable(sequences, manifest.belt)
+    training = [s for s in sequences if not has_masks(s) and not s.holdout]
     dataset = TripletDataset(training, settings.c1_also_after, settings.augment)
     generator = torch.Generator().manual_seed(settings.seed)
     loader = DataLoader(
@@ -307,14 +319,11 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
         torch.save(state, temp)  # then rename: a crash never leaves half a checkpoint to resume from
         temp.replace(checkpoint_file)
 
-    evaluation = None
-    if any(has_masks(s) and s.label == "before" for s in sequences):
-        evaluation = evaluate(model, sequences, "cam")
-    onnx_path = run_dir / "model.onnx"
-    difference = export_onnx(
-        model, onnx_path, settings.image_size, evaluation.threshold if evaluation else None,
-        {"method": settings.method, "flow": settings.flow},
-    )  # fmt: skip
+    evaluation = evaluate(model, sequences, "cam", belt=manifest.belt)
+    onnx_path, difference = None, None
+    if exportable(settings):
+        onnx_path = run_dir / "model.onnx"
+        difference = export_run(model, settings, evaluation, onnx_path)
     metrics = {
         "method": settings.method,
         "evaluation": evaluation.to_json() if evaluation else None,
@@ -328,6 +337,28 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
     return RunResult(run_dir, onnx_path, evaluation, difference, frames_per_s)
 
 
+def exportable(settings: TrainSettings) -> bool:
+    """Whether the run's model can work live: everything but the Grad-CAM baseline, whose maps need
+    a backward pass."""
+    return settings.method != "gradcam"
+
+
+def export_run(
+    model: CamClassifier, settings: TrainSettings, evaluation: EvaluationResult, path: Path
+) -> float:
+    """The run's ONNX file with its threshold and where that came from (the live path needs both)."""
+    if not exportable(settings):
+        raise RunError(
+            "a Grad-CAM baseline run has no ONNX model: its maps need gradients (train cam or ours)"
+        )
+    extra = {
+        "method": settings.method,
+        "flow": settings.flow,
+        "threshold_source": evaluation.threshold_source,
+    }
+    return export_onnx(model, path, settings.image_size, evaluation.threshold, extra)
+
+
 def load_checkpoint(path: Path, device: torch.device) -> dict:
     """A run's checkpoint, read as tensors and plain values only (`weights_only=True`): a run directory
     copied from elsewhere must not be able to run code here."""
@@ -338,10 +369,10 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
         raise RunError(f"{path}: not a checkpoint beltcam wrote (refused to load it: {first_line})") from None
 
 
-def load_run_model(run_dir: Path) -> tuple[CamClassifier, TrainSettings]:
+def load_run_model(run_dir: Path) -> tuple[Classifier, TrainSettings]:
     """The trained classifier of a finished run, on the CPU, for evaluation and export."""
     settings = TrainSettings.model_validate_json((run_dir / "settings.json").read_text())
-    model = CamClassifier(settings.backbone, settings.output_stride, weights=None)
+    model = build_model(settings, None)
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir}: no checkpoint.pt: not a finished training run")
     state = load_checkpoint(run_dir / "checkpoint.pt", torch.device("cpu"))

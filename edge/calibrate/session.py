@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import select
 
 from calibration import (
     ActuatorGeometry,
@@ -29,7 +28,6 @@ from calibration import (
     fit_belt_plane_from_markers,
     load_calibration,
     measure_belt_motion,
-    save_calibration,
 )
 from calibration.calibration_file import (
     BeltPlaneSection,
@@ -43,8 +41,8 @@ from calibration.calibration_file import (
 )
 from edge.calibrate.clips import Clip
 from edge.sources.image_files import ImageFileError, image_files, read_image
-from edge.store.frame_store import FrameStore, utc_now
-from edge.store.models import Calibration
+from edge.store.calibrations import save_version, stored_content, stored_versions
+from edge.store.frame_store import FrameStore
 
 
 class CalibrationSession:
@@ -62,9 +60,7 @@ class CalibrationSession:
 
     def stored_versions(self) -> list[int]:
         """The versions of this calibration file the store keeps, oldest first."""
-        with self.store.session() as session:
-            versions = session.scalars(select(Calibration.version).where(Calibration.path == str(self.path)))
-            return sorted(int(version) for version in versions)
+        return stored_versions(self.store, self.path)
 
     def _save(
         self, step: Step, update: dict, inputs: list[InputFile], camera: str | None = None
@@ -78,20 +74,7 @@ class CalibrationSession:
             update={**update, **site, "inputs": {**self.current.inputs, step: inputs}}
         )
         CalibrationFile.model_validate(updated.model_dump(by_alias=True))  # every section still valid
-        # a version number is never given twice, even when the file was lost or replaced by an older one
-        stored = self.stored_versions()
-        updated = updated.model_copy(update={"version": max(updated.version, stored[-1] if stored else 0)})
-        self.current = save_calibration(updated, self.path, step)
-        with self.store.session() as session:
-            session.add(
-                Calibration(
-                    version=str(self.current.version),
-                    path=str(self.path),
-                    created_utc=utc_now(),
-                    content=self.current.model_dump(mode="json", by_alias=True),
-                )
-            )
-            session.commit()
+        self.current = save_version(self.store, self.path, updated, step)
         return self.current
 
     def restore(self, version: int | None = None) -> CalibrationFile:
@@ -104,13 +87,7 @@ class CalibrationSession:
             raise CalibrationError(
                 f"{self.path}: no stored version {wanted} (the store keeps {_ranges(stored)})"
             )
-        with self.store.session() as session:
-            content = session.scalars(
-                select(Calibration.content)
-                .where(Calibration.path == str(self.path), Calibration.version == str(wanted))
-                .order_by(Calibration.id.desc())
-            ).first()
-        self.current = CalibrationFile.model_validate(content)
+        self.current = CalibrationFile.model_validate(stored_content(self.store, self.path, wanted))
         return self._save("restore", {}, [])
 
     def _with_camera(self, camera: str, **section: object) -> dict:

@@ -11,7 +11,7 @@ from edge.capture.cameras import build_sources
 from edge.cli.common import add_config, open_store, positive
 from edge.config import SiteConfig
 from edge.recorder.recorder import Recorder, RecordingSummary
-from edge.simulator.calibration_truth import SIMULATOR_CALIBRATION_FILE, write_simulator_calibration
+from edge.simulator.calibration_truth import write_simulator_calibration
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
@@ -56,13 +56,25 @@ def record(config: SiteConfig, duration: float | None) -> RecordingSummary:
     return summary
 
 
+def _calibrate_simulated_site(config: SiteConfig, path: Path, store: FrameStore) -> None:
+    """A simulated site is calibrated out of the box: the simulator's own calibration fills the site's
+    calibration file, unless a technician's calibration is there."""
+    outcome, calibration = write_simulator_calibration(
+        path, config.simulator, config.cameras, site=config.site_name, store=store
+    )
+    version = f"{path} (version {calibration.version})"
+    said = {
+        "written": f"the simulated installation's own calibration saved as {version}",
+        "up to date": f"{version} is the simulator's, up to date",
+        "kept": f"{version} is the site's own calibration: kept, not replaced by the simulator's",
+    }
+    print(f"calibration: {said[outcome]}")
+
+
 def _record(config: SiteConfig, store: FrameStore, duration: float | None) -> RecordingSummary:
+    if config.calibration_file is not None and all(camera.kind == "simulated" for camera in config.cameras):
+        _calibrate_simulated_site(config, config.calibration_file, store)
     sources = build_sources(config)
-    if all(camera.kind == "simulated" for camera in config.cameras):
-        truth = write_simulator_calibration(
-            config.storage.data_dir / SIMULATOR_CALIBRATION_FILE, config.simulator, config.cameras
-        )
-        print(f"simulator calibration (ground truth): {truth}")
     print(f"recording into {config.storage.data_dir} (index: {config.storage.shown_database_url()})")
     recorder = Recorder(config, store, sources)
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from edge.cli.common import add_config, count, open_store, positive, positive_int
@@ -20,7 +21,10 @@ from edge.store.frame_store import utc_now
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train the classifier on recorded before/after footage")
     add_config(train)
-    train.add_argument("--method", choices=["cam", "puzzlecam", "temporal", "ours"], default="ours")
+    train.add_argument(
+        "--method", choices=["cam", "puzzlecam", "temporal", "ours", "gradcam"], default="ours",
+        help="gradcam: the paper's Grad-CAM baseline (evaluated, never exported)",
+    )  # fmt: skip
     train.add_argument(
         "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
     )
@@ -37,11 +41,20 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--manifest", type=Path, help="train from this manifest instead of the store")
 
-    evaluate_cmd = commands.add_parser("eval", help="mIoU of a run on before frames with ground-truth masks")
+    evaluate_cmd = commands.add_parser(
+        "eval",
+        help="mIoU on before frames with masks, and the removal-based object check on held-out footage",
+    )
     add_config(evaluate_cmd)
     evaluate_cmd.add_argument("--run", type=Path, required=True, help="run directory")
-    evaluate_cmd.add_argument("--maps", choices=["cam", "gradcam", "f2f"], default="cam")
-    evaluate_cmd.add_argument("--manifest", type=Path, help="evaluate on this manifest instead of the store")
+    evaluate_cmd.add_argument(
+        "--maps", choices=["cam", "f2f"], default="cam", help="f2f: flow-warped neighbours' maps fused by max"
+    )
+    evaluate_cmd.add_argument(
+        "--manifest",
+        type=Path,
+        help="evaluate on this manifest (default: the run's held-out footage and masks)",
+    )
     evaluate_cmd.add_argument("--flip", action="store_true", help="add mirrored images' maps (test-time)")
     evaluate_cmd.add_argument(
         "--scales", type=positive, nargs="+", default=[1.0], help="input scales to sum maps over"
@@ -58,7 +71,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
     if args.command == "train":
         return _train(config, args)
     if args.command == "eval":
-        return _evaluate(config, args)
+        return _evaluate(args)
     return _export(args)
 
 
@@ -71,7 +84,7 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         print(f"resuming the run in {args.out} with the manifest it started with ({len(used)} recordings)")
     elif manifest_path is None:
         manifest_path = args.out / "store_manifest.json"
-        _, used = build_manifest(store, "train", manifest_path, config.calibration_file)
+        _, used = build_manifest(store, manifest_path, config.calibration_file)
         print(f"training on {len(used)} recordings (manifest: {manifest_path})")
     from trainer.train import TrainSettings, train
 
@@ -89,10 +102,17 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
     started = utc_now()
     result = train(manifest_path, settings, args.out, progress=True)
     run_id = register_run(store, settings, result, used, started)
-    evaluation = (
-        f"mIoU {result.evaluation.miou:.2f}" if result.evaluation else "no masked frames to evaluate on"
-    )
-    print(f"run {run_id} finished in {args.out}: {evaluation}; ONNX parity {result.onnx_max_abs_diff:.1e}")
+    found = result.evaluation
+    figures = [f"mIoU {found.miou:.2f}"] if found.miou is not None else []
+    if found.object_check:
+        check = found.object_check
+        figures.append(f"object check precision {check['precision']:.2f} recall {check['recall']:.2f}")
+    figures.append(f"threshold {found.threshold} (from the {found.threshold_source})")
+    if result.onnx_path is None:
+        figures.append("no ONNX (the Grad-CAM baseline is never deployed)")
+    else:
+        figures.append(f"ONNX parity {result.onnx_max_abs_diff:.1e}")
+    print(f"run {run_id} finished in {args.out}: " + "; ".join(figures))
     return 0
 
 
@@ -102,18 +122,15 @@ def _recording_ids(manifest_path: Path) -> list[int]:
     return [int(s["id"][3:]) for s in sequences if s["id"].startswith("rec") and s["id"][3:].isdigit()]
 
 
-def _evaluate(config: SiteConfig, args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace) -> int:
     from trainer.dataset import prepare_dataset
     from trainer.evaluate import evaluate
     from trainer.manifest import load_manifest
     from trainer.train import load_run_model
 
     model, settings = load_run_model(args.run)
-    manifest_path = args.manifest
-    if manifest_path is None:
-        manifest_path = args.run / "eval_manifest.json"
-        build_manifest(open_store(config), "eval", manifest_path, config.calibration_file)
-    manifest, base = load_manifest(manifest_path)
+    # by default, the run's own held-out footage and masks, as frozen when it started
+    manifest, base = load_manifest(args.manifest or args.run / "manifest.json")
     sequences = prepare_dataset(
         manifest,
         base,
@@ -123,26 +140,37 @@ def _evaluate(config: SiteConfig, args: argparse.Namespace) -> int:
         args.run / "cache",
         not args.json,
     )
-    result = evaluate(model, sequences, args.maps, args.flip, tuple(args.scales))
+    result = evaluate(model, sequences, args.maps, args.flip, tuple(args.scales), manifest.belt)
     method = settings.method if args.maps == "cam" else args.maps
     if args.json:
         print(json.dumps({"method": method, **result.to_json()}))
-    else:
-        print(f"{method} ({args.maps} maps): mIoU {result.miou:.2f} at threshold {result.threshold}")
+        return 0
+    if result.miou is not None:
+        print(f"{method} ({args.maps} maps): mIoU {result.miou:.2f} at threshold {result.threshold} (masks)")
         for sequence_id, iou in result.per_sequence.items():
             print(f"  {sequence_id}: IoU {iou:.2f}")
+    check = result.object_check
+    if check is not None:
+        print(
+            f"{method} ({args.maps} maps), object check: precision {check['precision']:.2f}, "
+            f"recall {check['recall']:.2f} on {check['test_objects']} objects "
+            f"({check['removed_objects']} removed by the sorter) at threshold {check['threshold']}"
+        )
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from trainer.export import export_onnx
-    from trainer.train import load_run_model
+    from trainer.evaluate import EvaluationResult
+    from trainer.train import export_run, load_run_model
 
     model, settings = load_run_model(args.run)
     metrics_file = args.run / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    threshold = (metrics.get("evaluation") or {}).get("threshold")
+    if not metrics.get("evaluation"):
+        print(f"beltcam: error: {args.run}: no threshold in metrics.json: finish the run first "
+              "(beltcam train --out RUN resumes it)", file=sys.stderr)  # fmt: skip
+        return 2
     out = args.out or args.run / "model.onnx"
-    difference = export_onnx(model, out, settings.image_size, threshold, {"method": settings.method})
+    difference = export_run(model, settings, EvaluationResult(**metrics["evaluation"]), out)
     print(f"exported {out} (max abs difference to PyTorch {difference:.1e})")
     return 0

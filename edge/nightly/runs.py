@@ -23,7 +23,8 @@ def register_run(
     recording_ids: list[int],
     started_utc: datetime,
 ) -> int:
-    """Record a finished run and its model (a `candidate`, until someone or something promotes it).
+    """Record a finished run and its model (a `candidate`, until someone or something promotes it;
+    a run without an ONNX file, the Grad-CAM baseline, registers no model).
 
     A run directory is registered once: re-running a finished run returns the id it already has.
     """
@@ -45,13 +46,14 @@ def register_run(
         session.add(run)
         session.flush()
         session.add_all(TrainingRunRecording(run_id=run.id, recording_id=rid) for rid in recording_ids)
-        session.add(
-            Model(
-                run_id=run.id,
-                path=str(result.onnx_path),
-                status="candidate",
-                created_utc=utc_now(),
-                metrics=metrics,
+        if result.onnx_path is not None:  # the Grad-CAM baseline is evaluated, never deployed
+            session.add(
+                Model(
+                    run_id=run.id,
+                    path=str(result.onnx_path),
+                    status="candidate",
+                    created_utc=utc_now(),
+                    metrics=metrics,
+                )
             )
-        )
         return run.id

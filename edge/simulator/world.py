@@ -232,24 +232,3 @@ def camera_view(camera_id: str, resolution: tuple[int, int], config: SimulatorCo
         mm_per_px=config.belt_width_mm / height,
         clock_offset_ns=round(offset_ms * 1e6),
     )
-
-
-def implied_calibration(config: SimulatorConfig, views: list[CameraView]) -> dict:
-    """The calibration this simulated installation has, for checking estimates against truth."""
-    return {
-        "source": "simulator",
-        "seed": config.seed,
-        "belt_speed_mm_s": config.belt_speed_mm_s,
-        "belt_width_mm": config.belt_width_mm,
-        "c1_to_c2_mm": config.c1_to_c2_mm,
-        "c2_clock_offset_ms": config.c2_clock_offset_ms,
-        "cameras": {
-            view.camera_id: {
-                "resolution": [view.width_px, view.height_px],
-                "mm_per_px": view.mm_per_px,
-                "x_origin_mm": view.x_origin_mm,
-                "pixel_to_belt": view.pixel_to_belt_homography().tolist(),
-            }
-            for view in views
-        },
-    }
