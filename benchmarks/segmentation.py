@@ -29,7 +29,7 @@ from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
 from trainer.evaluate import EvaluationResult, evaluate
 from trainer.manifest import load_manifest
-from trainer.train import TrainSettings, load_run_model, train
+from trainer.train import TrainSettings, load_run_model, run_input_shape, train
 
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
 # (row name, method, flow, C1 foreground labelled {before, after})
@@ -68,8 +68,9 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
         if method == "cam":
             model, _ = load_run_model(folder / name)
             loaded, base = load_manifest(manifest)
+            shape = run_input_shape(folder / name)
             sequences = prepare_dataset(
-                loaded, base, args.image_size, flow, settings.foreground, folder / "cache", False
+                loaded, base, shape, flow, settings.foreground, folder / "cache", False
             )
             for kind in ("f2f", "foreground"):
                 scores[kind] = _figures(evaluate(model, sequences, kind, belt=belt))

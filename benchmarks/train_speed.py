@@ -1,7 +1,8 @@
 """Training throughput per method: frames (training samples) per second with every loss term on.
 
-Each method trains two epochs on the same small simulated manifest; the second epoch, where the
-spatial and temporal weights are non-zero, is timed. A frame here is one training sample: its
+Each method trains two epochs on the same small simulated manifest, in full precision and then with
+mixed precision (`amp`: bfloat16 on a CPU with bfloat16 arithmetic, float16 on CUDA); the second
+epoch, where the spatial and temporal weights are non-zero, is timed. A frame here is one training sample: its
 triplet, its tiles and the backward pass.
 
     .venv/bin/python -m benchmarks.train_speed [--image-size 128] [--backbone resnet18]
@@ -36,15 +37,18 @@ def main() -> None:
             Path(folder) / "data", frames=16, size=(160, 120), sequences=2, masked_before=1
         )
         for method in METHODS:
-            settings = TrainSettings(
-                method=method, backbone=args.backbone, image_size=args.image_size, epochs=2,
-                batch_size=args.batch_size, weights=None,
-            )  # fmt: skip
-            run = Path(folder) / method
-            train(manifest, settings, run, cache_dir=Path(folder) / "cache", progress=False)
-            second = json.loads((run / "epochs.jsonl").read_text().splitlines()[1])
-            rows.append({"method": method, "frames_per_s": second["frames_per_s"], "device": device})
-            print(f"{method:>10}: {second['frames_per_s']:.1f} frames/s", flush=True)
+            for amp in (False, True):  # full precision, then mixed (bfloat16 on a CPU that has it)
+                settings = TrainSettings(
+                    method=method, backbone=args.backbone, image_size=args.image_size, epochs=2,
+                    batch_size=args.batch_size, weights=None, amp=amp,
+                )  # fmt: skip
+                run = Path(folder) / f"{method}-{amp}"
+                train(manifest, settings, run, cache_dir=Path(folder) / "cache", progress=False)
+                second = json.loads((run / "epochs.jsonl").read_text().splitlines()[1])
+                precision = json.loads((run / "metrics.json").read_text())["mixed_precision"] or "float32"
+                rows.append({"method": method, "precision": precision, "frames_per_s": second["frames_per_s"],
+                             "device": device})  # fmt: skip
+                print(f"{method:>10} {precision:>9}: {second['frames_per_s']:.1f} frames/s", flush=True)
     machine = describe_machine() + (f", {torch.cuda.get_device_name()}" if device == "cuda" else "")
     setup = f"{args.backbone} at {args.image_size} px, batch {args.batch_size}"
     print(f"\ntraining throughput, {setup}, on {machine}")

@@ -152,3 +152,10 @@ def test_a_preparation_that_fails_midway_leaves_no_half_cache(manifest, tmp_path
         loaded, base, 64, "dis", ForegroundSettings(), tmp_path / "cache", progress=False
     )
     assert len(prepared[0].frames) == len(broken.frames)
+
+
+def test_long_footage_trains_on_a_fresh_draw_of_samples_each_epoch(manifest, tmp_path):
+    settings = TrainSettings(method="cam", samples_per_epoch=5, **TINY)
+    train(manifest, settings, tmp_path / "run", progress=False)
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "epochs.jsonl").read_text().splitlines()]
+    assert [e["samples"] for e in epochs] == [5, 5]

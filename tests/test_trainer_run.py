@@ -15,7 +15,7 @@ from trainer.export import read_metadata
 from trainer.manifest import ManifestError, load_manifest
 from trainer.model import CamClassifier, normalise
 from trainer.preprocess import ForegroundSettings
-from trainer.train import TrainSettings, load_run_model, train
+from trainer.train import TrainSettings, load_run_model, run_input_shape, train
 
 TINY = {"backbone": "resnet18", "image_size": 64, "epochs": 2, "batch_size": 8, "weights": None}
 
@@ -97,7 +97,9 @@ def test_ours_trains_evaluates_exports_and_resumes(manifest, tmp_path):
     assert metrics["onnx_max_abs_diff"] < 1e-3 and result.onnx_max_abs_diff == metrics["onnx_max_abs_diff"]
     meta = read_metadata(result.onnx_path)
     assert json.loads(meta["classes"]) == ["before", "after", "background"]
-    assert meta["input_size"] == "64" and float(meta["threshold"]) == metrics["evaluation"]["threshold"]
+    assert (meta["input_height"], meta["input_width"]) == ("64", "64") and float(
+        meta["threshold"]
+    ) == metrics["evaluation"]["threshold"]
     assert meta["threshold_source"] == "masks" and meta["output_stride"] == "16"
     assert json.loads(meta["mean"]) == [0.485, 0.456, 0.406] and json.loads(meta["std"]) == [
         0.229,
@@ -136,8 +138,9 @@ def test_cam_run_supports_gradcam_and_f2f_maps(manifest, tmp_path):
     train(manifest, TrainSettings(method="cam", **TINY), tmp_path / "cam", progress=False)
     model, settings = load_run_model(tmp_path / "cam")
     loaded, base = load_manifest(manifest)
-    sequences = prepare_dataset(loaded, base, settings.image_size, settings.flow, settings.foreground,
-                                tmp_path / "cam" / "cache", progress=False)  # fmt: skip
+    shape = run_input_shape(tmp_path / "cam")
+    cache = tmp_path / "cam" / "cache"
+    sequences = prepare_dataset(loaded, base, shape, settings.flow, settings.foreground, cache, False)
     validation, test = split_masked(sequences)
     assert len(validation) == len(test) == 1 and validation[0][0] != test[0][0]  # split by sequence
     results = {kind: evaluate(model, sequences, kind) for kind in ("cam", "f2f", "foreground")}
@@ -266,3 +269,29 @@ def test_a_run_without_masks_exports_the_object_checks_threshold(tmp_path):
     assert check["test_objects"] >= 4 and check["removed_objects"] >= 1
     meta = read_metadata(result.onnx_path)
     assert float(meta["threshold"]) == check["threshold"] and meta["threshold_source"] == "object check"
+
+
+def test_input_keeps_the_frames_aspect_ratio():
+    from trainer.input_shape import fitted_shape
+
+    assert fitted_shape((720, 1280), 512, 32) == (288, 512)  # 16:9 exactly
+    assert fitted_shape((480, 640), 256, 32) == (192, 256)
+    assert fitted_shape((1280, 720), 512, 32) == (512, 288)  # a camera mounted sideways
+    assert fitted_shape((100, 1000), 128, 32) == (32, 128)  # never thinner than one tiling step
+
+
+def test_a_wide_belt_trains_and_exports_at_its_own_aspect(tmp_path):
+    manifest = write_simulated_manifest(
+        tmp_path / "sim", frames=6, sequences=1, masked_before=2, size=(192, 96)
+    )
+    settings = TrainSettings(method="puzzlecam", flow="belt", **{**TINY, "image_size": 128, "epochs": 1})
+    result = train(manifest, settings, tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run" / "input.json").read_text()) == {"height": 64, "width": 128}
+    meta = read_metadata(result.onnx_path)
+    assert (meta["input_height"], meta["input_width"]) == ("64", "128")
+    session = onnxruntime.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    cams, _ = session.run(None, {"images": np.zeros((1, 3, 64, 128), np.float32)})
+    assert cams.shape == (1, 3, 4, 8)
+    square = TrainSettings(method="cam", keep_aspect=False, **{**TINY, "image_size": 128, "epochs": 1})
+    train(manifest, square, tmp_path / "square", progress=False)
+    assert json.loads((tmp_path / "square" / "input.json").read_text()) == {"height": 128, "width": 128}

@@ -93,7 +93,7 @@ def frame_to_frame(cams: dict[int, torch.Tensor], sequence: PreparedSequence, in
     (`cams` holds 2 x S x S maps of the frame and of whichever neighbours exist)."""
     fused = cams[index]
     size = fused.shape[-2:]
-    scale = size[0] / sequence.flow_prev.shape[-1]
+    scale = size[-1] / sequence.flow_prev.shape[-1]  # flows are stored at a fraction of the frame, both ways
     for neighbour, flows in ((index - 1, sequence.flow_prev), (index + 1, sequence.flow_next)):
         if neighbour in cams:
             flow = torch.from_numpy(flows[index : index + 1].astype(np.float32))
@@ -116,10 +116,9 @@ def sequence_before_maps(
     Only those frames (and, for F2F, their neighbours) go through the model, so evaluating a few
     frames of a long recording costs a few frames.
     """
-    size = sequence.frames.shape[1]
     if kind == "foreground":
         return torch.cat(
-            [torch.ones(len(indices), 1, size, size), torch.zeros(len(indices), 1, size, size)], 1
+            [torch.ones(len(indices), 1, *sequence.shape), torch.zeros(len(indices), 1, *sequence.shape)], 1
         )
     needed = sorted({n for i in indices for n in ((i - 1, i, i + 1) if kind == "f2f" else (i,))
                      if 0 <= n < len(sequence.frames)})  # fmt: skip

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from trainer.errors import DatasetError
 from trainer.flow import make_flow_provider
+from trainer.input_shape import Shape
 from trainer.manifest import Manifest, ManifestSequence
 from trainer.model import CLASSES
 from trainer.preprocess import ForegroundSettings, foreground_mask, median_background, split_foreground
@@ -58,16 +59,21 @@ class PreparedSequence:
                 [float(np.mean(self.foreground[t])) for t in range(len(self.frames))]
             )
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the frames at training size."""
+        return tuple(self.frames.shape[1:3])
+
     def training_size_to_belt(self) -> np.ndarray | None:
-        """S*S x 2 belt mm (x, y) of every training-size pixel centre, row-major; None uncalibrated."""
+        """H*W x 2 belt mm (x, y) of every training-size pixel centre, row-major; None uncalibrated."""
         if self.pixel_to_belt is None:
             return None
-        size = self.frames.shape[1]
+        size_y, size_x = self.shape
         height, width = self.original_size
-        rows, columns = np.mgrid[0:size, 0:size]
+        rows, columns = np.mgrid[0:size_y, 0:size_x]
         pixels = np.stack(
-            [(columns.ravel() + 0.5) * width / size - 0.5, (rows.ravel() + 0.5) * height / size - 0.5,
-             np.ones(size * size)]
+            [(columns.ravel() + 0.5) * width / size_x - 0.5, (rows.ravel() + 0.5) * height / size_y - 0.5,
+             np.ones(size_y * size_x)]
         )  # fmt: skip
         belt = self.pixel_to_belt @ pixels
         return (belt[:2] / belt[2]).T
@@ -93,20 +99,20 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _cache_key(
-    sequence: ManifestSequence, paths: list[Path], image_size: int, flow: str, fg: ForegroundSettings
+    sequence: ManifestSequence, paths: list[Path], shape: Shape, flow: str, fg: ForegroundSettings
 ) -> str:
     """What the prepared rows depend on: the frames (by absolute path), their times, the belt's image
     motion and the settings; not which run holds the sequence out, nor where its manifest lives."""
     payload = json.dumps(
         [sequence.id, sequence.camera, [str(p) for p in paths], [f.time_s for f in sequence.frames],
-         sequence.belt_velocity_px_s, image_size, flow, fg.model_dump(), FLOW_DOWNSCALE],
+         sequence.belt_velocity_px_s, list(shape), flow, fg.model_dump(), FLOW_DOWNSCALE],
         sort_keys=True,
     )  # fmt: skip
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
-def _resize(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+def _resize(image: np.ndarray, shape: Shape, nearest: bool = False) -> np.ndarray:
+    return cv2.resize(image, shape[::-1], interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
 class _MemoryRows:
@@ -132,7 +138,7 @@ def _read_checked(path: Path, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def _prepare_rows(
-    sequence: ManifestSequence, paths: list[Path], image_size: int, flow: str, fg: ForegroundSettings, writers
+    sequence: ManifestSequence, paths: list[Path], shape: Shape, flow: str, fg: ForegroundSettings, writers
 ) -> tuple[tuple[int, int], list[float]]:
     """Stream the sequence's frames into `writers` (one per ROWS name); returns the source frames'
     size and each frame's foreground share."""
@@ -145,24 +151,24 @@ def _prepare_rows(
     velocity = None
     if sequence.belt_velocity_px_s is not None:
         vx, vy = sequence.belt_velocity_px_s
-        velocity = (vx * image_size / size[1], vy * image_size / size[0])
+        velocity = (vx * shape[1] / size[1], vy * shape[0] / size[0])
     provider = make_flow_provider(flow, velocity)
     times = [f.time_s for f in sequence.frames]
-    flow_size = image_size // FLOW_DOWNSCALE
-    no_flow = np.zeros((2, flow_size, flow_size), np.float16)
+    flow_shape = (shape[0] // FLOW_DOWNSCALE, shape[1] // FLOW_DOWNSCALE)
+    no_flow = np.zeros((2, *flow_shape), np.float16)
 
     def flow_between(t: int, s: int, frame_t: np.ndarray, frame_s: np.ndarray) -> np.ndarray:
         dt = times[s] - times[t] if times[s] is not None and times[t] is not None else None
         flow_field = provider(frame_t, frame_s, dt)
-        small = cv2.resize(flow_field, (flow_size, flow_size), interpolation=cv2.INTER_AREA)
-        return (small * flow_size / image_size).transpose(2, 0, 1).astype(np.float16)
+        small = cv2.resize(flow_field, flow_shape[::-1], interpolation=cv2.INTER_AREA)
+        return (small / FLOW_DOWNSCALE).transpose(2, 0, 1).astype(np.float16)
 
     fractions = []
     previous = None
     for t, path in enumerate(paths):
         image = _read_checked(path, size)
-        mask = _resize(foreground_mask(image, background, fg).astype(np.uint8), image_size, True).astype(bool)
-        frame = _resize(image, image_size)
+        mask = _resize(foreground_mask(image, background, fg).astype(np.uint8), shape, True).astype(bool)
+        frame = _resize(image, shape)
         writers["frames"].append(frame)
         writers["foreground"].append(mask)
         fractions.append(float(mask.mean()))
@@ -176,13 +182,13 @@ def _prepare_rows(
     return size, fractions
 
 
-def _row_shapes(image_size: int) -> dict[str, tuple[tuple[int, ...], type]]:
-    flow_size = image_size // FLOW_DOWNSCALE
+def _row_shapes(shape: Shape) -> dict[str, tuple[tuple[int, ...], type]]:
+    flow_shape = (2, shape[0] // FLOW_DOWNSCALE, shape[1] // FLOW_DOWNSCALE)
     return {
-        "frames": ((image_size, image_size, 3), np.uint8),
-        "foreground": ((image_size, image_size), np.bool_),
-        "flow_prev": ((2, flow_size, flow_size), np.float16),
-        "flow_next": ((2, flow_size, flow_size), np.float16),
+        "frames": ((*shape, 3), np.uint8),
+        "foreground": (shape, np.bool_),
+        "flow_prev": (flow_shape, np.float16),
+        "flow_next": (flow_shape, np.float16),
     }
 
 
@@ -190,11 +196,12 @@ def prepare_sequence(
     sequence: ManifestSequence,
     manifest: Manifest,
     base: Path,
-    image_size: int,
+    image_size: int | Shape,
     flow: str,
     fg: ForegroundSettings,
     cache_dir: Path | None,
 ) -> PreparedSequence:
+    shape = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     frame_paths = [manifest.resolve(f.path, base) for f in sequence.frames]
     mask_paths = [manifest.resolve(f.mask, base) if f.mask else None for f in sequence.frames]
     described = {
@@ -206,12 +213,12 @@ def prepare_sequence(
     }
     if cache_dir is None:
         writers = {name: _MemoryRows() for name in ROWS}
-        size, fractions = _prepare_rows(sequence, frame_paths, image_size, flow, fg, writers)
+        size, fractions = _prepare_rows(sequence, frame_paths, shape, flow, fg, writers)
         rows = {name: np.stack(writer.rows) for name, writer in writers.items()}
     else:
-        folder = cache_dir / f"{sequence.id}-{_cache_key(sequence, frame_paths, image_size, flow, fg)}"
+        folder = cache_dir / f"{sequence.id}-{_cache_key(sequence, frame_paths, shape, flow, fg)}"
         if not (folder / "meta.json").is_file():
-            _prepare_folder(sequence, frame_paths, image_size, flow, fg, folder)
+            _prepare_folder(sequence, frame_paths, shape, flow, fg, folder)
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         size, fractions = tuple(meta["original_size"]), meta["foreground_fraction"]
         rows = {name: RowFile(folder / f"{name}.npy") for name in ROWS}
@@ -221,17 +228,17 @@ def prepare_sequence(
     )  # fmt: skip
 
 
-def _prepare_folder(sequence, frame_paths, image_size, flow, fg, folder: Path) -> None:
+def _prepare_folder(sequence, frame_paths, shape: Shape, flow, fg, folder: Path) -> None:
     """Prepare into a temporary folder and rename it: a killed preparation leaves no half cache."""
     temp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
     count = len(frame_paths)
     writers = {
-        name: RowWriter(temp / f"{name}.npy", count, shape, dtype)
-        for name, (shape, dtype) in _row_shapes(image_size).items()
+        name: RowWriter(temp / f"{name}.npy", count, row_shape, dtype)
+        for name, (row_shape, dtype) in _row_shapes(shape).items()
     }
-    size, fractions = _prepare_rows(sequence, frame_paths, image_size, flow, fg, writers)
+    size, fractions = _prepare_rows(sequence, frame_paths, shape, flow, fg, writers)
     meta = {"original_size": list(size), "foreground_fraction": fractions}
     (temp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
@@ -241,7 +248,7 @@ def _prepare_folder(sequence, frame_paths, image_size, flow, fg, folder: Path) -
 def prepare_dataset(
     manifest: Manifest,
     base: Path,
-    image_size: int,
+    image_size: int | Shape,
     flow: str,
     fg: ForegroundSettings,
     cache_dir: Path | None,

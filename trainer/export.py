@@ -1,8 +1,9 @@
 """ONNX export of a trained classifier, checked against PyTorch at every export.
 
-The graph takes normalised images (B x 3 x S x S, dynamic batch) and returns `cams` (ReLU'd class
-maps, B x 3 x S/stride x S/stride) and `logits` (B x 3). Everything the live path needs to use it
-rides along as metadata: classes, input size, normalisation, stride, threshold.
+The graph takes normalised images (B x 3 x H x W, dynamic batch; H x W the run's input shape) and
+returns `cams` (ReLU'd class maps, B x 3 x H/stride x W/stride) and `logits` (B x 3). Everything the
+live path needs to use it rides along as metadata: classes, input height and width, normalisation,
+stride, threshold.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ class _ExportedGraph(nn.Module):
 
 
 def export_onnx(
-    model: CamClassifier, path: Path, image_size: int, threshold: float, extra: dict | None = None
+    model: CamClassifier, path: Path, shape: tuple[int, int], threshold: float, extra: dict | None = None
 ) -> float:
     """Write the ONNX file and return the max abs difference to PyTorch on a random batch."""
     model = model.cpu().eval()
     graph = _ExportedGraph(model).eval()
-    example = torch.randn(2, 3, image_size, image_size)
+    example = torch.randn(2, 3, *shape)
     torch.onnx.export(
         graph,
         (example,),
@@ -53,7 +54,8 @@ def export_onnx(
     )
     metadata = {
         "classes": json.dumps(list(CLASSES)),
-        "input_size": str(image_size),
+        "input_height": str(shape[0]),
+        "input_width": str(shape[1]),
         "mean": json.dumps(IMAGENET_MEAN),
         "std": json.dumps(IMAGENET_STD),
         "output_stride": str(model.output_stride),
@@ -66,12 +68,12 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
-    return parity(graph, path, image_size)
+    return parity(graph, path, shape)
 
 
 @torch.no_grad()
-def parity(graph: nn.Module, path: Path, image_size: int) -> float:
-    batch = torch.randn(3, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+def parity(graph: nn.Module, path: Path, shape: tuple[int, int]) -> float:
+    batch = torch.randn(3, 3, *shape, generator=torch.Generator().manual_seed(0))
     expected = [t.numpy() for t in graph(batch)]
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     actual = session.run(None, {"images": batch.numpy()})

@@ -96,7 +96,7 @@ def _c2_occupancy(sequences: list[PreparedSequence], belt: BeltGeometry) -> _Occ
         table = sequence.training_size_to_belt()
         times = np.array(sequence.times, np.float64) - offset_s
         tables.append((sequence, table, times))
-    cell = _cell_mm(tables[0][1], c2[0].frames.shape[1])
+    cell = _cell_mm(tables[0][1], c2[0].shape)
     u_low = min(float((t[:, 0] + belt.c1_to_c2_mm).min() - belt.speed_mm_s * ts.max()) for _, t, ts in tables)
     u_high = max(
         float((t[:, 0] + belt.c1_to_c2_mm).max() - belt.speed_mm_s * ts.min()) for _, t, ts in tables
@@ -117,9 +117,9 @@ def _c2_occupancy(sequences: list[PreparedSequence], belt: BeltGeometry) -> _Occ
     return _Occupancy(u_low, y_low, cell, seen.reshape(shape), hits.reshape(shape))
 
 
-def _cell_mm(table: np.ndarray, size: int) -> float:
+def _cell_mm(table: np.ndarray, shape: tuple[int, int]) -> float:
     """Cells no smaller than 1.5 training-size pixels of C2: every cell under C2's view is looked at."""
-    grid = table.reshape(size, size, 2)
+    grid = table.reshape(*shape, 2)
     pixel_mm = max(
         float(np.median(np.linalg.norm(np.diff(grid, axis=0), axis=2))),
         float(np.median(np.linalg.norm(np.diff(grid, axis=1), axis=2))),
@@ -129,9 +129,9 @@ def _cell_mm(table: np.ndarray, size: int) -> float:
 
 def _sightings(sequence: PreparedSequence, belt: BeltGeometry):
     """(frame, pixel indices, belt u and y of every pixel) of each C1 object seen whole in a frame."""
-    size = sequence.frames.shape[1]
+    width = sequence.shape[1]
     table = sequence.training_size_to_belt()
-    grid = table.reshape(size, size, 2)
+    grid = table.reshape(*sequence.shape, 2)
     pixel_mm2 = float(np.median(np.abs(np.diff(grid[..., 0], axis=1)))) * float(
         np.median(np.abs(np.diff(grid[..., 1], axis=0)))
     )
@@ -142,8 +142,8 @@ def _sightings(sequence: PreparedSequence, belt: BeltGeometry):
         )
         flat = labels.ravel()
         for component in range(1, count):
-            x, _, width, _, area = stats[component]
-            if area < min_pixels or x == 0 or x + width >= size:
+            x, _, extent, _, area = stats[component]
+            if area < min_pixels or x == 0 or x + extent >= width:
                 continue  # dirt or texture, or cut by the image's edge along the belt: not the whole object
             pixels = np.flatnonzero(flat == component)
             belt_xy = table[pixels]

@@ -1,7 +1,8 @@
 """Training runs: one directory holding everything needed to reproduce, resume and deploy a model.
 
 Run directory: `settings.json`, `manifest.json` (the manifest frozen at the start, with absolute
-paths: a resumed run learns from exactly the data it started with), `checkpoint.pt` (after every
+paths: a resumed run learns from exactly the data it started with), `input.json` (the input shape,
+fixed at the start from C1's aspect ratio), `checkpoint.pt` (after every
 epoch; a run restarted with the same settings resumes from it), `epochs.jsonl` (losses and throughput
 per epoch), `metrics.json` (final evaluation; a run that has it is finished and re-running it changes
 nothing), `model.onnx`, `train.log`.
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from trainer.data_checks import check_training_data
@@ -35,6 +36,7 @@ from trainer.dataset import TripletDataset, has_masks, prepare_dataset
 from trainer.errors import RunError
 from trainer.evaluate import EvaluationResult, check_evaluable, evaluate
 from trainer.export import export_onnx
+from trainer.input_shape import Shape, manifest_input_shape
 from trainer.losses import class_cams, classification_loss, coherence_weight, spatial_loss, temporal_loss
 from trainer.manifest import Manifest, load_manifest, save_manifest
 from trainer.model import Backbone, CamClassifier, Classifier, GradCamClassifier, normalise
@@ -58,7 +60,8 @@ class TrainSettings(BaseModel):
     method: Method = "ours"
     backbone: Backbone = "resnet50"
     output_stride: Literal[16, 32] = 16
-    image_size: int = Field(default=256, ge=32)
+    image_size: int = Field(default=256, ge=32, description="the network input's long side, pixels")
+    keep_aspect: bool = Field(default=True, description="input with C1's aspect ratio (else square)")
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=8, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
@@ -75,9 +78,14 @@ class TrainSettings(BaseModel):
         default=0.1, gt=0, le=1, description="trunk learning rate over the head's, for pretrained trunks"
     )
     augment: bool = Field(default=False, description="flip across the belt and vary brightness")
+    samples_per_epoch: int | None = Field(
+        default=None, ge=1, description="a fresh random draw of this many samples per epoch (long footage)"
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(default=True, description="mixed precision on CUDA")
+    amp: bool = Field(
+        default=True, description="mixed precision: float16 on CUDA, bfloat16 on CPUs that compute in it"
+    )
 
     def granularity_ok(self) -> bool:
         return self.image_size % (2 * self.output_stride) == 0
@@ -102,6 +110,26 @@ def _device(settings: TrainSettings) -> torch.device:
     if settings.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(settings.device)
+
+
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX): there, bfloat16 autocast trains
+    `ours` about 1.7 times faster (benchmarks/README.md); elsewhere (older x86, Jetson's ARM cores)
+    it would be emulated and slower."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return False
+    flags = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def mixed_precision(settings: TrainSettings, device: torch.device) -> torch.dtype | None:
+    """The autocast type training runs in, or None for full precision."""
+    if not settings.amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if cpu_computes_bfloat16() else None
 
 
 def _file_logger(run_dir: Path) -> logging.Handler:
@@ -196,6 +224,26 @@ def _finished_run(run_dir: Path, settings: TrainSettings) -> RunResult | None:
     )
 
 
+def _frozen_input_shape(run_dir: Path, settings: TrainSettings, manifest: Manifest, base: Path) -> Shape:
+    """The run's input shape, fixed at its start (`input.json`) from the data it started with."""
+    stored = run_dir / "input.json"
+    if not stored.is_file():
+        shape = manifest_input_shape(
+            manifest, base, settings.image_size, 2 * settings.output_stride, settings.keep_aspect
+        )
+        stored.write_text(json.dumps({"height": shape[0], "width": shape[1]}) + "\n", encoding="utf-8")
+    return run_input_shape(run_dir)
+
+
+def run_input_shape(run_dir: Path) -> Shape:
+    """(height, width) a run's model was trained at, and is evaluated and exported at."""
+    stored = run_dir / "input.json"
+    if not stored.is_file():
+        raise RunError(f"{run_dir}: no input.json: not a training run beltcam started")
+    shape = json.loads(stored.read_text(encoding="utf-8"))
+    return int(shape["height"]), int(shape["width"])
+
+
 def _forget_epochs_after(epochs_file: Path, last_kept: int) -> None:
     """Drop the records of epochs the checkpoint does not hold (a run killed between writing an
     epoch's record and its checkpoint trains that epoch again)."""
@@ -237,16 +285,17 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
     settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
     device = _device(settings)
 
+    shape = _frozen_input_shape(run_dir, settings, manifest, base)
     sequences = prepare_dataset(
-        manifest, base, settings.image_size, settings.flow, settings.foreground, cache_dir, progress
+        manifest, base, shape, settings.flow, settings.foreground, cache_dir, progress
     )
     check_evaluable(sequences, manifest.belt)
     training = [s for s in sequences if not has_masks(s) and not s.holdout]
     dataset = TripletDataset(training, settings.c1_also_after, settings.augment)
     generator = torch.Generator().manual_seed(settings.seed)
-    loader = DataLoader(
-        dataset, batch_size=settings.batch_size, shuffle=True, generator=generator, drop_last=False
-    )
+    samples = min(settings.samples_per_epoch or len(dataset), len(dataset))
+    sampler = RandomSampler(dataset, num_samples=samples, generator=generator)
+    loader = DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler, drop_last=False)
 
     model = model.to(device)
     optimizer = _optimizer(model, settings)
@@ -254,8 +303,8 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1 - step / total_steps) ** 0.9
     )
-    amp = settings.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    amp_dtype = mixed_precision(settings, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no scaling
     start_epoch = 0
     if checkpoint_file.is_file():
         state = load_checkpoint(checkpoint_file, device)
@@ -286,7 +335,7 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
             a = coherence_weight(step, len(loader), total_steps, settings.alpha_max)
             b = coherence_weight(step, len(loader), total_steps, settings.beta_max)
             batch = {k: v.to(device) for k, v in batch.items()}
-            with torch.autocast(device.type, enabled=amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 losses = _step_losses(model, batch, settings, a, b)
                 loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
@@ -301,7 +350,8 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
             bar.set_postfix({name: f"{value / seen:.3f}" for name, value in sums.items()})
         seconds = time.monotonic() - started
         frames_per_s = seen / seconds if seconds else 0.0
-        record = {"epoch": epoch + 1, "seconds": round(seconds, 2), "frames_per_s": round(frames_per_s, 2),
+        record = {"epoch": epoch + 1, "samples": seen, "seconds": round(seconds, 2),
+                  "frames_per_s": round(frames_per_s, 2),
                   "a": a, "b": b, **{k: round(v / max(seen, 1), 5) for k, v in sums.items()}}  # fmt: skip
         with (run_dir / "epochs.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -323,7 +373,7 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
     onnx_path, difference = None, None
     if exportable(settings):
         onnx_path = run_dir / "model.onnx"
-        difference = export_run(model, settings, evaluation, onnx_path)
+        difference = export_run(model, settings, evaluation, onnx_path, shape)
     metrics = {
         "method": settings.method,
         "evaluation": evaluation.to_json() if evaluation else None,
@@ -331,6 +381,7 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
         "train_frames_per_s": round(frames_per_s, 2),
         "weights": model.weights_source,
         "device": str(device),
+        "mixed_precision": str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     log.info("run finished: %s", metrics)
@@ -344,7 +395,7 @@ def exportable(settings: TrainSettings) -> bool:
 
 
 def export_run(
-    model: CamClassifier, settings: TrainSettings, evaluation: EvaluationResult, path: Path
+    model: CamClassifier, settings: TrainSettings, evaluation: EvaluationResult, path: Path, shape: Shape
 ) -> float:
     """The run's ONNX file with its threshold and where that came from (the live path needs both)."""
     if not exportable(settings):
@@ -356,7 +407,7 @@ def export_run(
         "flow": settings.flow,
         "threshold_source": evaluation.threshold_source,
     }
-    return export_onnx(model, path, settings.image_size, evaluation.threshold, extra)
+    return export_onnx(model, path, shape, evaluation.threshold, extra)
 
 
 def load_checkpoint(path: Path, device: torch.device) -> dict:

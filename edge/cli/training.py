@@ -31,6 +31,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--image-size", type=positive_int, help="default: model.image_size")
     train.add_argument("--epochs", type=positive_int, default=10)
     train.add_argument("--batch-size", type=positive_int, default=8)
+    train.add_argument(
+        "--samples-per-epoch", type=positive_int, help="draw this many samples per epoch (hours of footage)"
+    )
     train.add_argument("--flow", choices=["dis", "farneback", "raft", "belt"], default="dis")
     train.add_argument("--seed", type=count, default=0)
     train.add_argument(
@@ -98,6 +101,7 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         seed=args.seed,
         weights=str(config.model.pretrained_weights),
         augment=args.augment,
+        samples_per_epoch=args.samples_per_epoch,
     )
     started = utc_now()
     result = train(manifest_path, settings, args.out, progress=True)
@@ -126,7 +130,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from trainer.dataset import prepare_dataset
     from trainer.evaluate import evaluate
     from trainer.manifest import load_manifest
-    from trainer.train import load_run_model
+    from trainer.train import load_run_model, run_input_shape
 
     model, settings = load_run_model(args.run)
     # by default, the run's own held-out footage and masks, as frozen when it started
@@ -134,7 +138,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     sequences = prepare_dataset(
         manifest,
         base,
-        settings.image_size,
+        run_input_shape(args.run),
         settings.flow,
         settings.foreground,
         args.run / "cache",
@@ -161,7 +165,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from trainer.evaluate import EvaluationResult
-    from trainer.train import export_run, load_run_model
+    from trainer.train import export_run, load_run_model, run_input_shape
 
     model, settings = load_run_model(args.run)
     metrics_file = args.run / "metrics.json"
@@ -171,6 +175,7 @@ def _export(args: argparse.Namespace) -> int:
               "(beltcam train --out RUN resumes it)", file=sys.stderr)  # fmt: skip
         return 2
     out = args.out or args.run / "model.onnx"
-    difference = export_run(model, settings, EvaluationResult(**metrics["evaluation"]), out)
+    evaluation = EvaluationResult(**metrics["evaluation"])
+    difference = export_run(model, settings, evaluation, out, run_input_shape(args.run))
     print(f"exported {out} (max abs difference to PyTorch {difference:.1e})")
     return 0
