@@ -238,10 +238,13 @@ def _frozen_input_shape(run_dir: Path, settings: TrainSettings, manifest: Manife
 def run_input_shape(run_dir: Path) -> Shape:
     """(height, width) a run's model was trained at, and is evaluated and exported at."""
     stored = run_dir / "input.json"
-    if not stored.is_file():
-        raise RunError(f"{run_dir}: no input.json: not a training run beltcam started")
-    shape = json.loads(stored.read_text(encoding="utf-8"))
-    return int(shape["height"]), int(shape["width"])
+    if stored.is_file():
+        shape = json.loads(stored.read_text(encoding="utf-8"))
+        return int(shape["height"]), int(shape["width"])
+    if not (run_dir / "settings.json").is_file():
+        raise RunError(f"{run_dir}: no settings.json: not a training run beltcam started")
+    size = TrainSettings.model_validate_json((run_dir / "settings.json").read_text()).image_size
+    return size, size  # runs from before input.json trained on squares
 
 
 def _forget_epochs_after(epochs_file: Path, last_kept: int) -> None:
