@@ -15,6 +15,7 @@ the figures a little, the same way for every model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -127,8 +128,17 @@ def _cell_mm(table: np.ndarray, shape: tuple[int, int]) -> float:
     return max(CELL_MM, 1.5 * pixel_mm)
 
 
-def _sightings(sequence: PreparedSequence, belt: BeltGeometry):
-    """(frame, pixel indices, belt u and y of every pixel) of each C1 object seen whole in a frame."""
+@dataclass(frozen=True)
+class _Sighting:
+    frame: int
+    pixels: np.ndarray  # flat indices into the training-size frame
+    u: np.ndarray  # belt position at time 0 of every pixel, mm
+    y: np.ndarray  # across the belt, mm
+
+
+def _sightings(sequence: PreparedSequence, belt: BeltGeometry) -> Iterator[_Sighting]:
+    """Every C1 object seen whole in a frame: components of the foreground, large enough to be an
+    object and not cut by the image's edge along the belt."""
     width = sequence.shape[1]
     table = sequence.training_size_to_belt()
     grid = table.reshape(*sequence.shape, 2)
@@ -144,10 +154,32 @@ def _sightings(sequence: PreparedSequence, belt: BeltGeometry):
         for component in range(1, count):
             x, _, extent, _, area = stats[component]
             if area < min_pixels or x == 0 or x + extent >= width:
-                continue  # dirt or texture, or cut by the image's edge along the belt: not the whole object
+                continue
             pixels = np.flatnonzero(flat == component)
             belt_xy = table[pixels]
-            yield index, pixels, belt_xy[:, 0] - belt.speed_mm_s * float(t), belt_xy[:, 1]
+            yield _Sighting(index, pixels, belt_xy[:, 0] - belt.speed_mm_s * float(t), belt_xy[:, 1])
+
+
+def _distinct_objects(sequence: PreparedSequence, belt: BeltGeometry) -> list[_Sighting]:
+    """Each physical object once, by its fullest sighting, if it was seen whole in MIN_SIGHTINGS
+    frames or more: sightings within SAME_OBJECT_MM of each other on the belt are one object."""
+    fullest: dict[tuple[int, int], _Sighting] = {}
+    counts: dict[tuple[int, int], int] = {}
+    for sighting in _sightings(sequence, belt):
+        key = (
+            round(float(sighting.u.mean()) / SAME_OBJECT_MM),
+            round(float(sighting.y.mean()) / SAME_OBJECT_MM),
+        )
+        twin = next(
+            (k for a in (-1, 0, 1) for b in (-1, 0, 1) if (k := (key[0] + a, key[1] + b)) in fullest), None
+        )
+        seen = counts.pop(twin, 0) + 1 if twin is not None else 1
+        if twin is not None and len(fullest[twin].pixels) >= len(sighting.pixels):
+            counts[twin] = seen
+            continue
+        fullest.pop(twin, None)
+        fullest[key], counts[key] = sighting, seen
+    return [sighting for key, sighting in fullest.items() if counts[key] >= MIN_SIGHTINGS]
 
 
 def weak_objects(sequences: list[PreparedSequence], belt: BeltGeometry) -> tuple[list[WeakObject], int]:
@@ -161,29 +193,12 @@ def weak_objects(sequences: list[PreparedSequence], belt: BeltGeometry) -> tuple
     for s, sequence in enumerate(sequences):
         if not (sequence.camera == "c1" and sequence.holdout and usable(sequence)):
             continue
-        best: dict[tuple[int, int], tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = {}
-        sightings: dict[tuple[int, int], int] = {}
-        for index, pixels, u, y in _sightings(sequence, belt):
-            key = (round(float(u.mean()) / SAME_OBJECT_MM), round(float(y.mean()) / SAME_OBJECT_MM))
-            twin = next(
-                (k for k in ((key[0] + a, key[1] + b) for a in (-1, 0, 1) for b in (-1, 0, 1)) if k in best),
-                None,
-            )
-            seen_before = sightings.pop(twin, 0) if twin is not None else 0
-            if twin is not None and len(best[twin][2]) >= len(pixels):
-                sightings[twin] = seen_before + 1  # the fullest sighting speaks for the object
-                continue
-            if twin is not None:
-                del best[twin]
-            best[key], sightings[key] = (index, s, pixels, u, y), seen_before + 1
-        for key, (index, seq_index, pixels, u, y) in best.items():
-            if sightings[key] < MIN_SIGHTINGS:
-                continue
-            removed = _removed(occupancy, u, y, tolerance)
+        for sighting in _distinct_objects(sequence, belt):
+            removed = _removed(occupancy, sighting.u, sighting.y, tolerance)
             if removed is None:
                 left_out += 1
             else:
-                found.append(WeakObject(seq_index, index, pixels, removed))
+                found.append(WeakObject(s, sighting.frame, sighting.pixels, removed))
     found.sort(key=lambda o: (o.sequence, o.frame))
     return found, left_out
 
