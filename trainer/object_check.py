@@ -113,8 +113,10 @@ def _c2_occupancy(sequences: list[PreparedSequence], belt: BeltGeometry) -> _Occ
             u = table[:, 0] + belt.c1_to_c2_mm - belt.speed_mm_s * t
             cells = ((u - u_low) // cell).astype(np.int64) * shape[1] + y_cells
             foreground = sequence.foreground[index].ravel()
-            seen += np.bincount(cells, minlength=seen.size)
-            hits += np.bincount(cells, weights=foreground, minlength=seen.size)
+            low = int(cells.min())  # one frame covers a few metres of belt: count only there
+            local = cells - low
+            seen[low : low + int(local.max()) + 1] += np.bincount(local)
+            hits[low : low + int(local.max()) + 1] += np.bincount(local, weights=foreground)
     return _Occupancy(u_low, y_low, cell, seen.reshape(shape), hits.reshape(shape))
 
 
