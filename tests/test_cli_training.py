@@ -3,11 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from sqlalchemy import select
 
 from edge.config import load_config
-from edge.store.frame_store import FrameStore
+from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Model, TrainingRun, TrainingRunRecording
 from tests.conftest import simulated_cameras
 
@@ -23,7 +24,8 @@ def test_train_eval_export_from_the_store(write_config, tmp_path):
         {
             "cameras": simulated_cameras(128, 96, 8),
             "recorder": {"segment_s": 1.0},
-            "simulator": {"truth_every": 1, "truth_segments_every": 3},
+            # fast enough that the oldest C1 segments' objects reach C2 within the 4 s recorded
+            "simulator": {"truth_every": 1, "truth_segments_every": 3, "belt_speed_mm_s": 800},
             "calibration_file": "calibration.yaml",  # the simulator fills it: belt flow needs it
         }
     )
@@ -96,3 +98,35 @@ def test_training_without_data_is_a_one_line_error(write_config, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("beltcam: error: the store at ")
     assert "no before/after recordings of 3 frames or more" in result.stderr
+
+
+def test_eval_and_export_of_a_folder_that_is_not_a_run_say_so_in_one_line(write_config, tmp_path):
+    path = write_config()
+    (tmp_path / "notarun").mkdir()
+    for command in ("eval", "export"):
+        result = beltcam(command, "--config", str(path), "--run", str(tmp_path / "notarun"))
+        assert result.returncode == 2, result.stderr
+        assert (
+            result.stderr.strip()
+            == f"beltcam: error: {tmp_path / 'notarun'}: not a training run (no settings.json)"
+        )
+
+
+def test_a_run_is_registered_once_however_its_folder_is_spelled(store, tmp_path, monkeypatch):
+    from edge.nightly.runs import register_run
+    from trainer.train import RunResult, TrainSettings
+
+    run = tmp_path / "runs" / "night1"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"method": "cam"}))
+    monkeypatch.chdir(tmp_path)
+    spellings = [Path("runs/night1"), run, tmp_path / "runs" / ".." / "runs" / "night1"]
+    ids = {
+        register_run(
+            store, TrainSettings(method="cam"), RunResult(d, d / "model.onnx", None, 0.0, 1.0), [], utc_now()
+        )
+        for d in spellings
+    }
+    assert len(ids) == 1
+    with store.session() as session:
+        assert session.scalars(select(Model.path)).all() == [str(run / "model.onnx")]

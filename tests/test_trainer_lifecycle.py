@@ -159,3 +159,52 @@ def test_long_footage_trains_on_a_fresh_draw_of_samples_each_epoch(manifest, tmp
     train(manifest, settings, tmp_path / "run", progress=False)
     epochs = [json.loads(line) for line in (tmp_path / "run" / "epochs.jsonl").read_text().splitlines()]
     assert [e["samples"] for e in epochs] == [5, 5]
+
+
+def test_a_truncated_jpeg_is_refused_by_name(tmp_path):
+    import cv2
+    import numpy as np
+
+    from trainer.dataset import read_rgb
+    from trainer.errors import DatasetError
+
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    whole = cv2.imencode(".jpg", image)[1].tobytes()
+    (tmp_path / "whole.jpg").write_bytes(whole)
+    assert read_rgb(tmp_path / "whole.jpg").shape == (48, 64, 3)
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 3])  # a disk or camera that failed mid-write
+    with pytest.raises(DatasetError, match=r"cut\.jpg: frame is a truncated JPEG"):
+        read_rgb(tmp_path / "cut.jpg")
+    with pytest.raises(DatasetError, match=r"gone\.jpg: cannot read frame \(No such file"):
+        read_rgb(tmp_path / "gone.jpg")
+
+
+def test_a_run_that_stopped_before_training_starts_again_from_new_data(manifest, tmp_path):
+    no_after = _variant(
+        manifest,
+        tmp_path,
+        lambda raw: raw.update(sequences=[s for s in raw["sequences"] if s["label"] != "after"]),
+    )
+    settings = TrainSettings(method="cam", **{**TINY, "epochs": 1})
+    with pytest.raises(RunError, match=r"variant\.json: no `after` footage"):
+        train(no_after, settings, tmp_path / "run", progress=False)
+    result = train(manifest, settings, tmp_path / "run", progress=False)  # not stuck with the bad data
+    frozen = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert any(s["label"] == "after" for s in frozen["sequences"]) and result.onnx_path.is_file()
+    # a run that never trained may also change its settings
+    other = TrainSettings(method="cam", **{**TINY, "epochs": 1, "batch_size": 4})
+    with pytest.raises(RunError, match=r"variant\.json: no `after` footage"):
+        train(no_after, other, tmp_path / "other", progress=False)
+    train(manifest, other.model_copy(update={"batch_size": 2}), tmp_path / "other", progress=False)
+
+
+def test_a_squashed_input_is_warned_about_with_a_size_that_keeps_the_aspect(manifest, tmp_path, caplog):
+    # 128x96 frames at a long side of 64: the short side rounds to 64, a square
+    with caplog.at_level("WARNING", logger="trainer"):
+        train(
+            manifest, TrainSettings(method="cam", **{**TINY, "epochs": 1}), tmp_path / "run", progress=False
+        )
+    assert (
+        "input 64x64 distorts the 128x96 frames' aspect ratio by 25%: an image size of 128 keeps it"
+        in caplog.text
+    )

@@ -25,27 +25,27 @@ def _trainable(manifest: Manifest, label: str) -> list[str]:
     ]
 
 
-def check_training_data(manifest: Manifest) -> list[str]:
+def check_training_data(manifest: Manifest, source: str = "manifest") -> list[str]:
     """Raise RunError for data no model can be trained (or evaluated) on; return warnings for what
-    will be left out."""
+    will be left out. Messages start with `source`, the manifest's file."""
     if not _trainable(manifest, "before"):
         raise RunError(
-            f"no `before` footage (C1) of {MIN_SEQUENCE} frames or more without masks to train on: "
+            f"{source}: no `before` footage (C1) of {MIN_SEQUENCE} frames or more without masks to train on: "
             "record with both cameras"
         )
     if not _trainable(manifest, "after"):
         raise RunError(
-            f"no `after` footage (C2) of {MIN_SEQUENCE} frames or more to train on: without it every "
-            "object would be called illegal; record with both cameras"
+            f"{source}: no `after` footage (C2) of {MIN_SEQUENCE} frames or more to train on: without it "
+            "every object would be called illegal; record with both cameras"
         )
     masked = sum(1 for s in manifest.sequences if s.label == "before" for f in s.frames if f.mask)
     if 0 < masked < MIN_MASKED_FRAMES:
         raise RunError(
-            f"only {masked} `before` frame with a mask: evaluation needs {MIN_MASKED_FRAMES} or more (one "
-            "to choose the threshold, one to measure on); draw more masks, or remove this one"
+            f"{source}: only {masked} `before` frame with a mask: evaluation needs {MIN_MASKED_FRAMES} or "
+            "more (one to choose the threshold, one to measure on); draw more masks, or remove this one"
         )
     short = [s.id for s in manifest.sequences if len(s.frames) < MIN_SEQUENCE]
     if short:
         shown = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
-        return [f"left out {len(short)} sequence(s) shorter than {MIN_SEQUENCE} frames: {shown}"]
+        return [f"{source}: left out {len(short)} sequence(s) shorter than {MIN_SEQUENCE} frames: {shown}"]
     return []

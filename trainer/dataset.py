@@ -1,10 +1,11 @@
 """From a manifest to training triplets: frames at training size, foreground masks and cached flows.
 
 Everything here is independent of the model, so it is computed once per dataset and settings and
-cached, one folder of row files per sequence (`trainer.row_files`); a second run (another method or
-seed, or a resumed one) starts at once. Preparation streams the footage: the background median from
-at most `max_background_frames` frames, then one frame at a time, so neither preparing nor training
-holds a recording in memory, whatever its length or resolution.
+cached, one folder of row files per sequence (`trainer.row_files`); a second run given the same
+cache folder (another method or seed, or a resumed one) starts at once. Preparation streams the
+footage: the background median from at most `max_background_frames` frames, then one frame at a
+time, so neither preparing nor training holds a recording in memory, whatever its length or
+resolution.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from tqdm import tqdm
 
 from trainer.errors import DatasetError
 from trainer.flow import make_flow_provider
-from trainer.input_shape import Shape
 from trainer.manifest import Manifest, ManifestSequence
 from trainer.model import CLASSES
 from trainer.preprocess import ForegroundSettings, foreground_mask, median_background, split_foreground
@@ -33,6 +33,7 @@ FLOW_DOWNSCALE = 4  # flows are stored (and the temporal loss computed) at 1/4 o
 MIN_FOREGROUND = 0.002  # a frame with less foreground than this has nothing to classify
 BEFORE, AFTER, BACKGROUND = (CLASSES.index(name) for name in ("before", "after", "background"))
 Rows = np.ndarray | RowFile  # indexable by frame: arrays in memory or row files on disk
+Shape = tuple[int, int]  # height, width of the network input
 ROWS = ("frames", "foreground", "flow_prev", "flow_next")
 
 
@@ -41,10 +42,10 @@ class PreparedSequence:
     id: str
     camera: str
     label: str
-    frames: Rows  # N x S x S x 3 uint8, training size
-    foreground: Rows  # N x S x S bool
-    flow_prev: Rows  # N x 2 x F x F float16: flow t -> t-1 (zeros for t = 0)
-    flow_next: Rows  # N x 2 x F x F float16: flow t -> t+1 (zeros for the last frame)
+    frames: Rows  # N x H x W x 3 uint8, training size
+    foreground: Rows  # N x H x W bool
+    flow_prev: Rows  # N x 2 x H/4 x W/4 float16: flow t -> t-1 (zeros for t = 0)
+    flow_next: Rows  # N x 2 x H/4 x W/4 float16: flow t -> t+1 (zeros for the last frame)
     original_size: tuple[int, int]  # H, W of the source frames
     frame_paths: list[Path]
     mask_paths: list[Path | None]
@@ -79,18 +80,28 @@ class PreparedSequence:
         return (belt[:2] / belt[2]).T
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def _decode(path: Path, flags: int, what: str) -> np.ndarray:
+    """Decode an image file ourselves: a missing file or a JPEG cut short (a camera or a disk that
+    failed mid-write) is an error naming it, not OpenCV's warning and a half-grey frame trained on."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read {what} ({error.strerror})") from None
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise DatasetError(f"{path}: {what} is a truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if image is None:
-        raise DatasetError(f"{path}: cannot read frame (missing or corrupt)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        raise DatasetError(f"{path}: cannot read {what} (not an image, or corrupt)")
+    return image
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR, "frame"), cv2.COLOR_BGR2RGB)
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """Label map as stored; any nonzero value other than 2 counts as illegal (1)."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise DatasetError(f"{path}: cannot read mask")
+    mask = _decode(path, cv2.IMREAD_UNCHANGED, "mask")
     if mask.ndim == 3:
         mask = mask[..., 0]
     if mask.shape != shape:

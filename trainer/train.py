@@ -90,6 +90,13 @@ class TrainSettings(BaseModel):
     def granularity_ok(self) -> bool:
         return self.image_size % (2 * self.output_stride) == 0
 
+    def granularity_error(self) -> str:
+        step = 2 * self.output_stride
+        return (
+            f"image size {self.image_size} (--image-size / model.image_size) must be a multiple of {step}: "
+            f"the 2x2 tiling needs it; try {max(step, round(self.image_size / step) * step)}"
+        )
+
 
 @dataclass
 class RunResult:
@@ -173,7 +180,7 @@ def train(
     progress: bool = True,
 ) -> RunResult:
     if not settings.granularity_ok():
-        raise RunError(f"image_size must be a multiple of {2 * settings.output_stride} (tiling needs it)")
+        raise RunError(settings.granularity_error())
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _file_logger(run_dir)
     try:
@@ -182,7 +189,9 @@ def train(
         if finished is not None:
             log.info("%s is a finished run: nothing to do", run_dir)
             return finished
-        return _train(manifest, base, settings, run_dir, cache_dir or run_dir / "cache", progress)
+        return _train(
+            manifest, base, settings, run_dir, cache_dir or run_dir / "cache", progress, manifest_path
+        )
     finally:
         logging.getLogger("trainer").removeHandler(handler)
         handler.close()
@@ -193,7 +202,7 @@ def _frozen_manifest(manifest_path: Path, run_dir: Path) -> tuple[Manifest, Path
     resume: the store keeps recording (and evicting) between a run's nights, and a resumed run that
     learnt from other data would follow another schedule than the one it started."""
     frozen = run_dir / "manifest.json"
-    if frozen.is_file() and (run_dir / "settings.json").is_file():
+    if frozen.is_file() and _has_trained(run_dir):
         manifest, base = load_manifest(frozen)
         if Path(manifest_path).resolve() != frozen.resolve():
             given, given_base = load_manifest(manifest_path)
@@ -207,6 +216,12 @@ def _frozen_manifest(manifest_path: Path, run_dir: Path) -> tuple[Manifest, Path
     save_manifest(absolute, temp)
     temp.replace(frozen)
     return absolute, run_dir
+
+
+def _has_trained(run_dir: Path) -> bool:
+    """A run that has checkpointed is resumed as it started; one that stopped before (bad data, no
+    threshold possible) starts again from what it is given now."""
+    return (run_dir / "checkpoint.pt").is_file()
 
 
 def _finished_run(run_dir: Path, settings: TrainSettings) -> RunResult | None:
@@ -227,7 +242,7 @@ def _finished_run(run_dir: Path, settings: TrainSettings) -> RunResult | None:
 def _frozen_input_shape(run_dir: Path, settings: TrainSettings, manifest: Manifest, base: Path) -> Shape:
     """The run's input shape, fixed at its start (`input.json`) from the data it started with."""
     stored = run_dir / "input.json"
-    if not stored.is_file():
+    if not (stored.is_file() and _has_trained(run_dir)):
         shape = manifest_input_shape(
             manifest, base, settings.image_size, 2 * settings.output_stride, settings.keep_aspect
         )
@@ -241,10 +256,19 @@ def run_input_shape(run_dir: Path) -> Shape:
     if stored.is_file():
         shape = json.loads(stored.read_text(encoding="utf-8"))
         return int(shape["height"]), int(shape["width"])
-    if not (run_dir / "settings.json").is_file():
-        raise RunError(f"{run_dir}: no settings.json: not a training run beltcam started")
-    size = TrainSettings.model_validate_json((run_dir / "settings.json").read_text()).image_size
+    size = run_settings(run_dir).image_size
     return size, size  # runs from before input.json trained on squares
+
+
+def run_settings(run_dir: Path) -> TrainSettings:
+    """A run directory's settings; a folder that holds none is not a run (one-line error)."""
+    path = run_dir / "settings.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: not a training run (no settings.json)")
+    try:
+        return TrainSettings.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise RunError(f"{path}: not settings beltcam wrote ({str(error).splitlines()[0]})") from None
 
 
 def _forget_epochs_after(epochs_file: Path, last_kept: int) -> None:
@@ -276,12 +300,16 @@ def _optimizer(model: Classifier, settings: TrainSettings) -> torch.optim.Optimi
     )
 
 
-def _train(manifest, base, settings, run_dir, cache_dir, progress) -> RunResult:
+def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path) -> RunResult:
     settings_file = run_dir / "settings.json"
     checkpoint_file = run_dir / "checkpoint.pt"
-    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings.model_dump(mode="json"):
+    if (
+        _has_trained(run_dir)
+        and settings_file.is_file()
+        and json.loads(settings_file.read_text()) != settings.model_dump(mode="json")
+    ):
         raise RunError(f"{run_dir} holds a run with other settings: choose another --out folder")
-    for warning in check_training_data(manifest):
+    for warning in check_training_data(manifest, str(manifest_path)):
         log.warning("%s", warning)
     _seed_everything(settings.seed)
     model = build_model(settings, settings.weights)
@@ -425,10 +453,10 @@ def load_checkpoint(path: Path, device: torch.device) -> dict:
 
 def load_run_model(run_dir: Path) -> tuple[Classifier, TrainSettings]:
     """The trained classifier of a finished run, on the CPU, for evaluation and export."""
-    settings = TrainSettings.model_validate_json((run_dir / "settings.json").read_text())
-    model = build_model(settings, None)
+    settings = run_settings(run_dir)
     if not (run_dir / "checkpoint.pt").is_file():
         raise RunError(f"{run_dir}: no checkpoint.pt: not a finished training run")
+    model = build_model(settings, None)
     state = load_checkpoint(run_dir / "checkpoint.pt", torch.device("cpu"))
     model.load_state_dict(state["model"])
     return model.eval(), settings

@@ -79,16 +79,6 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _train(config: SiteConfig, args: argparse.Namespace) -> int:
-    store = open_store(config)
-    manifest_path, used = args.manifest, []
-    frozen = args.out / "manifest.json"
-    if frozen.is_file() and (args.out / "settings.json").is_file():
-        manifest_path, used = frozen, _recording_ids(frozen)
-        print(f"resuming the run in {args.out} with the manifest it started with ({len(used)} recordings)")
-    elif manifest_path is None:
-        manifest_path = args.out / "store_manifest.json"
-        _, used = build_manifest(store, manifest_path, config.calibration_file)
-        print(f"training on {len(used)} recordings (manifest: {manifest_path})")
     from trainer.train import TrainSettings, train
 
     settings = TrainSettings(
@@ -103,6 +93,20 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         augment=args.augment,
         samples_per_epoch=args.samples_per_epoch,
     )
+    if not settings.granularity_ok():  # before anything is written
+        print(f"beltcam: error: {settings.granularity_error()}", file=sys.stderr)
+        return 2
+    args.out = args.out.resolve()  # the store records runs and models by absolute path
+    store = open_store(config)
+    manifest_path, used = args.manifest, []
+    frozen = args.out / "manifest.json"
+    if frozen.is_file() and (args.out / "checkpoint.pt").is_file():
+        manifest_path, used = frozen, _recording_ids(frozen)
+        print(f"resuming the run in {args.out} with the manifest it started with ({len(used)} recordings)")
+    elif manifest_path is None:
+        manifest_path = args.out / "store_manifest.json"
+        _, used = build_manifest(store, manifest_path, config.calibration_file)
+        print(f"training on {len(used)} recordings (manifest: {manifest_path})")
     started = utc_now()
     result = train(manifest_path, settings, args.out, progress=True)
     run_id = register_run(store, settings, result, used, started)

@@ -7,6 +7,7 @@ training, and the geometry the removal-based object check needs on held-out foot
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -53,23 +54,43 @@ def _belt_geometry(calibration: CalibrationFile | None) -> BeltGeometry | None:
     )
 
 
-def _held_out(recordings: list[tuple[Recording, list, bool]]) -> set[int]:
-    """The newest HOLDOUT_FRACTION of the unmasked C1 recordings (at least one, never all) and the C2
-    recordings from the same moment on: footage no model of this run learns from, where the object
-    check chooses the threshold."""
-    c1 = sorted((rows[0][2], r.id) for r, rows, masked in recordings if r.camera == "c1" and not masked)
-    if len(c1) < 2:
-        return set()
-    held = c1[-max(1, round(HOLDOUT_FRACTION * len(c1))) :]
-    cut = held[0][0]
+def _held_out(recordings: list[tuple[Recording, list, bool]], travel: timedelta) -> set[int]:
+    """The newest HOLDOUT_FRACTION of the unmasked C1 recordings (at least one, never all) whose
+    objects C2 was still recording when they arrived (`travel`: from C1 to the far edge of C2's view),
+    and the C2 recordings that saw them: footage no model of this run learns from, where the object
+    check chooses the threshold. Newer C1 footage, whose objects C2 has not seen yet, is trained on."""
+    c1 = sorted(
+        (rows[0][2], rows[-1][2], r.id) for r, rows, masked in recordings if r.camera == "c1" and not masked
+    )
     # C2 segments start a moment before or after C1's: a C2 recording counts from its middle
     c2 = sorted(
-        (rows[0][2] + (rows[-1][2] - rows[0][2]) / 2, r.id) for r, rows, _ in recordings if r.camera == "c2"
+        (rows[0][2] + (rows[-1][2] - rows[0][2]) / 2, rows[-1][2], r.id)
+        for r, rows, _ in recordings
+        if r.camera == "c2"
     )
-    c2_held = [rid for middle, rid in c2 if middle >= cut]
+    if len(c1) < 2 or not c2:
+        return set()
+    c2_end = max(end for _, end, _ in c2)
+    checkable = [c for c in c1 if c[1] + travel <= c2_end]
+    held = checkable[-max(1, round(HOLDOUT_FRACTION * len(c1))) :][-(len(c1) - 1) :]
+    if not held:
+        return set()
+    cut, last = held[0][0], held[-1][1] + travel
+    c2_held = [rid for middle, _, rid in c2 if cut <= middle <= last]
     if len(c2_held) == len(c2):
         c2_held = c2_held[1:]  # C2 footage to train on comes first
-    return {rid for _, rid in held} | set(c2_held)
+    return {rid for _, _, rid in held} | set(c2_held)
+
+
+def _travel(calibration: CalibrationFile, belt: BeltGeometry, recordings) -> timedelta:
+    """Time for an object at C1's origin to cross C2's view: the distance plus C2's view length."""
+    c2 = next((r for r, _, _ in recordings if r.camera == "c2"), None)
+    view_mm = 0.0
+    if c2 is not None:
+        plane = calibration.camera("c2").belt_plane.to_plane()
+        ends = plane.to_belt(np.array([[0.0, c2.height / 2], [float(c2.width), c2.height / 2]]))
+        view_mm = float(abs(ends[1, 0] - ends[0, 0]))
+    return timedelta(seconds=(belt.c1_to_c2_mm + view_mm) / belt.speed_mm_s)
 
 
 def build_manifest(
@@ -109,7 +130,7 @@ def build_manifest(
         raise NoTrainingData(
             f"the store at {store.data_dir} has no before/after recordings of 3 frames or more"
         )
-    held = _held_out(recordings) if belt is not None else set()
+    held = _held_out(recordings, _travel(calibration, belt, recordings)) if belt is not None else set()
     epoch = min(rows[0][2] for _, rows, _ in recordings)
     sequences = [
         ManifestSequence(

@@ -28,17 +28,16 @@ def register_run(
 
     A run directory is registered once: re-running a finished run returns the id it already has.
     """
-    metrics = json.loads((result.run_dir / "metrics.json").read_text(encoding="utf-8"))
+    run_dir = result.run_dir.resolve()  # one run, however its folder was spelled on the command line
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     with store.session() as session:
-        known = session.scalars(
-            select(TrainingRun.id).where(TrainingRun.run_dir == str(result.run_dir))
-        ).first()
+        known = session.scalars(select(TrainingRun.id).where(TrainingRun.run_dir == str(run_dir))).first()
         if known is not None:
             return known
         run = TrainingRun(
             method=settings.method,
             status="finished",
-            run_dir=str(result.run_dir),
+            run_dir=str(run_dir),
             started_utc=started_utc,
             ended_utc=utc_now(),
             metrics=metrics,
@@ -50,7 +49,7 @@ def register_run(
             session.add(
                 Model(
                     run_id=run.id,
-                    path=str(result.onnx_path),
+                    path=str(result.onnx_path.resolve()),
                     status="candidate",
                     created_utc=utc_now(),
                     metrics=metrics,
