@@ -51,7 +51,7 @@ def test_train_eval_export_from_the_store(write_config, tmp_path):
         "--epochs", "2", "--flow", "belt", "--out", str(run),
     )  # fmt: skip
     assert again.returncode == 0 and "run 1 finished" in again.stdout, again.stderr[-2000:]
-    assert "with the manifest it started with" in again.stdout
+    assert "is a finished run: nothing to do" in again.stderr
     with store.session() as session:
         assert len(session.scalars(select(Model)).all()) == 1
     # weights asked for and missing: one line naming the file, exit 2, nothing trained
@@ -110,6 +110,8 @@ def test_eval_and_export_of_a_folder_that_is_not_a_run_say_so_in_one_line(write_
             result.stderr.strip()
             == f"beltcam: error: {tmp_path / 'notarun'}: not a training run (no settings.json)"
         )
+    small = beltcam("train", "--config", str(path), "--image-size", "16", "--out", str(tmp_path / "run"))
+    assert small.returncode == 2 and small.stderr.count("\n") == 1 and "--image-size" in small.stderr
 
 
 def test_a_run_is_registered_once_however_its_folder_is_spelled(store, tmp_path, monkeypatch):

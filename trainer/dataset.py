@@ -265,10 +265,12 @@ def prepare_dataset(
     cache_dir: Path | None,
     progress: bool = True,
 ) -> list[PreparedSequence]:
-    return [
-        prepare_sequence(sequence, manifest, base, image_size, flow, fg, cache_dir)
-        for sequence in tqdm(manifest.sequences, desc="prepare", unit="seq", disable=not progress)
-    ]
+    prepared = []
+    # closed on an error too, so that the error is printed on a line of its own
+    with tqdm(manifest.sequences, desc="prepare", unit="seq", disable=not progress) as bar:
+        for sequence in bar:
+            prepared.append(prepare_sequence(sequence, manifest, base, image_size, flow, fg, cache_dir))
+    return prepared
 
 
 def has_masks(sequence: PreparedSequence) -> bool:

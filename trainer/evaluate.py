@@ -29,7 +29,7 @@ from trainer.manifest import BeltGeometry
 from trainer.model import CamClassifier
 from trainer.object_check import ObjectCheckResult, check_objects, object_score, weak_objects
 
-THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
+THRESHOLDS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.96, 0.05))
 CHUNK_FRAMES = 16  # frames through the model at a time
 MIN_OBJECTS = 6  # weakly labelled objects for the object check: a third to validate, the rest to test
 Part = list[tuple[int, list[int]]]  # (sequence index, frame indices)

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from edge.cli.common import add_config, count, open_store, positive, positive_int
+from edge.cli.common import add_config, count, number_type, open_store, positive, positive_int
 from edge.config import SiteConfig
 from edge.nightly.manifests import build_manifest
 from edge.nightly.runs import register_run
@@ -28,7 +28,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
     )
-    train.add_argument("--image-size", type=positive_int, help="default: model.image_size")
+    train.add_argument(
+        "--image-size", type=number_type(32, low_allowed=True, integer=True),
+        help="the input's long side, a multiple of 32 (default: model.image_size)",
+    )  # fmt: skip
     train.add_argument("--epochs", type=positive_int, default=10)
     train.add_argument("--batch-size", type=positive_int, default=8)
     train.add_argument(
@@ -102,7 +105,8 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
     frozen = args.out / "manifest.json"
     if frozen.is_file() and (args.out / "checkpoint.pt").is_file():
         manifest_path, used = frozen, _recording_ids(frozen)
-        print(f"resuming the run in {args.out} with the manifest it started with ({len(used)} recordings)")
+        if not (args.out / "metrics.json").is_file():
+            print(f"resuming {args.out} with the manifest it started with ({len(used)} recordings)")
     elif manifest_path is None:
         manifest_path = args.out / "store_manifest.json"
         _, used = build_manifest(store, manifest_path, config.calibration_file)
