@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,25 @@ def run_recorder():
     yield run
     for frame_store in stores:
         frame_store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A filesystem of a few MB of our own (tmpfs); the test process is root, as CI is."""
+    mounts = []
+
+    def mount(size_mb: float) -> Path:
+        where = tmp_path / f"disk{len(mounts)}"
+        where.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={int(size_mb * 1024)}k", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, f"these tests mount a tmpfs and need root: {result.stderr}"
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -25,28 +24,6 @@ from edge.store.models import Recording
 from edge.store.reconcile import check_store
 
 MB = 1_000_000
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A filesystem of a few MB of our own (tmpfs); the test process is root, as CI is."""
-    mounts = []
-
-    def mount(size_mb: float) -> Path:
-        where = tmp_path / f"disk{len(mounts)}"
-        where.mkdir()
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={int(size_mb * 1024)}k", "tmpfs", str(where)],
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0, f"these tests mount a tmpfs and need root: {result.stderr}"
-        mounts.append(where)
-        return where
-
-    yield mount
-    for where in mounts:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _site(make_config, disk: Path, **storage):

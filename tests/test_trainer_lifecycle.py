@@ -208,3 +208,17 @@ def test_a_squashed_input_is_warned_about_with_a_size_that_keeps_the_aspect(mani
         "input 64x64 distorts the 128x96 frames' aspect ratio by 25%: an image size of 128 keeps it"
         in caplog.text
     )
+
+
+def test_a_full_disk_while_preparing_is_one_error_and_leaves_no_partial_cache(manifest, small_disk):
+    from trainer.dataset import prepare_dataset
+    from trainer.errors import DatasetError
+    from trainer.manifest import load_manifest
+    from trainer.preprocess import ForegroundSettings
+
+    disk = small_disk(0.2)  # room for about one prepared sequence at 64 px
+    loaded, base = load_manifest(manifest)
+    with pytest.raises(DatasetError, match=r"cannot write the prepared frames of .*No space left on device"):
+        prepare_dataset(loaded, base, 64, "dis", ForegroundSettings(), disk / "cache", progress=False)
+    assert not list((disk / "cache").glob("*.partial"))
+    assert all(loaded.resolve(f.path, base).is_file() for s in loaded.sequences for f in s.frames)

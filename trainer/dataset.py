@@ -240,20 +240,28 @@ def prepare_sequence(
 
 
 def _prepare_folder(sequence, frame_paths, shape: Shape, flow, fg, folder: Path) -> None:
-    """Prepare into a temporary folder and rename it: a killed preparation leaves no half cache."""
+    """Prepare into a temporary folder and rename it: a killed preparation leaves no half cache, and
+    a full disk leaves no partial folder behind and says so in one line."""
     temp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir(parents=True)
-    count = len(frame_paths)
-    writers = {
-        name: RowWriter(temp / f"{name}.npy", count, row_shape, dtype)
-        for name, (row_shape, dtype) in _row_shapes(shape).items()
-    }
-    size, fractions = _prepare_rows(sequence, frame_paths, shape, flow, fg, writers)
-    meta = {"original_size": list(size), "foreground_fraction": fractions}
-    (temp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    temp.rename(folder)
+    try:
+        temp.mkdir(parents=True)
+        count = len(frame_paths)
+        writers = {
+            name: RowWriter(temp / f"{name}.npy", count, row_shape, dtype)
+            for name, (row_shape, dtype) in _row_shapes(shape).items()
+        }
+        size, fractions = _prepare_rows(sequence, frame_paths, shape, flow, fg, writers)
+        meta = {"original_size": list(size), "foreground_fraction": fractions}
+        (temp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        temp.rename(folder)
+    except OSError as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise DatasetError(
+            f"{folder.parent}: cannot write the prepared frames of {sequence.id} ({error.strerror}): free "
+            "some disk space there"
+        ) from None
 
 
 def prepare_dataset(
