@@ -125,7 +125,8 @@ def _iou(total: np.ndarray) -> np.ndarray:
         return np.where(total[1] > 0, 100.0 * total[0] / total[1], np.nan)
 
 
-def _best(scores: np.ndarray) -> float:
+def _best(scores: np.ndarray) -> int:
+    """Index of the threshold with the best score (ties: the one nearest 0.5)."""
     return max(range(len(THRESHOLDS)), key=lambda k: (np.nan_to_num(scores[k]), -abs(THRESHOLDS[k] - 0.5)))
 
 
