@@ -53,6 +53,8 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.calibration
 	$(BIN)/python -m benchmarks.bridge
 	$(BIN)/python -m benchmarks.faults
+	$(BIN)/python -m benchmarks.inference
+	$(BIN)/python -m benchmarks.endtoend
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

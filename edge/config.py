@@ -172,6 +172,18 @@ class SimulatedBoard(_Strict):
         return value
 
 
+class SimulatedEjector(_Strict):
+    """The simulated belt's nozzle bank, written into its calibration as `actuators` (belt mm in C1's
+    coordinates; the default covers a 600 mm belt, 400 mm downstream of C1's 800 mm view)."""
+
+    line_x_mm: float = Field(default=1200.0, gt=0)
+    nozzle_count: int = Field(default=24, ge=1, le=64)
+    pitch_mm: float = Field(default=25.0, gt=0)
+    first_nozzle_y_mm: float = 12.5
+    valve_latency_ms: float = Field(default=12.0, ge=0)
+    min_pulse_ms: float = Field(default=8.0, gt=0)
+
+
 class SimulatorConfig(_Strict):
     seed: int = 0
     belt_width_mm: float = Field(default=600.0, gt=0)
@@ -194,6 +206,7 @@ class SimulatorConfig(_Strict):
     realtime: bool = Field(default=True, description="pace frames at the camera fps")
     faults: list[SimulatedFault] = []
     board: SimulatedBoard | None = None
+    ejector: SimulatedEjector = SimulatedEjector()
 
 
 class ModelConfig(_Strict):
@@ -204,6 +217,30 @@ class ModelConfig(_Strict):
         description="'imagenet' (torchvision's checkpoint in the torch hub cache), a local .pth, or "
         "'random'; weights asked for and not found stop training",
     )
+
+
+class LiveConfig(_Strict):
+    """The live path: masks of C1 frames, belt tracks, removal commands (docs/live.md)."""
+
+    fusion: Literal["none", "belt", "flow"] = Field(
+        default="belt",
+        description="fuse the previous frame's maps, moved by the calibrated belt motion or optical flow",
+    )
+    providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
+        default=["tensorrt", "cuda", "cpu"], description="ONNX Runtime providers, in order, where present"
+    )
+    min_area_mm2: float = Field(default=1500.0, ge=0, description="smaller patches of foreground are ignored")
+    merge_gap_mm: float = Field(default=10.0, ge=0, description="patches closer than this are one object")
+    illegal_share: float = Field(
+        default=0.5, gt=0, le=1, description="an object is illegal when, on average, this share of it is"
+    )
+    min_hits: int = Field(default=2, ge=1, description="frames an object is seen in before it is removed")
+    max_missed: int = Field(default=3, ge=0, description="frames a track survives without being seen")
+    gate_mm: float = Field(default=80.0, gt=0, description="farthest a track may be from its prediction")
+    background_frames: int = Field(default=31, ge=3, description="frames in C1's running median background")
+    background_every: int = Field(default=5, ge=1, description="every Nth frame joins the median")
+    model_check_s: float = Field(default=2.0, gt=0, description="how often the registry's live model is read")
+    dispatch_ms: float = Field(default=5.0, gt=0, description="how often due commands are released")
 
 
 class ScheduleConfig(_Strict):
@@ -245,6 +282,7 @@ class SiteConfig(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     calibration_file: Path | None = None
     bridge: BridgeConfig = BridgeConfig()
+    live: LiveConfig = LiveConfig()
 
     @model_validator(mode="after")
     def _one_camera_each(self) -> SiteConfig:

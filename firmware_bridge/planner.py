@@ -46,6 +46,7 @@ class PlannerStats:
     late: int = 0
     late_margins_ms: list[float] = field(default_factory=list)
     no_channel: int = 0
+    withdrawn: int = 0  # pending commands dropped because their object was reported legal
 
 
 class EjectionPlanner:
@@ -63,12 +64,18 @@ class EjectionPlanner:
         self.stats = PlannerStats()
         self._pending: dict[int, RemovalCommand] = {}
         self._released: set[int] = set()
+        self._late: list[RemovalCommand] = []
         self._sequence = 0
 
     def plan(self, obj: BeltObject) -> RemovalCommand | None:
         """The command for this report of the object; replaces any pending one for it. None for
-        legal objects, objects outside the nozzle bank, objects already released, or late ones."""
-        if obj.cls != "illegal" or obj.object_id in self._released:
+        legal objects, objects outside the nozzle bank, objects already released, or late ones. An
+        object now reported legal loses its pending command (the tracker changed its mind in time)."""
+        if obj.object_id in self._released:
+            return None
+        if obj.cls != "illegal":
+            if self._pending.pop(obj.object_id, None) is not None:
+                self.stats.withdrawn += 1
             return None
         channels = self.bank.channels_covering(obj.y_min_mm, obj.y_max_mm)
         if not channels:
@@ -79,15 +86,7 @@ class EjectionPlanner:
         reach_ns = obj.seen_ns + round((self.bank.line_x_mm - obj.x_max_mm) / speed_mm_ns)
         fire_ns = reach_ns - round(self.bank.valve_latency_ms * 1e6)
         pulse_ms = max((obj.x_max_mm - obj.x_min_mm) / obj.speed_mm_s * 1e3, self.bank.min_pulse_ms)
-        now = self.clock()
-        if fire_ns <= now:
-            self._count_late(obj.object_id, now - fire_ns)
-            return None
         previous = self._pending.get(obj.object_id)
-        if previous is not None:
-            self.stats.merged_reports += 1
-        else:
-            self.stats.planned += 1
         command = RemovalCommand(
             object_id=obj.object_id,
             sequence=previous.sequence if previous else self._next_sequence(),
@@ -96,8 +95,22 @@ class EjectionPlanner:
             pulse_ms=pulse_ms,
             capture_ns=obj.capture_ns,
         )
+        now = self.clock()
+        if fire_ns <= now:
+            self._count_late(command, now - fire_ns)
+            return None
+        if previous is not None:
+            self.stats.merged_reports += 1
+        else:
+            self.stats.planned += 1
         self._pending[obj.object_id] = command
         return command
+
+    def take_late(self) -> list[RemovalCommand]:
+        """The commands found late since the last call (never sent): for the command log, so that an
+        object the belt carried past in time for nothing is on record, not just counted."""
+        late, self._late = self._late, []
+        return late
 
     def due(self) -> list[RemovalCommand]:
         """Pending commands whose fire time is within the lead time: final, hand them to the link.
@@ -114,7 +127,7 @@ class EjectionPlanner:
             del self._pending[command.object_id]
             self._released.add(command.object_id)
             if command.fire_ns <= now:
-                self._count_late(command.object_id, now - command.fire_ns)
+                self._count_late(command, now - command.fire_ns)
                 continue
             released.extend(self._merge_into(released, command))
         return released
@@ -136,8 +149,9 @@ class EjectionPlanner:
         self._sequence += 1
         return self._sequence
 
-    def _count_late(self, object_id: int, margin_ns: int) -> None:
-        self._pending.pop(object_id, None)
-        self._released.add(object_id)
+    def _count_late(self, command: RemovalCommand, margin_ns: int) -> None:
+        self._pending.pop(command.object_id, None)
+        self._released.add(command.object_id)
+        self._late.append(command)
         self.stats.late += 1
         self.stats.late_margins_ms.append(margin_ns / 1e6)

@@ -50,6 +50,7 @@ class ValveDevice:
         self.fired = 0
         self.naks = 0
         self.acted: list[int] = []  # FIRE/TEST_FIRE sequences acted on, in order
+        self.closed_all = 0  # CLOSE_ALL requests obeyed (a host's clean shutdown)
         self._decoder = FrameDecoder()
         self.session = 0  # the host session whose SEQs are remembered; 0 until a host says
         self._remembered: dict[int, int] = {}  # SEQ acted on -> when it may be forgotten
@@ -129,6 +130,7 @@ class ValveDevice:
                 self._remembered.clear()
             return self._ack(item.sequence)
         if item.type == MessageType.CLOSE_ALL:
+            self.closed_all += 1
             state = self.state  # closing the valves is no watchdog trip, nor a heartbeat
             self.fail_safe(now_ns)
             self.state = state

@@ -104,3 +104,21 @@ def small_disk(tmp_path):
     yield mount
     for where in mounts:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture(scope="session")
+def live_model_file(tmp_path_factory) -> Path:
+    """A small exported model trained on the simulated belt (ResNet-18, 64 px, a few epochs): what
+    the live-path tests load into ONNX Runtime. Trained once per test session."""
+    from edge.simulator.dataset import write_simulated_manifest
+    from trainer.train import TrainSettings, train
+
+    folder = tmp_path_factory.mktemp("live-model")
+    manifest = write_simulated_manifest(
+        folder / "frames", frames=12, size=(128, 96), sequences=4, masked_before=2, seed=5, objects_per_m=8.0
+    )
+    settings = TrainSettings(
+        method="cam", backbone="resnet18", image_size=64, epochs=4, batch_size=8, weights="random", seed=0
+    )
+    result = train(manifest, settings, folder / "run", progress=False)
+    return result.onnx_path

@@ -73,6 +73,21 @@ def test_release_only_within_the_lead_time_and_never_late():
     clock.now = 3000 * MS
     assert planner.plan(_object(object_id=5, x=(1400.0, 1500.0), seen_ms=2990)) is None
     assert planner.stats.late == 1 and planner.stats.late_margins_ms == [pytest.approx(22.0)]
+    (late,) = planner.take_late()  # on record for the command log, once
+    assert late.object_id == 5 and late.fire_ns == 2978 * MS and planner.take_late() == []
+
+
+def test_an_object_reported_legal_before_release_loses_its_command():
+    clock = Clock()
+    planner = EjectionPlanner(BANK, lead_ms=100.0, clock=clock)
+    planner.plan(_object())
+    clock.now = 300 * MS
+    assert planner.plan(_object(cls="legal", seen_ms=300, x=(975.0, 1075.0))) is None
+    assert planner.stats.withdrawn == 1
+    clock.now = 1900 * MS
+    assert planner.due() == []  # nothing fires for it
+    again = planner.plan(_object(seen_ms=1900, x=(1375.0, 1475.0)))  # illegal again, still in time
+    assert again is not None and again.fire_ns == 1988 * MS
 
 
 def test_overlapping_pulses_on_a_nozzle_merge():

@@ -120,7 +120,8 @@ def test_record_calibrates_a_simulated_site_out_of_the_box(write_config, tmp_pat
         assert np.array(plane.pixel_to_belt) == pytest.approx(np.diag([scale, scale, 1.0]))
         assert plane.method == "simulator" and plane.fit_rms_mm == plane.holdout_max_mm == 0
         assert calibration.camera(camera).intrinsics is None
-    assert calibration.actuators is None and calibration.site == "beltcam"
+    assert calibration.site == "beltcam"  # and the simulated nozzle bank, 400 mm past C1's view
+    assert (calibration.actuators.ejector_line_x_mm, calibration.actuators.nozzle_count) == (1200, 24)
     assert _stored_versions(config) == ["1"]  # kept in the store like a technician's version
     # belt-flow training takes the belt's motion from it
     store = FrameStore.from_config(load_config(config).storage)

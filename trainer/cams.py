@@ -29,18 +29,29 @@ MapKind = Literal["cam", "f2f", "foreground"]
 LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL = 0, 1, 2
 
 
+def input_batch(frames: np.ndarray) -> torch.Tensor:
+    """N x H x W x 3 uint8 RGB frames to the network's input (N x 3 x H x W, ImageNet-normalised):
+    also what the live path feeds the exported model."""
+    return normalise(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255.0))
+
+
 def _batches(model: Classifier, frames: np.ndarray, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     """(offset, normalised image batch on the model's device), with the model in eval mode."""
     model.eval()
     device = next(model.parameters()).device
     for start in range(0, len(frames), batch_size):
-        batch = torch.from_numpy(frames[start : start + batch_size]).permute(0, 3, 1, 2).float().div(255.0)
-        yield start, normalise(batch.to(device))
+        yield start, input_batch(frames[start : start + batch_size]).to(device)
 
 
 def _normalise_maps(maps: torch.Tensor) -> torch.Tensor:
     maps = F.relu(maps)
     return maps / (maps.flatten(2).max(dim=2).values[..., None, None] + EPS)
+
+
+def maps_at_input_size(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The network's CAMs (N x C x h x w, at its output stride) as normalised maps at input size
+    (N x C x H x W in [0, 1]): how the trainer reads maps, and the live path too."""
+    return _normalise_maps(F.interpolate(F.relu(cams), size=size, mode="bilinear", align_corners=False))
 
 
 @torch.no_grad()

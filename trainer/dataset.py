@@ -126,6 +126,17 @@ def _resize(image: np.ndarray, shape: Shape, nearest: bool = False) -> np.ndarra
     return cv2.resize(image, shape[::-1], interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
+def model_input(
+    image: np.ndarray, background: np.ndarray, shape: Shape, settings: ForegroundSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """A frame as the model sees it, in training, evaluation and on the live belt alike: resized to
+    the input shape, and its foreground mask (found at the frame's own resolution, against a
+    background of that resolution, then resized), so that live masks follow the rule they were
+    evaluated with."""
+    mask = _resize(foreground_mask(image, background, settings).astype(np.uint8), shape, True).astype(bool)
+    return _resize(image, shape), mask
+
+
 class _MemoryRows:
     """A RowWriter that keeps its rows (small sequences prepared without a cache folder)."""
 
@@ -177,9 +188,7 @@ def _prepare_rows(
     fractions = []
     previous = None
     for t, path in enumerate(paths):
-        image = _read_checked(path, size)
-        mask = _resize(foreground_mask(image, background, fg).astype(np.uint8), shape, True).astype(bool)
-        frame = _resize(image, shape)
+        frame, mask = model_input(_read_checked(path, size), background, shape, fg)
         writers["frames"].append(frame)
         writers["foreground"].append(mask)
         fractions.append(float(mask.mean()))

@@ -437,6 +437,7 @@ def export_run(
         "method": settings.method,
         "flow": settings.flow,
         "threshold_source": evaluation.threshold_source,
+        "foreground": settings.foreground.model_dump_json(),  # the live path's background rule
     }
     return export_onnx(model, path, shape, evaluation.threshold, extra)
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from edge.config import DEFAULT_CONFIG_PATH, SiteConfig
+from edge.simulator.calibration_truth import write_simulator_calibration
 from edge.store.frame_store import FrameStore
 
 
@@ -55,3 +56,22 @@ non_negative = number_type(0, low_allowed=True)
 finite = number_type(None)
 positive_int = number_type(0, integer=True)
 count = number_type(0, low_allowed=True, integer=True)
+
+
+def calibrate_simulated_site(config: SiteConfig, store: FrameStore) -> None:
+    """A simulated site is calibrated out of the box: the simulator's own calibration (belt planes,
+    speed, offsets, its nozzle bank) fills the site's calibration file, unless a technician's
+    calibration is there. Nothing to do without a calibration file."""
+    path = config.calibration_file
+    if path is None:
+        return
+    outcome, calibration = write_simulator_calibration(
+        path, config.simulator, config.cameras, site=config.site_name, store=store
+    )
+    version = f"{path} (version {calibration.version})"
+    said = {
+        "written": f"the simulated installation's own calibration saved as {version}",
+        "up to date": f"{version} is the simulator's, up to date",
+        "kept": f"{version} is the site's own calibration: kept, not replaced by the simulator's",
+    }
+    print(f"calibration: {said[outcome]}")

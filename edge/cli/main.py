@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from calibration import CalibrationError
-from edge.cli import bridge, calibrate, cameras, db, import_footage, record, training
+from edge.agent import LiveUnavailable
+from edge.cli import bridge, calibrate, cameras, db, import_footage, record, run, training
 from edge.config import ConfigError, load_config
 from edge.nightly.manifests import NoTrainingData
 from edge.recorder.importer import ImportRejected
@@ -21,9 +22,10 @@ from edge.store.database import DatabaseError
 from edge.store.lock import DataDirLocked, DataDirUnwritable
 from trainer.errors import TrainerError
 
-COMMAND_GROUPS = (record, import_footage, training, cameras, calibrate, bridge, db)
+COMMAND_GROUPS = (run, record, import_footage, training, cameras, calibrate, bridge, db)
 RUNNERS = {
-    "demo": record,
+    "demo": run,
+    "run": run,
     "record": record,
     "import": import_footage,
     "train": training,
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         NoTrainingData,
         TrainerError,
         CalibrationError,
+        LiveUnavailable,
     ) as exc:
         print(f"beltcam: error: {exc}", file=sys.stderr)
         return 2

@@ -1,30 +1,23 @@
-"""`beltcam demo` and `beltcam record`: capture C1 and C2 into the store until told to stop."""
+"""`beltcam record`: capture C1 and C2 into the store until told to stop."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
-from pathlib import Path
 
 from edge.capture.cameras import build_sources
-from edge.cli.common import add_config, open_store, positive
+from edge.cli.common import add_config, calibrate_simulated_site, open_store, positive
 from edge.config import SiteConfig
 from edge.recorder.recorder import Recorder, RecordingSummary
-from edge.simulator.calibration_truth import write_simulator_calibration
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
 
-DEMO_CONFIG = Path("configs/simulated.yaml")
 DURATION_HELP = "stop after this many seconds (default: until Ctrl-C)"
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="run the agent on the simulated belt")
-    add_config(demo, DEMO_CONFIG)
-    demo.add_argument("--duration", type=positive, help=DURATION_HELP)
-
     record = commands.add_parser("record", help="record C1 and C2 into the store")
     add_config(record)
     record.add_argument("--duration", type=positive, help=DURATION_HELP)
@@ -56,24 +49,9 @@ def record(config: SiteConfig, duration: float | None) -> RecordingSummary:
     return summary
 
 
-def _calibrate_simulated_site(config: SiteConfig, path: Path, store: FrameStore) -> None:
-    """A simulated site is calibrated out of the box: the simulator's own calibration fills the site's
-    calibration file, unless a technician's calibration is there."""
-    outcome, calibration = write_simulator_calibration(
-        path, config.simulator, config.cameras, site=config.site_name, store=store
-    )
-    version = f"{path} (version {calibration.version})"
-    said = {
-        "written": f"the simulated installation's own calibration saved as {version}",
-        "up to date": f"{version} is the simulator's, up to date",
-        "kept": f"{version} is the site's own calibration: kept, not replaced by the simulator's",
-    }
-    print(f"calibration: {said[outcome]}")
-
-
 def _record(config: SiteConfig, store: FrameStore, duration: float | None) -> RecordingSummary:
-    if config.calibration_file is not None and all(camera.kind == "simulated" for camera in config.cameras):
-        _calibrate_simulated_site(config, config.calibration_file, store)
+    if all(camera.kind == "simulated" for camera in config.cameras):
+        calibrate_simulated_site(config, store)
     sources = build_sources(config)
     print(f"recording into {config.storage.data_dir} (index: {config.storage.shown_database_url()})")
     recorder = Recorder(config, store, sources)

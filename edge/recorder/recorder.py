@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,8 +68,11 @@ class Recorder:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def run(self, duration_s: float | None = None, progress: bool = True) -> RecordingSummary:
+    def run(
+        self, duration_s: float | None = None, progress: bool = True, status: Callable[[], str] | None = None
+    ) -> RecordingSummary:
         """Record until `duration_s` passes or `stop()` is called; always closes its recordings.
+        `status` adds a line of the caller's (the live path's counters) to the progress display.
 
         Frames are encoded on a small thread pool (OpenCV releases the GIL) and written in capture
         order by this thread, the only one that touches files and the index.
@@ -106,7 +109,7 @@ class Recorder:
                         break  # stopped and drained
                     if self.writer.commit_due():
                         self.writer.commit()
-                        self._show(bar, started)
+                        self._show(bar, started, status)
         finally:
             self.stop_event.set()
             for worker in self.workers.values():
@@ -119,7 +122,7 @@ class Recorder:
             bar.close()
         return self._summary(time.monotonic() - started)
 
-    def _show(self, bar: tqdm, started: float) -> None:
+    def _show(self, bar: tqdm, started: float, status: Callable[[], str] | None) -> None:
         elapsed = time.monotonic() - started
         bar.n = min(elapsed, bar.total) if bar.total else elapsed
         shown = []
@@ -128,6 +131,8 @@ class Recorder:
             written = self.writer.written[camera]
             dropped = health.counts.dropped + self.writer.quota_drops[camera]
             shown.append(f"{camera}:{health.state} {written} ok/{dropped} drop")
+        if status is not None:
+            shown.append(status())
         bar.set_postfix_str(" ".join(shown))
 
     def _summary(self, seconds: float) -> RecordingSummary:

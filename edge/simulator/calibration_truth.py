@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from calibration import BeltPlane, CalibrationFile, load_calibration, save_calibration
+from calibration import ActuatorGeometry, BeltPlane, CalibrationFile, load_calibration, save_calibration
 from calibration.calibration_file import BeltPlaneSection, BeltSection, CameraSection, OffsetsSection
 from edge.config import CameraConfig, SimulatorConfig
 from edge.simulator.camera import SimulatedCamera
@@ -66,8 +66,13 @@ def simulator_calibration(
     belt plane as a board at that camera would give it (fit errors 0), the belt's mean speed, C1-to-C2
     distance and C2's clock offset. No lens section: the belt views are rendered straight down without
     distortion, so the planes map raw pixels and nothing needs undoing (the held-up board's lens,
-    `simulated_lens`, is left to `calibrate intrinsics`); no actuators: the simulator has no ejector
-    geometry (`beltcam calibrate actuators` gives one)."""
+    `simulated_lens`, is left to `calibrate intrinsics`); the simulated nozzle bank as its actuators."""
+    ejector = simulator.ejector
+    actuators = ActuatorGeometry(
+        ejector_line_x_mm=ejector.line_x_mm, nozzle_count=ejector.nozzle_count,
+        nozzle_pitch_mm=ejector.pitch_mm, first_nozzle_y_mm=ejector.first_nozzle_y_mm,
+        valve_latency_ms=ejector.valve_latency_ms, min_pulse_ms=ejector.min_pulse_ms,
+    )  # fmt: skip
     planes = {}
     for camera in cameras:
         plane = _view_plane(camera_view(camera.id, camera.resolution, simulator))
@@ -91,6 +96,7 @@ def simulator_calibration(
             speed_correlation=1.0,
             object_correlation=1.0,
         ),
+        actuators=actuators,
     )
 
 

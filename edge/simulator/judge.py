@@ -86,3 +86,32 @@ def perfect_tracking(
             object_id=obj.object_id % 2**32, cls=obj.cls, x_min_mm=x0, x_max_mm=x1, y_min_mm=y0, y_max_mm=y1,
             seen_ns=seen_ns, speed_mm_s=world.speed_mm_s(t_s), capture_ns=seen_ns,
         )  # fmt: skip
+
+
+def passed_objects(world: BeltWorld, line_x_mm: float, t0_s: float, t1_s: float) -> list[BeltObject]:
+    """Objects the live path could have removed between `t0_s` and `t1_s`: not yet in C1's view
+    (x < 0) at t0, wholly past the ejector line at t1."""
+    start, end = world.belt_offset_mm(t0_s), world.belt_offset_mm(t1_s)
+    margin = world.config.object_size_mm[1]
+    passed = []
+    for obj in world.objects_between(start - margin, end - line_x_mm + margin):
+        outline_x = obj.outline_mm[:, 0]
+        if obj.x_at(start) + outline_x.max() < 0 and obj.x_at(end) + outline_x.min() > line_x_mm:
+            passed.append(obj)
+    return passed
+
+
+def removal_scores(
+    judgements: list[Judgement], world: BeltWorld, line_x_mm: float, t0_s: float, t1_s: float
+) -> dict[str, float | int | None]:
+    """`recall`: the share of illegal objects that passed the line and were hit; `false_ejections`:
+    the share of legal ones that were hit (None when none passed)."""
+    hit = {object_id for judgement in judgements for object_id in judgement.hit_ids}
+    scores: dict[str, float | int | None] = {}
+    passed = passed_objects(world, line_x_mm, t0_s, t1_s)
+    for cls, name in (("illegal", "recall"), ("legal", "false_ejections")):
+        ids = {obj.object_id for obj in passed if obj.cls == cls}
+        scores[f"{cls}_passed"] = len(ids)
+        scores[name] = round(len(ids & hit) / len(ids), 4) if ids else None
+    scores["openings_hitting_nothing"] = sum(j.verdict == "nothing" for j in judgements)
+    return scores

@@ -53,13 +53,14 @@ class CommandLog:
         outcome: Future[CommandOutcome] | CommandOutcome,
         detail: dict | None = None,
     ) -> None:
-        """Log a command now (`sent`) and its outcome when the link reports it; never blocks."""
+        """Log a command now (`sent`) and its outcome when the link reports it; a command that was
+        never sent (late, dry run) is logged with its outcome at once. Never blocks."""
         key = next(self._keys)
-        self._offer(_Entry(key, command, CommandOutcome.SENT, detail))
         if isinstance(outcome, CommandOutcome):
-            self._offer(_Entry(key, None, outcome))
-        else:
-            outcome.add_done_callback(lambda done: self._offer(_Entry(key, None, done.result())))
+            self._offer(_Entry(key, command, outcome, detail))
+            return
+        self._offer(_Entry(key, command, CommandOutcome.SENT, detail))
+        outcome.add_done_callback(lambda done: self._offer(_Entry(key, None, done.result())))
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write what is queued (waiting up to `timeout_s` for a locked database), then stop."""

@@ -1,0 +1,196 @@
+"""The agent process (`beltcam run`, `beltcam demo`): recording, the live path, the dispatcher to
+the valves and the registry watcher, in one process, each worker supervised.
+
+The recorder runs on the calling thread (it owns the store's writes); the live path, the
+dispatcher and the model watcher each run on a thread of their own that is restarted with back-off
+when it fails, and counted. `stop()` (SIGTERM, Ctrl-C) ends recording, stops the workers and
+releases what is due; closing the actuator link afterwards (the caller's `open_transport`) lets the
+openings already scheduled happen and then closes every valve.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tenacity import Retrying, retry_if_exception_type, wait_exponential
+
+from calibration import CalibrationFile
+from edge.actuators.link import ActuatorLink, nozzle_bank
+from edge.capture.newest import NewestFrameSlot
+from edge.config import SiteConfig
+from edge.live.dispatcher import Dispatcher
+from edge.live.path import LivePath
+from edge.live.segmenter import LiveSegmenter
+from edge.live.tracker import BeltTracker
+from edge.live.watcher import ModelWatcher
+from edge.recorder.recorder import Recorder, RecordingSummary
+from edge.sources.base import FrameSource
+from edge.store.command_log import CommandLog
+from edge.store.frame_store import FrameStore
+from firmware_bridge.planner import EjectionPlanner
+
+log = logging.getLogger(__name__)
+RESTART_MAX_S = 30.0
+
+
+class LiveUnavailable(ValueError):
+    """Why this site cannot run the live path (the agent then records only)."""
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    recording: RecordingSummary
+    report: dict  # the scoreboard (`--report`)
+    first_frame_ns: int | None  # when the live path segmented its first frame
+    ended_ns: int
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def belt_velocity_px_s(
+    calibration: CalibrationFile, camera: str, size: tuple[int, int]
+) -> tuple[float, float]:
+    """The belt's motion in the camera's pixels per second at its image centre (`size`: width,
+    height), from its belt plane and the belt speed."""
+    plane = calibration.camera(camera).belt_plane.to_plane()
+    centre = plane.to_belt(np.array([[size[0] / 2, size[1] / 2]]))[0]
+    moved = plane.to_pixels(np.stack([centre, centre + np.array([calibration.belt.speed_mm_s, 0.0])]))
+    return tuple(float(v) for v in moved[1] - moved[0])
+
+
+def live_geometry_problem(calibration: CalibrationFile) -> str | None:
+    """What the calibration lacks for the live path (None when it has everything)."""
+    if calibration.camera("c1").belt_plane is None:
+        return "C1 has no belt plane (beltcam calibrate belt-plane)"
+    if calibration.belt.speed_mm_s is None:
+        return "no belt speed (beltcam calibrate belt-speed)"
+    if calibration.actuators is None:
+        return "no actuators (beltcam calibrate actuators)"
+    return None
+
+
+def supervised(name: str, work, stop: threading.Event, restarts: Counter) -> threading.Thread:
+    """A thread running `work(stop)`, restarted with exponential back-off (tenacity) when it raises;
+    each restart is counted in `restarts[name]` and logged with its traceback."""
+
+    def counted(state) -> None:
+        restarts[name] += 1
+        log.error(
+            "%s failed (%s); restarting in %.1f s", name, state.outcome.exception(), state.next_action.sleep
+        )
+
+    def body() -> None:
+        retrying = Retrying(
+            wait=wait_exponential(multiplier=0.2, max=RESTART_MAX_S),
+            retry=retry_if_exception_type(Exception),
+            sleep=stop.wait,
+            before_sleep=counted,
+        )
+        for attempt in retrying:
+            with attempt:
+                work(stop)
+
+    return threading.Thread(target=body, name=name, daemon=True)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: SiteConfig,
+        store: FrameStore,
+        sources: dict[str, FrameSource],
+        link: ActuatorLink,
+        calibration: CalibrationFile,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.link = link
+        self.stop_event = threading.Event()
+        self.slot = NewestFrameSlot()
+        self.recorder = Recorder(config, store, sources, newest={"c1": self.slot})
+        self.restarts: Counter[str] = Counter()
+        problem = live_geometry_problem(calibration)
+        if problem is not None:
+            raise LiveUnavailable(f"{config.calibration_file}: {problem}")
+        c1 = next(camera for camera in config.cameras if camera.id == "c1")
+        self.planner = EjectionPlanner(nozzle_bank(config.calibration_file), lead_ms=config.bridge.lead_ms)
+        self.planner_lock = threading.Lock()
+        tracker = BeltTracker(
+            np.array(calibration.camera("c1").belt_plane.pixel_to_belt),
+            c1.resolution,
+            calibration.belt.speed_mm_s,
+            config.live,
+        )
+        velocity = belt_velocity_px_s(calibration, "c1", c1.resolution)
+
+        def load(path: Path) -> LiveSegmenter:
+            return LiveSegmenter(path, config.live, c1.resolution, velocity)
+
+        health = self.recorder.workers["c1"].health
+        self.live = LivePath(
+            self.slot, lambda: health.peek().state, tracker, self.planner, self.planner_lock, load
+        )
+        self.command_log = CommandLog(store)
+        self.dispatcher = Dispatcher(
+            self.planner, self.planner_lock, link.transport, self.command_log, config.live.dispatch_ms / 1e3
+        )
+        self.watcher = ModelWatcher(store, self.live, config.live.model_check_s)
+
+    def stop(self) -> None:
+        self.recorder.stop()
+
+    def status_line(self) -> str:
+        stats = self.live.stats
+        return (
+            f"live: {stats.processed}/{self.slot.offered} frames, {stats.planned_objects} objects, "
+            f"{self.dispatcher.sent} commands, {self.planner.stats.late} late"
+        )
+
+    def run(self, duration_s: float | None, progress: bool) -> AgentSummary:
+        workers = [
+            supervised("live", self.live.run, self.stop_event, self.restarts),
+            supervised("dispatcher", self.dispatcher.run, self.stop_event, self.restarts),
+            supervised("model-watcher", self.watcher.run, self.stop_event, self.restarts),
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            recording = self.recorder.run(duration_s, progress=progress, status=self.status_line)
+        finally:
+            self.stop_event.set()
+            for worker in workers:
+                worker.join(timeout=10)
+            self.command_log.close()
+        return AgentSummary(recording, self.report(), self.live.stats.first_frame_ns, time.monotonic_ns())
+
+    def report(self) -> dict:
+        stats = self.live.stats
+        plan = list(stats.plan_latency_ms)
+        masks = list(stats.mask_latency_ms)
+        return {
+            "model": str(self.live.model) if self.live.model else None,
+            "frames_captured": self.slot.offered,
+            "frames_processed": stats.processed,
+            "frames_skipped": self.slot.skipped,
+            "frames_warming_up": stats.warming_up,
+            "frames_without_model": stats.without_model,
+            "frames_not_planned": stats.not_planned,
+            "objects_planned": stats.planned_objects,
+            "commands_sent": self.dispatcher.sent,
+            "late": self.planner.stats.late,
+            "latency_p50_ms": _percentile(plan, 50),
+            "latency_p99_ms": _percentile(plan, 99),
+            "mask_latency_p50_ms": _percentile(masks, 50),
+            "mask_latency_p99_ms": _percentile(masks, 99),
+            "model_swaps": stats.swaps,
+            "models_refused": list(stats.refused),
+            "restarts": dict(self.restarts),
+        }

@@ -1,0 +1,118 @@
+"""`beltcam run` and `beltcam demo`: the agent. Record C1 and C2, segment C1 live, track the
+objects on the belt and fire the valves; on the simulated belt, judge every opening by ground truth.
+
+`demo` is `run` on the simulated belt (configs/simulated.yaml), and trains a starter model first
+when the registry has no live model. `--report FILE` writes the scoreboard as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from calibration import CalibrationError, load_calibration
+from edge.actuators.link import nozzle_bank, open_transport
+from edge.agent import Agent, AgentSummary
+from edge.capture.cameras import build_sources
+from edge.cli.common import add_config, calibrate_simulated_site, open_store, positive
+from edge.config import SiteConfig
+from edge.nightly.starter import train_starter_model
+from edge.simulator.judge import judge_openings, removal_scores
+from edge.store.frame_store import FrameStore
+from edge.store.lock import DataDirLock
+from edge.store.reconcile import reconcile_at_start
+from edge.store.registry import live_model
+
+DEMO_CONFIG = Path("configs/simulated.yaml")
+SHOWN = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms", "frames_processed",
+         "frames_captured", "model")  # fmt: skip
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    for name, default, text in (
+        ("demo", DEMO_CONFIG, "the agent on the simulated belt (trains a starter model first if needed)"),
+        ("run", None, "the agent: record, segment C1 live, track objects, fire the valves"),
+    ):
+        parser = commands.add_parser(name, help=text)
+        add_config(parser, default) if default else add_config(parser)
+        parser.add_argument(
+            "--duration", type=positive, help="stop after this many seconds (default: Ctrl-C)"
+        )
+        parser.add_argument("--report", type=Path, help="write the scoreboard to this JSON file")
+
+
+def _simulated(config: SiteConfig) -> bool:
+    return all(camera.kind == "simulated" for camera in config.cameras)
+
+
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    if config.calibration_file is None:
+        raise CalibrationError(
+            "calibration_file is not set in the site file: the live path needs C1's belt plane, the belt "
+            "speed and the actuators (`beltcam record` records without them)"
+        )
+    with DataDirLock(config.storage.data_dir, f"beltcam {args.command}"):
+        store = open_store(config)
+        try:
+            return _run(config, store, args)
+        finally:
+            store.close()
+
+
+def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int:
+    for action in reconcile_at_start(store):
+        print(f"start-up check: {action}")
+    if _simulated(config):
+        calibrate_simulated_site(config, store)
+    calibration = load_calibration(config.calibration_file)
+    if live_model(store) is None and args.command == "demo" and _simulated(config):
+        folder = config.storage.data_dir / "starter-model"
+        print(
+            f"no live model yet: training a starter model on simulated frames into {folder} (a few minutes)"
+        )
+        path = train_starter_model(config, store, folder, progress=True)
+        print(f"starter model live: {path}")
+    elif live_model(store) is None:
+        print("no live model in the registry yet: recording only until one is promoted")
+    sources = build_sources(config)
+    with open_transport(config) as link:
+        agent = Agent(config, store, sources, link, calibration)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: agent.stop())
+        print(
+            f"recording into {config.storage.data_dir}; every removal command in its removal_commands table"
+        )
+        summary = agent.run(args.duration, progress=sys.stderr.isatty() or args.duration is not None)
+    report = {**summary.report, **_judged(config, sources, link, summary)}
+    _say(report, summary)
+    if args.report is not None:
+        args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"scoreboard written to {args.report}")
+    unavailable = summary.recording.unavailable
+    for camera, why in unavailable.items():
+        print(f"beltcam: error: camera {camera} never delivered a frame: {why}", file=sys.stderr)
+    return 2 if unavailable else 0
+
+
+def _judged(config: SiteConfig, sources, link, summary: AgentSummary) -> dict:
+    """Recall and false ejections by ground truth: only the simulated belt with its simulated valves
+    can say which objects the air hit."""
+    camera = getattr(sources["c1"], "source", None)
+    if link.simulator is None or not hasattr(camera, "world") or summary.first_frame_ns is None:
+        return {"recall": None, "false_ejections": None}
+    bank = nozzle_bank(config.calibration_file)
+    judgements = judge_openings(link.simulator.openings(), bank, camera.world, camera.epoch_ns)
+    t0_s, t1_s = ((ns - camera.epoch_ns) / 1e9 for ns in (summary.first_frame_ns, summary.ended_ns))
+    return removal_scores(judgements, camera.world, bank.line_x_mm, t0_s, t1_s)
+
+
+def _say(report: dict, summary: AgentSummary) -> None:
+    recording = summary.recording
+    print(
+        f"recorded {recording.seconds:.1f} s: "
+        + ", ".join(f"{c}: {n} frames" for c, n in sorted(recording.written.items()))
+    )
+    print("scoreboard: " + ", ".join(f"{key} {report.get(key)}" for key in SHOWN))

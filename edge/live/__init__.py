@@ -1,0 +1,1 @@
+"""The live path: C1 frames -> masks (ONNX Runtime) -> belt tracks -> timed removal commands."""

@@ -1,0 +1,139 @@
+"""The live path's loop: the newest C1 frame -> label map -> belt tracks -> planned commands.
+
+It always takes the newest frame (`NewestFrameSlot`): a frame that arrived while the model was busy
+is skipped and counted, never queued, so the commands are planned from what the belt shows now.
+While C1 is not delivering healthy frames (stalled, failing, stopped) nothing new is planned and
+the log says so once; commands already planned still fire, their objects are still on the belt.
+A new model is swapped in between two frames; a model that cannot load leaves the current one live.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.capture.camera_health import OK, PAUSED
+from edge.capture.newest import NewestFrameSlot
+from edge.live.segmenter import LiveSegmenter, ModelRefused, Segmentation
+from edge.live.tracker import BeltTracker
+from firmware_bridge.planner import EjectionPlanner
+
+log = logging.getLogger(__name__)
+PLANNING_STATES = (OK, PAUSED)  # PAUSED: the disk is full, the camera is fine
+KEPT_SAMPLES = 100_000
+
+
+@dataclass
+class LiveStats:
+    processed: int = 0  # frames segmented
+    warming_up: int = 0  # frames that went into the background estimate only
+    without_model: int = 0  # frames taken while no model was live
+    not_planned: int = 0  # frames taken while C1 was unhealthy
+    planned_objects: int = 0
+    swaps: int = 0
+    first_frame_ns: int | None = None  # when the first frame was segmented (the belt is watched from then)
+    refused: list[str] = field(default_factory=list)  # why models were not swapped in
+    # capture -> command planned (ms), once per object; capture -> label map (ms), per frame
+    plan_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_SAMPLES))
+    mask_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_SAMPLES))
+
+
+class LivePath:
+    def __init__(
+        self,
+        slot: NewestFrameSlot,
+        camera_state: Callable[[], str],
+        tracker: BeltTracker,
+        planner: EjectionPlanner,
+        planner_lock: threading.Lock,
+        load_model: Callable[[Path], LiveSegmenter],
+        on_segmented: Callable[[Segmentation, list], None] | None = None,
+    ) -> None:
+        self.slot = slot
+        self.camera_state = camera_state
+        self.tracker = tracker
+        self.planner = planner
+        self.planner_lock = planner_lock
+        self.load_model = load_model
+        self.on_segmented = on_segmented  # the panel's view of the live masks (later)
+        self.stats = LiveStats()
+        self.segmenter: LiveSegmenter | None = None
+        self._incoming: LiveSegmenter | None = None
+        self._swap_lock = threading.Lock()
+        self._planned: set[int] = set()
+        self._said_paused = False
+
+    @property
+    def model(self) -> Path | None:
+        return None if self.segmenter is None else self.segmenter.info.path
+
+    def offer_model(self, path: Path) -> bool:
+        """Load `path` (on the caller's thread) and swap it in before the next frame; a model that is
+        refused leaves the live one in place. True when it will be swapped in."""
+        try:
+            segmenter = self.load_model(path)
+        except ModelRefused as refused:
+            kept = self.model or "none"
+            log.error("live model not swapped: %s (the live model stays %s)", refused, kept)
+            self.stats.refused.append(str(refused))
+            return False
+        with self._swap_lock:
+            self._incoming = segmenter
+        return True
+
+    def _swap(self) -> None:
+        with self._swap_lock:
+            incoming, self._incoming = self._incoming, None
+        if incoming is not None:
+            log.info("live model: %s (%s, threshold %.2f from %s)", incoming.info.path, incoming.info.method,
+                     incoming.info.threshold, incoming.info.threshold_source)  # fmt: skip
+            self.segmenter = incoming
+            self.stats.swaps += 1
+
+    def step(self, timeout_s: float) -> None:
+        """Take the newest frame (waiting up to `timeout_s`) and act on it."""
+        frame = self.slot.take(timeout_s)
+        if frame is None:
+            return
+        self._swap()
+        if self.segmenter is None:
+            self.stats.without_model += 1
+            return
+        segmentation = self.segmenter.segment(frame.image, frame.capture_ns)
+        if segmentation is None:
+            self.stats.warming_up += 1
+            return
+        self.stats.processed += 1
+        if self.stats.first_frame_ns is None:
+            self.stats.first_frame_ns = frame.capture_ns
+        self.stats.mask_latency_ms.append((time.monotonic_ns() - frame.capture_ns) / 1e6)
+        objects = self.tracker.update(segmentation.labels, frame.capture_ns)
+        if self.on_segmented is not None:
+            self.on_segmented(segmentation, objects)
+        state = self.camera_state()
+        if state not in PLANNING_STATES:
+            self.stats.not_planned += 1
+            if not self._said_paused:
+                log.warning("C1 is %s: no new removal commands until it delivers again", state)
+                self._said_paused = True
+            return
+        if self._said_paused:
+            log.info("C1 delivers again: planning removal commands")
+            self._said_paused = False
+        with self.planner_lock:
+            commands = [self.planner.plan(obj) for obj in objects]
+        now = time.monotonic_ns()
+        for obj, command in zip(objects, commands, strict=True):
+            if command is not None and obj.object_id not in self._planned:
+                self._planned.add(obj.object_id)
+                self.stats.planned_objects += 1
+                self.stats.plan_latency_ms.append((now - obj.capture_ns) / 1e6)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.step(0.1)

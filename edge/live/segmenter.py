@@ -1,0 +1,189 @@
+"""The live model: an exported classifier in ONNX Runtime that turns C1 frames into label maps.
+
+What makes a frame the model's input (resize, foreground against the median background,
+normalisation) and what makes its maps a mask (upsampling, normalising, the threshold rule) is the
+trainer's own code, imported: the live belt is segmented by the rule the model was evaluated with.
+A file the live path cannot use (unreadable, another input kind, no threshold) is refused at load
+with the reason, so a bad candidate never reaches the valves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+from edge.config import LiveConfig
+from edge.live.background import RunningBackground
+from edge.live.fusion import TemporalFusion
+from trainer.cams import input_batch, maps_at_input_size, masks_from_maps
+from trainer.dataset import AFTER, BEFORE, model_input
+from trainer.model import CLASSES, IMAGENET_MEAN, IMAGENET_STD
+from trainer.preprocess import ForegroundSettings, split_foreground
+
+log = logging.getLogger(__name__)
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+ENGINE_NOTICE_S = 15.0  # while a TensorRT engine builds, say so this often
+
+
+class ModelRefused(ValueError):
+    """A model file the live path cannot use: the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    input_shape: tuple[int, int]  # height, width
+    threshold: float
+    threshold_source: str
+    method: str
+    backbone: str
+    foreground: ForegroundSettings
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    labels: np.ndarray  # input-size uint8 label map: 0 background, 1 illegal, 2 legal
+    maps: torch.Tensor  # 2 x H x W (before, after) after fusion, in [0, 1]
+    frame: np.ndarray  # the input-size RGB frame the maps belong to
+
+
+def _metadata_error(path: Path, meta: dict[str, str]) -> str | None:
+    for key in ("classes", "input_height", "input_width", "mean", "std", "threshold"):
+        if key not in meta:
+            return (
+                f"no `{key}` in its metadata (not exported by `beltcam export`, or too old): export it again"
+            )
+    if json.loads(meta["classes"]) != list(CLASSES):
+        return f"classes {meta['classes']} are not {list(CLASSES)}"
+    if not (
+        np.allclose(json.loads(meta["mean"]), IMAGENET_MEAN)
+        and np.allclose(json.loads(meta["std"]), IMAGENET_STD)
+    ):
+        return "its input normalisation (mean/std) is not the trainer's"
+    if not 0.0 <= float(meta["threshold"]) <= 1.0:
+        return f"threshold {meta['threshold']} is outside [0, 1]"
+    return None
+
+
+def session_providers(wanted: list[str], cache_dir: Path) -> list:
+    """ONNX Runtime providers in the site's order, those this machine has; TensorRT keeps its engines
+    in `cache_dir` (next to the model), so only the first load of a model builds one."""
+    available = set(onnxruntime.get_available_providers())
+    chosen: list = []
+    for name in wanted:
+        provider = PROVIDERS[name]
+        if provider not in available:
+            continue
+        if name == "tensorrt":
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            options = {
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache_dir),
+                "trt_fp16_enable": True,
+            }
+            chosen.append((provider, options))
+        else:
+            chosen.append(provider)
+    return chosen or ["CPUExecutionProvider"]
+
+
+def _notify_while(done: threading.Event, what: str) -> None:
+    started = time.monotonic()
+    while not done.wait(ENGINE_NOTICE_S):
+        log.info(
+            "%s: still building (%.0f s; a first build takes minutes on a Jetson)",
+            what,
+            time.monotonic() - started,
+        )
+
+
+def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSession, ModelInfo]:
+    """The model's session and what it says of itself; ModelRefused when it cannot run live."""
+    if not path.is_file():
+        raise ModelRefused(f"{path}: no such model file")
+    cache_dir = path.parent / "tensorrt-cache"
+    providers = session_providers(wanted, cache_dir)
+    building = any(isinstance(p, tuple) for p in providers) and not any(cache_dir.glob("*.engine"))
+    done = threading.Event()
+    if building:
+        log.info("%s: building a TensorRT engine (cached in %s)", path, cache_dir)
+        threading.Thread(target=_notify_while, args=(done, str(path)), daemon=True).start()
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=providers)
+    except Exception as error:  # ONNX Runtime raises its own types for unreadable or invalid graphs
+        raise ModelRefused(
+            f"{path}: not a readable ONNX model ({type(error).__name__}: {str(error).splitlines()[0]})"
+        ) from None
+    finally:
+        done.set()
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].name != "images" or len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3:
+        raise ModelRefused(f"{path}: its input is not `images` (N x 3 x H x W RGB): not a beltcam classifier")
+    if [o.name for o in session.get_outputs()][:1] != ["cams"]:
+        raise ModelRefused(f"{path}: it has no `cams` output: not a beltcam classifier")
+    problem = _metadata_error(path, meta)
+    if problem is not None:
+        raise ModelRefused(f"{path}: {problem}")
+    info = ModelInfo(
+        path=path, input_shape=(int(meta["input_height"]), int(meta["input_width"])),
+        threshold=float(meta["threshold"]), threshold_source=meta.get("threshold_source", "unknown"),
+        method=meta.get("method", "unknown"), backbone=meta.get("backbone", "unknown"),
+        foreground=ForegroundSettings.model_validate_json(meta.get("foreground", "{}")),
+    )  # fmt: skip
+    return session, info
+
+
+class LiveSegmenter:
+    """One loaded model with its own running background and fusion state (a swapped-in model starts
+    both afresh)."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: LiveConfig,
+        camera_size: tuple[int, int],
+        belt_velocity_px_s: tuple[float, float] | None,
+    ) -> None:
+        """`camera_size` (width, height) and `belt_velocity_px_s` are C1's, at its own resolution;
+        the velocity (from the calibration) is needed for belt-motion fusion only. The foreground
+        rule is the one the model was trained with (from its metadata)."""
+        self.session, self.info = open_session(path, settings.providers)
+        height, width = self.info.input_shape
+        velocity = None
+        if belt_velocity_px_s is not None:
+            vx, vy = belt_velocity_px_s
+            velocity = (vx * width / camera_size[0], vy * height / camera_size[1])
+        self.fusion = TemporalFusion(settings.fusion, velocity)
+        self.foreground = self.info.foreground
+        self.background = RunningBackground(
+            self.foreground, settings.background_frames, settings.background_every
+        )
+
+    def maps(self, frame: np.ndarray, foreground: np.ndarray) -> torch.Tensor:
+        """2 x H x W (before, after) normalised maps of one input-size frame and its foreground."""
+        foreground_only, _ = split_foreground(frame, foreground)
+        cams = self.session.run(["cams"], {"images": input_batch(foreground_only[None]).numpy()})[0]
+        return maps_at_input_size(torch.from_numpy(cams), self.info.input_shape)[0, [BEFORE, AFTER]]
+
+    def segment(self, image: np.ndarray, capture_ns: int) -> Segmentation | None:
+        """The label map of a full-resolution C1 frame; None while the background is warming up."""
+        background = self.background.update(image)
+        if background is None:
+            return None
+        frame, foreground = model_input(image, background, self.info.input_shape, self.foreground)
+        maps = self.fusion.fuse(self.maps(frame, foreground), frame, capture_ns)
+        labels = masks_from_maps(maps[None], foreground[None], self.info.threshold)[0]
+        return Segmentation(labels, maps, frame)

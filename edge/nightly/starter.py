@@ -1,0 +1,44 @@
+"""A starter model for a simulated site that has none: `beltcam demo` on a fresh clone must reach
+live masks and valve openings within minutes on a 2-core machine, so it trains a small one (ResNet-18,
+128 px long side, a few epochs) on frames the simulator renders directly, registers it and makes it
+live. The nightly loop replaces it with models trained on the site's own recordings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge.config import SiteConfig
+from edge.nightly.runs import register_run
+from edge.simulator.dataset import write_simulated_manifest
+from edge.store.frame_store import FrameStore
+from edge.store.registry import model_of_run, promote
+
+STARTER_SEED_OFFSET = 1000  # another stretch of belt than the one the demo then runs on
+STARTER = {"method": "ours", "backbone": "resnet18", "image_size": 128, "epochs": 4, "batch_size": 8}
+
+
+def starter_model(config: SiteConfig, folder: Path, method: str = "ours", progress: bool = True):
+    """Train a starter model for the site's C1 (rendered frames of another stretch of belt, at C1's
+    resolution); returns the trainer's `RunResult`."""
+    from trainer.train import TrainSettings, train  # torch: only when a model is trained
+
+    c1 = next(camera for camera in config.cameras if camera.id == "c1")
+    manifest = write_simulated_manifest(
+        folder / "frames", frames=16, size=c1.resolution, sequences=4, masked_before=2,
+        seed=config.simulator.seed + STARTER_SEED_OFFSET, objects_per_m=6.0,
+    )  # fmt: skip
+    settings = TrainSettings(
+        **{**STARTER, "method": method},
+        weights=str(config.model.pretrained_weights),
+        seed=config.simulator.seed,
+    )
+    return settings, train(manifest, settings, folder / "run", progress=progress)
+
+
+def train_starter_model(config: SiteConfig, store: FrameStore, folder: Path, progress: bool = True) -> Path:
+    """Train, register and promote the starter model; returns its ONNX file."""
+    started = datetime.now(UTC)
+    settings, result = starter_model(config, folder, progress=progress)
+    promote(store, model_of_run(store, register_run(store, settings, result, [], started)))
+    return result.onnx_path

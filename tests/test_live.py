@@ -1,0 +1,278 @@
+"""The live path's parts: the ONNX Runtime segmenter against PyTorch, models it must refuse, the
+newest-frame discipline, fusion by belt motion, the tracker, and the dispatcher's record."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from sqlalchemy import select
+
+from edge.agent import supervised
+from edge.capture.newest import NewestFrameSlot
+from edge.config import CameraConfig, LiveConfig, SimulatorConfig
+from edge.live.dispatcher import Dispatcher
+from edge.live.fusion import TemporalFusion
+from edge.live.path import LivePath
+from edge.live.segmenter import LiveSegmenter, ModelRefused
+from edge.live.tracker import BeltTracker
+from edge.live.watcher import ModelWatcher
+from edge.simulator.camera import SimulatedCamera
+from edge.sources.base import Frame
+from edge.store.command_log import CommandLog
+from edge.store.models import RemovalCommand as RemovalCommandRow
+from edge.store.registry import add_model, promote
+from firmware_bridge.dry_run import DryRunTransport
+from firmware_bridge.messages import BeltObject
+from firmware_bridge.planner import EjectionPlanner, NozzleBank
+from trainer.cams import class_activation_maps, masks_from_maps
+from trainer.dataset import AFTER, BEFORE, model_input
+from trainer.preprocess import median_background, split_foreground
+from trainer.train import load_run_model
+
+SIZE = (128, 96)
+MM_PER_PX = 600 / 96
+PLANE = np.diag([MM_PER_PX, MM_PER_PX, 1.0])  # the simulated C1's belt plane
+BANK = NozzleBank(
+    line_x_mm=1200.0, nozzle_count=24, pitch_mm=25.0, first_nozzle_y_mm=12.5, valve_latency_ms=12.0,
+    min_pulse_ms=8.0,
+)  # fmt: skip
+
+
+def _c1_frames(count: int, seed: int = 3) -> list[Frame]:
+    camera = SimulatedCamera(
+        CameraConfig(id="c1", kind="simulated", resolution=SIZE, fps=10.0),
+        SimulatorConfig(seed=seed, objects_per_m=8.0, realtime=False),
+        epoch_ns=0,
+    )
+    return [camera.frame_at(seq) for seq in range(count)]
+
+
+def _segmenter(path, fusion="none") -> LiveSegmenter:
+    settings = LiveConfig(fusion=fusion, providers=["cpu"], background_every=1)
+    return LiveSegmenter(path, settings, SIZE, (250 / MM_PER_PX, 0.0))
+
+
+def test_onnx_runtime_and_torch_give_the_same_masks_on_the_same_frames(live_model_file):
+    segmenter = _segmenter(live_model_file)
+    model, _ = load_run_model(live_model_file.parent)
+    images = [frame.image for frame in _c1_frames(12)]
+    background = median_background(images, segmenter.foreground)
+    shape, threshold = segmenter.info.input_shape, segmenter.info.threshold
+    agree = total = illegal = 0
+    for image in images:
+        frame, foreground = model_input(image, background, shape, segmenter.foreground)
+        live = masks_from_maps(segmenter.maps(frame, foreground)[None], foreground[None], threshold)
+        foreground_only, _ = split_foreground(frame, foreground)
+        maps = class_activation_maps(model, foreground_only[None])[:, [BEFORE, AFTER]]
+        reference = masks_from_maps(maps, foreground[None], threshold)
+        agree += int((live == reference).sum())
+        total += live.size
+        illegal += int((reference == 1).sum())
+    assert illegal > 0  # the comparison covers illegal pixels, not only background
+    assert agree / total >= 0.999
+
+
+def _without_threshold(source, target) -> None:
+    proto = onnx.load(str(source))
+    kept = [(entry.key, entry.value) for entry in proto.metadata_props if entry.key != "threshold"]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(target))
+
+
+def _grey_model(target) -> None:
+    """A valid ONNX graph of another kind: one grey channel in, the same out."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 64, 48])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 64, 48])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "grey", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(target))
+
+
+def test_models_the_live_path_cannot_use_are_refused_and_the_live_one_stays(live_model_file, tmp_path):
+    corrupt, untuned, grey = tmp_path / "corrupt.onnx", tmp_path / "untuned.onnx", tmp_path / "grey.onnx"
+    corrupt.write_bytes(live_model_file.read_bytes()[:5000])
+    _without_threshold(live_model_file, untuned)
+    _grey_model(grey)
+    reasons = {
+        corrupt: "not a readable ONNX model",
+        untuned: "no `threshold` in its metadata",
+        grey: "its input is not `images`",
+        tmp_path / "missing.onnx": "no such model file",
+    }
+    for path, reason in reasons.items():
+        with pytest.raises(ModelRefused, match=reason) as refused:
+            _segmenter(path)
+        assert str(path) in str(refused.value)
+    live = LivePath(NewestFrameSlot(), lambda: "ok", None, None, threading.Lock(), _segmenter)
+    assert live.offer_model(live_model_file)
+    live._swap()
+    for path in reasons:
+        assert not live.offer_model(path)
+        live._swap()
+        assert live.model == live_model_file
+    assert len(live.stats.refused) == len(reasons) and live.stats.swaps == 1
+
+
+def _tracker(**settings) -> BeltTracker:
+    return BeltTracker(PLANE, SIZE, 250.0, LiveConfig(**settings))
+
+
+def _labels(boxes: list[tuple[int, int, int, int, int]]) -> np.ndarray:
+    """A 96 x 128 label map with (x0, y0, x1, y1, label) rectangles."""
+    labels = np.zeros((96, 128), np.uint8)
+    for x0, y0, x1, y1, label in boxes:
+        labels[y0:y1, x0:x1] = label
+    return labels
+
+
+def test_the_tracker_follows_each_object_along_the_belt_and_votes_on_its_class():
+    tracker = _tracker(min_hits=2, merge_gap_mm=0.0)
+    step_px = 4  # 250 mm/s over 0.1 s is 25 mm, 4 px of 6.25 mm
+    reports = []
+    for k in range(6):
+        labels = _labels([(20 + step_px * k, 10, 36 + step_px * k, 30, 1),  # illegal
+                          (20 + step_px * k, 60, 36 + step_px * k, 80, 2)])  # legal  # fmt: skip
+        reports.append(tracker.update(labels, k * 100_000_000))
+    assert reports[0] == []  # seen once: not confirmed yet
+    ids = {(obj.object_id, obj.cls) for frame in reports[1:] for obj in frame}
+    assert len(ids) == 2 and {cls for _, cls in ids} == {"illegal", "legal"}
+    last = {obj.cls: obj for obj in reports[-1]}["illegal"]
+    assert last.x_min_mm == pytest.approx((20 + 5 * step_px) * MM_PER_PX)
+    assert last.x_max_mm == pytest.approx((36 + 5 * step_px) * MM_PER_PX)
+    assert (last.y_min_mm, last.y_max_mm) == pytest.approx((10 * MM_PER_PX, 30 * MM_PER_PX))
+    # one frame's mistake is outvoted: the illegal object seen legal once stays illegal
+    flipped = tracker.update(_labels([(44, 10, 60, 30, 2)]), 600_000_000)
+    assert [obj.cls for obj in flipped] == ["illegal"]
+
+
+def test_an_object_leaving_the_view_keeps_its_length():
+    tracker = _tracker(min_hits=1, merge_gap_mm=0.0)
+    for k in range(3):  # 24 px long, 4 px a frame, its leading edge reaches the right border
+        (obj,) = tracker.update(_labels([(96 + 4 * k, 10, 120 + 4 * k, 30, 1)]), k * 100_000_000)
+    (obj,) = tracker.update(_labels([(108, 10, 128, 30, 1)]), 300_000_000)  # 4 px of it out of view now
+    assert (obj.x_min_mm, obj.x_max_mm) == pytest.approx((108 * MM_PER_PX, 132 * MM_PER_PX))
+
+
+def test_small_patches_are_noise_and_far_jumps_are_new_objects():
+    tracker = _tracker(min_hits=1, min_area_mm2=1500.0, gate_mm=50.0)
+    assert tracker.update(_labels([(10, 10, 14, 14, 1)]), 0) == []  # 16 px = 625 mm^2
+    (first,) = tracker.update(_labels([(10, 10, 30, 30, 1)]), 100_000_000)
+    (second,) = tracker.update(_labels([(60, 10, 80, 30, 1)]), 200_000_000)  # 290 mm on, not 25 mm
+    assert first.object_id != second.object_id
+
+
+def test_belt_motion_fusion_moves_the_previous_maps_by_the_belt():
+    fusion = TemporalFusion("belt", (100.0, 0.0))  # 100 input px per second
+    frame = np.zeros((48, 64, 3), np.uint8)
+    previous = torch.zeros(2, 48, 64)
+    previous[0, 20:24, 10:14] = 1.0
+    fusion.fuse(previous, frame, 0)
+    fused = fusion.fuse(torch.zeros(2, 48, 64), frame, 100_000_000)  # 0.1 s later: 10 px on
+    ys, xs = torch.nonzero(fused[0] > 0.5, as_tuple=True)
+    assert (int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())) == (20, 23, 20, 23)
+    assert float(fused[1].max()) == 0.0
+    stale = fusion.fuse(torch.zeros(2, 48, 64), frame, 2_000_000_000)  # after a stall: nothing fused
+    assert float(stale.max()) == 0.0
+    none = TemporalFusion("none")
+    none.fuse(previous, frame, 0)
+    assert float(none.fuse(torch.zeros(2, 48, 64), frame, 100_000_000).max()) == 0.0
+
+
+def test_frames_faster_than_inference_are_skipped_and_counted_never_queued(live_model_file):
+    frames = _c1_frames(60)
+    slot = NewestFrameSlot()
+    planner = EjectionPlanner(BANK)
+    live = LivePath(slot, lambda: "ok", _tracker(), planner, threading.Lock(), _segmenter)
+    assert live.offer_model(live_model_file)
+    taken: list[int] = []
+    live.on_segmented = lambda segmentation, objects: taken.append(segmentation.labels.shape[0])
+    stop = threading.Event()
+    worker = threading.Thread(target=live.run, args=(stop,))
+    worker.start()
+    for frame in frames:  # 500 frames/s: far faster than the model
+        slot.put(frame)
+        time.sleep(0.002)
+    time.sleep(0.5)
+    stop.set()
+    worker.join(timeout=10)
+    stats = live.stats
+    handled = stats.processed + stats.warming_up + stats.without_model
+    assert slot.skipped > 0 and stats.processed > 0
+    assert handled + slot.skipped == slot.offered == len(frames)  # every frame accounted for, none waiting
+
+
+def test_nothing_new_is_planned_while_c1_is_unhealthy(live_model_file):
+    slot = NewestFrameSlot()
+    planner = EjectionPlanner(BANK)
+    state = ["stalled"]
+    live = LivePath(slot, lambda: state[0], _tracker(min_hits=1), planner, threading.Lock(), _segmenter)
+    live.offer_model(live_model_file)
+    for frame in _c1_frames(20):
+        slot.put(frame)
+        live.step(1.0)
+    assert live.stats.not_planned == live.stats.processed > 0 and planner.stats.planned == 0
+
+
+def test_late_commands_are_on_record_as_late(store):
+    clock = [0]
+    planner = EjectionPlanner(BANK, clock=lambda: clock[0])
+    obj = BeltObject(object_id=7, cls="illegal", x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
+                     y_max_mm=90.0, seen_ns=0, speed_mm_s=250.0, capture_ns=0)  # fmt: skip
+    clock[0] = 2_000_000_000  # planned long after the object passed the line
+    log = CommandLog(store)
+    dispatcher = Dispatcher(planner, threading.Lock(), DryRunTransport(), log, 0.005)
+    assert planner.plan(obj) is None
+    dispatcher.release()
+    log.close()
+    with store.session() as session:
+        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
+    assert [tuple(row) for row in rows] == [(7, "late")] and dispatcher.sent == 0
+
+
+def test_the_watcher_follows_the_registry_and_reports_a_bad_model_once(store, live_model_file, tmp_path):
+    live = LivePath(NewestFrameSlot(), lambda: "ok", None, None, threading.Lock(), _segmenter)
+    watcher = ModelWatcher(store, live, period_s=0.05)
+    watcher.check()
+    assert live.model is None  # nothing live yet: nothing to load
+    promote(store, add_model(store, live_model_file))
+    watcher.check()
+    live._swap()
+    assert live.model == live_model_file.resolve()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    promote(store, add_model(store, broken))
+    watcher.check()
+    watcher.check()  # unchanged on disk: not tried again
+    live._swap()
+    assert live.model == live_model_file.resolve() and len(live.stats.refused) == 1
+    broken.write_bytes(live_model_file.read_bytes())  # fixed in place: tried again, and swapped in
+    os.utime(broken, (time.time() + 5, time.time() + 5))
+    watcher.check()
+    live._swap()
+    assert live.model == broken.resolve() and live.stats.swaps == 2
+
+
+def test_a_failing_worker_is_restarted_with_back_off_and_counted():
+    calls = []
+
+    def flaky(stop: threading.Event) -> None:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise RuntimeError("worker failed")
+
+    restarts: Counter[str] = Counter()
+    worker = supervised("flaky", flaky, threading.Event(), restarts)
+    worker.start()
+    worker.join(timeout=10)
+    assert len(calls) == 3 and restarts == {"flaky": 2}
+    assert calls[2] - calls[1] > calls[1] - calls[0] >= 0.1  # waits grow
