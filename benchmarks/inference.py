@@ -5,7 +5,8 @@ Per backbone (ResNet-18 and ResNet-50, input 256 x 192 = 256 px long side of a 4
   torch ms / fps     PyTorch eager, no_grad, per frame
   ort ms / fps       ONNX Runtime, CPU provider, per frame (the live path's session)
   GFLOP              one forward pass (torch's FlopCounterMode: a multiply-add is 2 FLOPs)
-  of peak            achieved GFLOP/s of ONNX Runtime over the measured float32 matmul peak
+  of peak            achieved GFLOP/s of ONNX Runtime over the best float32 throughput measured on
+                     this CPU (2048 x 2048 MatMul in torch and ONNX Runtime, a 256-channel 3x3 Conv)
   int8 ms            ONNX Runtime after static INT8 quantization (QDQ, per channel, calibrated on
                      simulated C1 frames prepared as the live path prepares them)
   int8 agreement     share of pixels whose label (background / illegal / legal) INT8 and FP32 agree on
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
+from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch.utils.flop_counter import FlopCounterMode
@@ -45,14 +47,45 @@ CAMERA = (640, 480)
 THRESHOLD = 0.5
 
 
-def measured_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """float32 matrix multiply throughput of this CPU through torch (all its threads)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        torch.mm(a, b)
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+def _best_gflops(multiply, flops: float, repeats: int = 10, tries: int = 5) -> float:
+    multiply()
+    best = 0.0
+    for _ in range(tries):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            multiply()
+        best = max(best, flops * repeats / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def _ort_conv_gflops(channels: int = 256, side: int = 56) -> float:
+    """A 3x3 convolution as ResNet's middle layers have, in ONNX Runtime."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, side, side])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, side, side])
+    weights = numpy_helper.from_array(np.random.rand(channels, channels, 3, 3).astype(np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph([conv], "conv", [x], [y], initializer=[weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    image = np.random.rand(1, channels, side, side).astype(np.float32)
+    return _best_gflops(lambda: session.run(None, {"x": image}), 2 * channels**2 * 9 * side**2)
+
+
+def measured_peak_gflops(size: int = 2048) -> dict[str, float]:
+    """float32 throughput of this CPU (all its threads), best of several tries: a matrix multiply by
+    torch and by ONNX Runtime, and one of ResNet's 3x3 convolutions by ONNX Runtime."""
+    a, b = np.random.rand(size, size).astype(np.float32), np.random.rand(size, size).astype(np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in ("a", "b")]
+    output = helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "peak", inputs, [output])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return {
+        "torch_matmul": round(_best_gflops(lambda: torch.mm(ta, tb), 2 * size**3), 1),
+        "ort_matmul": round(_best_gflops(lambda: session.run(None, {"a": a, "b": b}), 2 * size**3), 1),
+        "ort_conv3x3": round(_ort_conv_gflops(), 1),
+    }
 
 
 def prepared_inputs(count: int) -> list[np.ndarray]:
@@ -143,8 +176,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"])
     args = parser.parse_args()
-    peak = measured_peak_gflops()
-    print(f"float32 matmul peak of this CPU: {peak:.1f} GFLOP/s ({describe_machine()})", flush=True)
+    peaks = measured_peak_gflops()
+    peak = max(peaks.values())
+    print(f"float32 GFLOP/s on this CPU: {peaks} ({describe_machine()})", flush=True)
     inputs = prepared_inputs(16)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -156,7 +190,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['backbone']:>9} {r['torch_ms']:>9} {r['ort_ms']:>7} {r['ort_fps']:>8} {r['gflop']:>6} "
               f"{r['fraction_of_peak']:>8} {r['int8_ms']:>8} {r['int8_label_agreement']:>10}")  # fmt: skip
-    write_results("inference", {"peak_gflops": round(peak, 1), "rows": rows})
+    write_results("inference", {"peak_gflops": peaks, "rows": rows})
     write_results("inference_run", run_record(**vars(args)))
 
 

@@ -439,6 +439,8 @@ def export_run(
         "threshold_source": evaluation.threshold_source,
         "foreground": settings.foreground.model_dump_json(),  # the live path's background rule
     }
+    if evaluation.object_check is not None:  # chosen on whole objects: what the live path acts on
+        extra["object_threshold"] = evaluation.object_check["threshold"]
     return export_onnx(model, path, shape, evaluation.threshold, extra)
 
 

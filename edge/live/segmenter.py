@@ -72,8 +72,9 @@ def _metadata_error(path: Path, meta: dict[str, str]) -> str | None:
         and np.allclose(json.loads(meta["std"]), IMAGENET_STD)
     ):
         return "its input normalisation (mean/std) is not the trainer's"
-    if not 0.0 <= float(meta["threshold"]) <= 1.0:
-        return f"threshold {meta['threshold']} is outside [0, 1]"
+    for key in ("threshold", "object_threshold"):
+        if key in meta and not 0.0 <= float(meta[key]) <= 1.0:
+            return f"{key} {meta[key]} is outside [0, 1]"
     return None
 
 
@@ -137,9 +138,12 @@ def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSe
     problem = _metadata_error(path, meta)
     if problem is not None:
         raise ModelRefused(f"{path}: {problem}")
+    # the live path decides on whole objects: the object check's threshold when the run had one
+    by_objects = "object_threshold" in meta
     info = ModelInfo(
         path=path, input_shape=(int(meta["input_height"]), int(meta["input_width"])),
-        threshold=float(meta["threshold"]), threshold_source=meta.get("threshold_source", "unknown"),
+        threshold=float(meta["object_threshold" if by_objects else "threshold"]),
+        threshold_source="object check" if by_objects else meta.get("threshold_source", "unknown"),
         method=meta.get("method", "unknown"), backbone=meta.get("backbone", "unknown"),
         foreground=ForegroundSettings.model_validate_json(meta.get("foreground", "{}")),
     )  # fmt: skip

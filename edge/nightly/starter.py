@@ -15,6 +15,7 @@ from edge.store.frame_store import FrameStore
 from edge.store.registry import model_of_run, promote
 
 STARTER_SEED_OFFSET = 1000  # another stretch of belt than the one the demo then runs on
+HOLDOUT_S = 20.0  # held-out C1/C2 footage: the object check chooses the threshold the live path uses
 STARTER = {"method": "ours", "backbone": "resnet18", "image_size": 128, "epochs": 4, "batch_size": 8}
 
 
@@ -26,7 +27,7 @@ def starter_model(config: SiteConfig, folder: Path, method: str = "ours", progre
     c1 = next(camera for camera in config.cameras if camera.id == "c1")
     manifest = write_simulated_manifest(
         folder / "frames", frames=16, size=c1.resolution, sequences=4, masked_before=2,
-        seed=config.simulator.seed + STARTER_SEED_OFFSET, objects_per_m=6.0,
+        seed=config.simulator.seed + STARTER_SEED_OFFSET, objects_per_m=6.0, holdout_s=HOLDOUT_S,
     )  # fmt: skip
     settings = TrainSettings(
         **{**STARTER, "method": method},
