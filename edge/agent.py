@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from tenacity import Retrying, retry_if_exception_type, wait_exponential
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from calibration import CalibrationFile
 from edge.actuators.link import ActuatorLink, nozzle_bank
@@ -40,7 +41,7 @@ RESTART_MAX_S = 30.0
 
 
 class LiveUnavailable(ValueError):
-    """Why this site cannot run the live path (the agent then records only)."""
+    """Why this site cannot run the live path (`beltcam record` records without it)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,9 @@ def belt_velocity_px_s(
 def live_geometry_problem(calibration: CalibrationFile) -> str | None:
     """What the calibration lacks for the live path (None when it has everything)."""
     if calibration.camera("c1").belt_plane is None:
-        return "C1 has no belt plane (beltcam calibrate belt-plane)"
+        return "C1 has no belt plane (beltcam calibrate plane)"
     if calibration.belt.speed_mm_s is None:
-        return "no belt speed (beltcam calibrate belt-speed)"
+        return "no belt speed (beltcam calibrate speed)"
     if calibration.actuators is None:
         return "no actuators (beltcam calibrate actuators)"
     return None
@@ -140,8 +141,9 @@ class Agent:
         )
         self.command_log = CommandLog(store)
         self.dispatcher = Dispatcher(
-            self.planner, self.planner_lock, link.transport, self.command_log, config.live.dispatch_ms / 1e3
-        )
+            self.planner, self.planner_lock, link.transport, self.command_log, config.live.dispatch_ms / 1e3,
+            config.live.stop_drain_s,
+        )  # fmt: skip
         self.watcher = ModelWatcher(store, self.live, config.live.model_check_s)
 
     def stop(self) -> None:
@@ -155,6 +157,7 @@ class Agent:
         )
 
     def run(self, duration_s: float | None, progress: bool) -> AgentSummary:
+        self.watcher.check()  # the live model loads before the cameras start
         workers = [
             supervised("live", self.live.run, self.stop_event, self.restarts),
             supervised("dispatcher", self.dispatcher.run, self.stop_event, self.restarts),
@@ -163,7 +166,8 @@ class Agent:
         for worker in workers:
             worker.start()
         try:
-            recording = self.recorder.run(duration_s, progress=progress, status=self.status_line)
+            with logging_redirect_tqdm():  # log lines above the progress line, not glued to it
+                recording = self.recorder.run(duration_s, progress=progress, status=self.status_line)
         finally:
             self.stop_event.set()
             for worker in workers:
@@ -185,6 +189,7 @@ class Agent:
             "frames_not_planned": stats.not_planned,
             "objects_planned": stats.planned_objects,
             "commands_sent": self.dispatcher.sent,
+            "dropped_at_stop": self.dispatcher.dropped_at_stop,
             "late": self.planner.stats.late,
             "latency_p50_ms": _percentile(plan, 50),
             "latency_p99_ms": _percentile(plan, 99),

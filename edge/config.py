@@ -241,6 +241,9 @@ class LiveConfig(_Strict):
     background_every: int = Field(default=5, ge=1, description="every Nth frame joins the median")
     model_check_s: float = Field(default=2.0, gt=0, description="how often the registry's live model is read")
     dispatch_ms: float = Field(default=5.0, gt=0, description="how often due commands are released")
+    stop_drain_s: float = Field(
+        default=3.0, ge=0, description="after a stop, commands already planned are still sent this long"
+    )
 
 
 class ScheduleConfig(_Strict):

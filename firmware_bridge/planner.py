@@ -9,6 +9,7 @@ with the margin by which it was missed.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from firmware_bridge.messages import BeltObject, RemovalCommand
 
 MAX_NOZZLES = 64  # one command's channel mask is 64 bits (PROTOCOL.md)
+REMEMBERED_OBJECTS = 4096  # released objects kept to refuse a second command; far more than a belt holds
+KEPT_MARGINS = 10_000
 
 
 class NozzleBank(BaseModel):
@@ -44,7 +47,7 @@ class PlannerStats:
     planned: int = 0
     merged_reports: int = 0
     late: int = 0
-    late_margins_ms: list[float] = field(default_factory=list)
+    late_margins_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_MARGINS))
     no_channel: int = 0
     withdrawn: int = 0  # pending commands dropped because their object was reported legal
 
@@ -63,7 +66,7 @@ class EjectionPlanner:
         self.clock = clock
         self.stats = PlannerStats()
         self._pending: dict[int, RemovalCommand] = {}
-        self._released: set[int] = set()
+        self._released: OrderedDict[int, None] = OrderedDict()  # bounded: the agent runs for months
         self._late: list[RemovalCommand] = []
         self._sequence = 0
 
@@ -125,7 +128,7 @@ class EjectionPlanner:
         released: list[RemovalCommand] = []
         for command in ready:
             del self._pending[command.object_id]
-            self._released.add(command.object_id)
+            self._release(command.object_id)
             if command.fire_ns <= now:
                 self._count_late(command, now - command.fire_ns)
                 continue
@@ -145,13 +148,23 @@ class EjectionPlanner:
             return []
         return [command.model_copy(update={"channels": tuple(sorted(remaining))})]
 
+    @property
+    def pending(self) -> int:
+        """Commands planned and not yet released."""
+        return len(self._pending)
+
+    def _release(self, object_id: int) -> None:
+        self._released[object_id] = None
+        if len(self._released) > REMEMBERED_OBJECTS:
+            self._released.popitem(last=False)
+
     def _next_sequence(self) -> int:
         self._sequence += 1
         return self._sequence
 
     def _count_late(self, command: RemovalCommand, margin_ns: int) -> None:
         self._pending.pop(command.object_id, None)
-        self._released.add(command.object_id)
+        self._release(command.object_id)
         self._late.append(command)
         self.stats.late += 1
         self.stats.late_margins_ms.append(margin_ns / 1e6)

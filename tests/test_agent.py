@@ -86,8 +86,38 @@ def test_sigterm_mid_run_closes_the_valves_and_leaves_a_clean_store(write_config
     assert statuses and statuses <= {"acked", "late"}  # every command's fate written before exit
 
 
-def test_the_agent_will_not_fire_valves_without_a_calibration(write_config, capsys):
+def test_the_agent_will_not_fire_valves_without_a_calibration(write_config, tmp_path, capsys):
     config = write_config({"cameras": simulated_cameras(fps=10.0)})
     assert main(["run", "--config", str(config), "--duration", "1"]) == 2
     err = capsys.readouterr().err
     assert "calibration_file is not set" in err and "Traceback" not in err
+    cameras = [{"id": c, "kind": "opencv", "source": f"rtsp://127.0.0.1:9/{c}"} for c in ("c1", "c2")]
+    real = write_config({"cameras": cameras, "calibration_file": "missing.yaml"}, name="real.yaml")
+    assert main(["run", "--config", str(real), "--duration", "1"]) == 2
+    assert f"{tmp_path / 'missing.yaml'}: no such calibration file" in capsys.readouterr().err
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_the_run(write_config, tmp_path, capsys):
+    config = write_config(SITE)
+    for report, said in ((tmp_path / "no" / "r.json", "does not exist"), (tmp_path, "is a folder")):
+        assert main(["run", "--config", str(config), "--report", str(report)]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # refused before anything was started
+
+
+def test_sigterm_while_the_demo_trains_its_starter_model_stops_in_one_line(write_config, tmp_path):
+    config = write_config(SITE)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "demo", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.getcwd(), "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("training a starter model" in line for line in seen):
+        seen.append(demo.stdout.readline())
+    time.sleep(3)  # into the training
+    demo.send_signal(signal.SIGTERM)
+    out, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, out
+    assert "stopped while training the starter model" in out and "Traceback" not in out

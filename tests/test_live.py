@@ -276,3 +276,19 @@ def test_a_failing_worker_is_restarted_with_back_off_and_counted():
     worker.join(timeout=10)
     assert len(calls) == 3 and restarts == {"flaky": 2}
     assert calls[2] - calls[1] > calls[1] - calls[0] >= 0.1  # waits grow
+
+
+@pytest.mark.parametrize(("drain_s", "sent", "dropped"), [(1.0, 1, 0), (0.0, 0, 1)])
+def test_commands_already_planned_still_go_after_a_stop_while_the_drain_lasts(store, drain_s, sent, dropped):
+    planner = EjectionPlanner(BANK, lead_ms=100.0)
+    now = time.monotonic_ns()
+    obj = BeltObject(object_id=3, cls="illegal", x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
+                     y_max_mm=90.0, seen_ns=now, speed_mm_s=250.0, capture_ns=now)  # fmt: skip
+    assert planner.plan(obj) is not None  # fires in 0.39 s
+    transport, log = DryRunTransport(), CommandLog(store)
+    dispatcher = Dispatcher(planner, threading.Lock(), transport, log, 0.005, drain_s)
+    stop = threading.Event()
+    stop.set()  # the agent is stopping already
+    dispatcher.run(stop)
+    log.close()
+    assert (len(transport.would_fire), dispatcher.dropped_at_stop) == (sent, dropped)

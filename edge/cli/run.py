@@ -8,6 +8,7 @@ when the registry has no live model. `--report FILE` writes the scoreboard as JS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from calibration import CalibrationError, load_calibration
 from edge.actuators.link import nozzle_bank, open_transport
-from edge.agent import Agent, AgentSummary
+from edge.agent import Agent, AgentSummary, LiveUnavailable, live_geometry_problem
 from edge.capture.cameras import build_sources
 from edge.cli.common import add_config, calibrate_simulated_site, open_store, positive
 from edge.config import SiteConfig
@@ -31,17 +32,37 @@ SHOWN = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms"
          "frames_captured", "model")  # fmt: skip
 
 
+DESCRIPTIONS = {
+    "demo": "The agent on the simulated belt (configs/simulated.yaml by default). On a site with no live "
+    "model it first trains a small starter model on rendered frames (a minute or two on a 2-core "
+    "machine when nothing else runs) and makes it live; then it runs like `beltcam run`.",
+    "run": "The agent: record C1 and C2, segment C1 live with the registry's live model, track the "
+    "objects on the belt and fire the valves. Needs the site's calibration (C1's belt plane, the belt "
+    "speed, the actuators). Ctrl-C or SIGTERM stops it cleanly and closes every valve.",
+}
+
+
+def report_path(text: str) -> Path:
+    """`--report`: refused where it is typed if it cannot be written, not after the run."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist")
+    return path
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     for name, default, text in (
         ("demo", DEMO_CONFIG, "the agent on the simulated belt (trains a starter model first if needed)"),
         ("run", None, "the agent: record, segment C1 live, track objects, fire the valves"),
     ):
-        parser = commands.add_parser(name, help=text)
+        parser = commands.add_parser(name, help=text, description=DESCRIPTIONS[name])
         add_config(parser, default) if default else add_config(parser)
         parser.add_argument(
             "--duration", type=positive, help="stop after this many seconds (default: Ctrl-C)"
         )
-        parser.add_argument("--report", type=Path, help="write the scoreboard to this JSON file")
+        parser.add_argument("--report", type=report_path, help="write the scoreboard to this JSON file")
 
 
 def _simulated(config: SiteConfig) -> bool:
@@ -49,10 +70,15 @@ def _simulated(config: SiteConfig) -> bool:
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
-    if config.calibration_file is None:
+    path = config.calibration_file
+    if path is None:
         raise CalibrationError(
             "calibration_file is not set in the site file: the live path needs C1's belt plane, the belt "
             "speed and the actuators (`beltcam record` records without them)"
+        )
+    if not path.exists() and not _simulated(config):
+        raise CalibrationError(
+            f"{path}: no such calibration file: calibrate the site first (docs/calibration.md)"
         )
     with DataDirLock(config.storage.data_dir, f"beltcam {args.command}"):
         store = open_store(config)
@@ -62,18 +88,35 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
             store.close()
 
 
+def _starter_needed(store: FrameStore) -> str | None:
+    """Why the demo must train a starter model (None when a live model is there)."""
+    found = live_model(store)
+    if found is None:
+        return "no live model yet"
+    if not found[1].exists():
+        return f"the live model's file {found[1]} is gone"
+    return None
+
+
 def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int:
     for action in reconcile_at_start(store):
         print(f"start-up check: {action}")
     if _simulated(config):
         calibrate_simulated_site(config, store)
     calibration = load_calibration(config.calibration_file)
-    if live_model(store) is None and args.command == "demo" and _simulated(config):
+    problem = live_geometry_problem(calibration)
+    if problem is not None:
+        raise LiveUnavailable(f"{config.calibration_file}: {problem}")
+    why = _starter_needed(store) if args.command == "demo" and _simulated(config) else None
+    if why is not None:
         folder = config.storage.data_dir / "starter-model"
-        print(
-            f"no live model yet: training a starter model on simulated frames into {folder} (a few minutes)"
-        )
-        path = train_starter_model(config, store, folder, progress=True)
+        print(f"{why}: training a starter model on simulated frames into {folder} (a minute or two)")
+        try:
+            with _interruptible():
+                path = train_starter_model(config, store, folder, progress=True)
+        except KeyboardInterrupt:
+            print("stopped while training the starter model: the next `beltcam demo` resumes it")
+            return 0
         print(f"starter model live: {path}")
     elif live_model(store) is None:
         print("no live model in the registry yet: recording only until one is promoted")
@@ -88,6 +131,8 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
         summary = agent.run(args.duration, progress=sys.stderr.isatty() or args.duration is not None)
     report = {**summary.report, **_judged(config, sources, link, summary)}
     _say(report, summary)
+    if report["model"] is None and report["models_refused"]:
+        print(f"no model was live: {report['models_refused'][-1]}")
     if args.report is not None:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"scoreboard written to {args.report}")
@@ -95,6 +140,16 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
     for camera, why in unavailable.items():
         print(f"beltcam: error: camera {camera} never delivered a frame: {why}", file=sys.stderr)
     return 2 if unavailable else 0
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """SIGTERM stops a long step like Ctrl-C does (as KeyboardInterrupt), instead of killing it."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _judged(config: SiteConfig, sources, link, summary: AgentSummary) -> dict:

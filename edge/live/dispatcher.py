@@ -1,15 +1,22 @@
 """The dispatcher: every few milliseconds, the planner's due commands go to the actuator link and
-into the command log, and the commands found late go into the log as `late` (never sent)."""
+into the command log, and the commands found late go into the log as `late` (never sent). When the
+agent stops, what was already planned is still released for a while (`drain_s`)."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from concurrent.futures import Future, wait
 
 from edge.store.command_log import CommandLog
 from firmware_bridge.dry_run import DryRunTransport
 from firmware_bridge.link import LinkTransport
 from firmware_bridge.messages import CommandOutcome
 from firmware_bridge.planner import EjectionPlanner
+
+log = logging.getLogger(__name__)
+SETTLE_S = 2.0
 
 
 class Dispatcher:
@@ -20,25 +27,44 @@ class Dispatcher:
         transport: LinkTransport | DryRunTransport,
         command_log: CommandLog,
         period_s: float,
+        drain_s: float = 0.0,
     ) -> None:
         self.planner = planner
         self.planner_lock = planner_lock  # the live path plans on its own thread
         self.transport = transport
         self.command_log = command_log
         self.period_s = period_s
+        self.drain_s = drain_s
         self.sent = 0
+        self.dropped_at_stop = 0  # planned, but not yet due when the drain time ran out
+        self._unsettled: list[Future] = []  # sent, the link's answer not in yet
 
     def release(self) -> None:
         """Hand over what is due now; what is late goes on record."""
         with self.planner_lock:
             due, late = self.planner.due(), self.planner.take_late()
         for command in due:
-            self.command_log.record(command, self.transport.send(command))
+            outcome = self.transport.send(command)
+            self.command_log.record(command, outcome)
+            self._unsettled = [f for f in self._unsettled if not f.done()] + [outcome]
             self.sent += 1
         for command in late:
             self.command_log.record(command, CommandOutcome.LATE)
 
     def run(self, stop: threading.Event) -> None:
+        """Release until `stop`; then, for up to `drain_s`, keep releasing what was planned, so the
+        objects already between C1 and the ejector are still removed after a stop."""
         while not stop.wait(self.period_s):
             self.release()
-        self.release()  # what fell due while stopping still goes: the link drains it before closing
+        deadline = time.monotonic() + self.drain_s
+        while True:
+            self.release()
+            with self.planner_lock:
+                left = self.planner.pending
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(self.period_s)
+        self.dropped_at_stop = left
+        wait(self._unsettled, timeout=SETTLE_S)  # their outcomes belong in the command log before it closes
+        if left:
+            log.warning("%d planned removal commands not sent: the agent stopped before they were due", left)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.capture.camera_health import OK, PAUSED
+from edge.capture.camera_health import FINAL_STATES, OK, PAUSED
 from edge.capture.newest import NewestFrameSlot
 from edge.live.segmenter import LiveSegmenter, ModelRefused, Segmentation
 from edge.live.tracker import BeltTracker
@@ -26,6 +26,7 @@ from firmware_bridge.planner import EjectionPlanner
 log = logging.getLogger(__name__)
 PLANNING_STATES = (OK, PAUSED)  # PAUSED: the disk is full, the camera is fine
 KEPT_SAMPLES = 100_000
+PLANNED_KEPT = 1024  # far more objects than are ever in view at once
 
 
 @dataclass
@@ -65,7 +66,7 @@ class LivePath:
         self.segmenter: LiveSegmenter | None = None
         self._incoming: LiveSegmenter | None = None
         self._swap_lock = threading.Lock()
-        self._planned: set[int] = set()
+        self._planned: deque[int] = deque(maxlen=PLANNED_KEPT)  # objects whose latency is counted
         self._said_paused = False
 
     @property
@@ -78,8 +79,8 @@ class LivePath:
         try:
             segmenter = self.load_model(path)
         except ModelRefused as refused:
-            kept = self.model or "none"
-            log.error("live model not swapped: %s (the live model stays %s)", refused, kept)
+            kept = f"the live model stays {self.model}" if self.model else "no model is live"
+            log.error("live model refused: %s (%s)", refused, kept)
             self.stats.refused.append(str(refused))
             return False
         with self._swap_lock:
@@ -116,6 +117,8 @@ class LivePath:
         if self.on_segmented is not None:
             self.on_segmented(segmentation, objects)
         state = self.camera_state()
+        if state in FINAL_STATES:
+            return  # the last frames of a capture that is ending: the agent is stopping
         if state not in PLANNING_STATES:
             self.stats.not_planned += 1
             if not self._said_paused:
@@ -130,7 +133,7 @@ class LivePath:
         now = time.monotonic_ns()
         for obj, command in zip(objects, commands, strict=True):
             if command is not None and obj.object_id not in self._planned:
-                self._planned.add(obj.object_id)
+                self._planned.append(obj.object_id)
                 self.stats.planned_objects += 1
                 self.stats.plan_latency_ms.append((now - obj.capture_ns) / 1e6)
 
