@@ -64,11 +64,11 @@ def test_onnx_runtime_and_torch_give_the_same_masks_on_the_same_frames(live_mode
     segmenter = _segmenter(live_model_file)
     model, _ = load_run_model(live_model_file.parent)
     images = [frame.image for frame in _c1_frames(12)]
-    background = median_background(images, segmenter.foreground)
+    background = median_background(images, segmenter.info.foreground)
     shape, threshold = segmenter.info.input_shape, segmenter.info.threshold
     agree = total = illegal = 0
     for image in images:
-        frame, foreground = model_input(image, background, shape, segmenter.foreground)
+        frame, foreground = model_input(image, background, shape, segmenter.info.foreground)
         live = masks_from_maps(segmenter.maps(frame, foreground)[None], foreground[None], threshold)
         foreground_only, _ = split_foreground(frame, foreground)
         maps = class_activation_maps(model, foreground_only[None])[:, [BEFORE, AFTER]]
@@ -194,8 +194,6 @@ def test_frames_faster_than_inference_are_skipped_and_counted_never_queued(live_
     planner = EjectionPlanner(BANK)
     live = LivePath(slot, lambda: "ok", _tracker(), planner, threading.Lock(), _segmenter)
     assert live.offer_model(live_model_file)
-    taken: list[int] = []
-    live.on_segmented = lambda segmentation, objects: taken.append(segmentation.labels.shape[0])
     stop = threading.Event()
     worker = threading.Thread(target=live.run, args=(stop,))
     worker.start()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge.capture.camera_health import FINAL_STATES, OK, PAUSED
 from edge.capture.newest import NewestFrameSlot
-from edge.live.segmenter import LiveSegmenter, ModelRefused, Segmentation
+from edge.live.segmenter import LiveSegmenter, ModelRefused
 from edge.live.tracker import BeltTracker
 from firmware_bridge.planner import EjectionPlanner
 
@@ -53,7 +53,6 @@ class LivePath:
         planner: EjectionPlanner,
         planner_lock: threading.Lock,
         load_model: Callable[[Path], LiveSegmenter],
-        on_segmented: Callable[[Segmentation, list], None] | None = None,
     ) -> None:
         self.slot = slot
         self.camera_state = camera_state
@@ -61,7 +60,6 @@ class LivePath:
         self.planner = planner
         self.planner_lock = planner_lock
         self.load_model = load_model
-        self.on_segmented = on_segmented  # the panel's view of the live masks (later)
         self.stats = LiveStats()
         self.segmenter: LiveSegmenter | None = None
         self._incoming: LiveSegmenter | None = None
@@ -114,8 +112,6 @@ class LivePath:
             self.stats.first_frame_ns = frame.capture_ns
         self.stats.mask_latency_ms.append((time.monotonic_ns() - frame.capture_ns) / 1e6)
         objects = self.tracker.update(segmentation.labels, frame.capture_ns)
-        if self.on_segmented is not None:
-            self.on_segmented(segmentation, objects)
         state = self.camera_state()
         if state in FINAL_STATES:
             return  # the last frames of a capture that is ending: the agent is stopping

@@ -171,9 +171,8 @@ class LiveSegmenter:
             vx, vy = belt_velocity_px_s
             velocity = (vx * width / camera_size[0], vy * height / camera_size[1])
         self.fusion = TemporalFusion(settings.fusion, velocity)
-        self.foreground = self.info.foreground
         self.background = RunningBackground(
-            self.foreground, settings.background_frames, settings.background_every
+            self.info.foreground, settings.background_frames, settings.background_every
         )
 
     def maps(self, frame: np.ndarray, foreground: np.ndarray) -> torch.Tensor:
@@ -187,7 +186,7 @@ class LiveSegmenter:
         background = self.background.update(image)
         if background is None:
             return None
-        frame, foreground = model_input(image, background, self.info.input_shape, self.foreground)
+        frame, foreground = model_input(image, background, self.info.input_shape, self.info.foreground)
         maps = self.fusion.fuse(self.maps(frame, foreground), frame, capture_ns)
         labels = masks_from_maps(maps[None], foreground[None], self.info.threshold)[0]
         return Segmentation(labels, maps, frame)
