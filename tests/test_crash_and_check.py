@@ -24,12 +24,16 @@ def indexed_count(config) -> int:
         store.close()
 
 
+def frames_on_disk(config) -> int:
+    return sum(1 for p in (config.storage.data_dir / "frames").rglob("*.png") if p.is_file())
+
+
 def test_sigkill_mid_write_is_repaired_without_losing_written_frames(write_config):
     path = write_config(
         {
             "cameras": simulated_cameras(640, 480, 15),
             "storage": {"image_format": "png"},
-            "recorder": {"commit_every_s": 1.0},
+            "recorder": {"commit_every_s": 4.0},  # a wide window of written, not yet indexed frames
         }
     )
     config = load_config(path)
@@ -39,12 +43,14 @@ def test_sigkill_mid_write_is_repaired_without_losing_written_frames(write_confi
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            if config.storage.data_dir.joinpath("beltcam.db").exists() and indexed_count(config) >= 20:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # kill once a batch is indexed and the next is on disk only
+            time.sleep(0.2)
+            if not config.storage.data_dir.joinpath("beltcam.db").exists():
+                continue
+            indexed = indexed_count(config)
+            if indexed >= 20 and frames_on_disk(config) >= indexed + 6:
                 break
-        time.sleep(0.55)  # land somewhere between two index commits, with files in flight
     finally:
         os.kill(recorder.pid, signal.SIGKILL)
         recorder.wait()
