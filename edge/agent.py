@@ -30,6 +30,7 @@ from edge.live.path import LivePath
 from edge.live.segmenter import LiveSegmenter
 from edge.live.tracker import BeltTracker
 from edge.live.watcher import ModelWatcher
+from edge.nightly.scheduler import NightlyScheduler
 from edge.recorder.recorder import Recorder, RecordingSummary
 from edge.sources.base import FrameSource
 from edge.store.command_log import CommandLog
@@ -110,6 +111,7 @@ class Agent:
         sources: dict[str, FrameSource],
         link: ActuatorLink,
         calibration: CalibrationFile,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -145,6 +147,12 @@ class Agent:
             config.live.stop_drain_s,
         )  # fmt: skip
         self.watcher = ModelWatcher(store, self.live, config.live.model_check_s)
+        # the nightly loop runs `beltcam nightly --config FILE`: it needs the file the agent was started with
+        self.nightly = (
+            NightlyScheduler(config.schedule, config_path, store.engine)
+            if config.schedule.enabled and config_path is not None
+            else None
+        )
 
     def stop(self) -> None:
         self.recorder.stop()
@@ -165,11 +173,15 @@ class Agent:
         ]
         for worker in workers:
             worker.start()
+        if self.nightly is not None:
+            log.info("nightly training next at %s", self.nightly.start())
         try:
             with logging_redirect_tqdm():  # log lines above the progress line, not glued to it
                 recording = self.recorder.run(duration_s, progress=progress, status=self.status_line)
         finally:
             self.stop_event.set()
+            if self.nightly is not None:
+                self.nightly.stop()
             for worker in workers:
                 worker.join(timeout=10)
             self.command_log.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
@@ -246,14 +247,55 @@ class LiveConfig(_Strict):
     )
 
 
+class GateConfig(_Strict):
+    """What a nightly candidate must show before it replaces the live model (docs/nightly.md)."""
+
+    margin: float = Field(
+        default=1.0, description="points (mIoU, or object F1 x 100) a candidate may be below the live model"
+    )
+    min_mask_agreement: float = Field(
+        default=0.999, gt=0, le=1, description="share of pixels whose ONNX and PyTorch masks agree"
+    )
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, description="per-frame inference on this device (default: C1's frame period)"
+    )
+    max_memory_mb: float = Field(default=2048.0, gt=0, description="memory the model's session may add")
+
+
 class ScheduleConfig(_Strict):
+    """The nightly loop: when it trains, on what, and how its candidates are judged."""
+
     enabled: bool = True
-    nightly_cron: str = Field(default="0 2 * * *", description="when retraining runs, crontab syntax")
+    nightly_cron: str = Field(default="0 2 * * *", description="when training may start, crontab syntax")
+    window_h: float = Field(default=4.0, gt=0, le=24, description="hours the training window stays open")
+    timezone: str | None = Field(default=None, description="IANA zone of the cron (default: the machine's)")
+    min_new_frames: int = Field(
+        default=3000, ge=1, description="before/after frames recorded since the last nightly run, to train"
+    )
+    min_free_gb: float = Field(default=5.0, ge=0, description="no training below this much free disk")
+    recent_days: float = Field(default=14.0, gt=0, description="a run learns from this many days of footage")
+    method: Literal["cam", "puzzlecam", "temporal", "ours"] = "ours"
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    samples_per_epoch: int | None = Field(default=4000, ge=1, description="samples drawn per epoch")
+    keep_models: int = Field(default=5, ge=1, description="models kept with their files besides the live one")
+    nice: int = Field(default=10, ge=0, le=19, description="CPU priority lowered by this for training")
+    gate: GateConfig = GateConfig()
 
     @field_validator("nightly_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
         CronTrigger.from_crontab(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Europe/Berlin)") from None
         return value
 
 

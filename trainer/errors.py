@@ -23,3 +23,7 @@ class ExportError(TrainerError):
 
 class RunError(TrainerError):
     """A training run or evaluation that cannot start with these settings or this data."""
+
+
+class RunPaused(TrainerError):
+    """A run stopped between epochs because its time window closes; its checkpoint resumes it."""

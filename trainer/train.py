@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from trainer.data_checks import check_training_data
 from trainer.dataset import TripletDataset, has_masks, prepare_dataset
-from trainer.errors import RunError
+from trainer.errors import RunError, RunPaused
 from trainer.evaluate import EvaluationResult, check_evaluable, evaluate
 from trainer.export import export_onnx
 from trainer.input_shape import Shape, manifest_input_shape
@@ -178,7 +178,13 @@ def train(
     run_dir: Path,
     cache_dir: Path | None = None,
     progress: bool = True,
+    stop_at: float | None = None,
 ) -> RunResult:
+    """Train (or resume, or return the finished result of) the run in `run_dir`.
+
+    `stop_at` (a `time.time()` instant) is the end of the window the run may use: an epoch that would
+    not end before it is not started, and `RunPaused` is raised with the checkpoint in place, so the
+    next window resumes where this one stopped (the nightly loop's training window)."""
     if not settings.granularity_ok():
         raise RunError(settings.granularity_error())
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,9 +195,8 @@ def train(
         if finished is not None:
             log.info("%s is a finished run: nothing to do", run_dir)
             return finished
-        return _train(
-            manifest, base, settings, run_dir, cache_dir or run_dir / "cache", progress, manifest_path
-        )
+        cache = cache_dir or run_dir / "cache"
+        return _train(manifest, base, settings, run_dir, cache, progress, manifest_path, stop_at)
     finally:
         logging.getLogger("trainer").removeHandler(handler)
         handler.close()
@@ -300,7 +305,26 @@ def _optimizer(model: Classifier, settings: TrainSettings) -> torch.optim.Optimi
     )
 
 
-def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path) -> RunResult:
+def _epoch_seconds(epochs_file: Path) -> float:
+    """How long the run's last recorded epoch took (0 before the first)."""
+    if not epochs_file.is_file():
+        return 0.0
+    lines = [line for line in epochs_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
+
+
+def _check_window(stop_at: float | None, epochs_file: Path, epoch: int, epochs: int) -> None:
+    """Raise `RunPaused` when the next epoch would end after the window closes."""
+    if stop_at is None:
+        return
+    if time.time() + _epoch_seconds(epochs_file) > stop_at:
+        raise RunPaused(
+            f"paused before epoch {epoch + 1}/{epochs}: the training window closes at "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stop_at))}; the next one resumes it"
+        )
+
+
+def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path, stop_at) -> RunResult:
     settings_file = run_dir / "settings.json"
     checkpoint_file = run_dir / "checkpoint.pt"
     if (
@@ -354,6 +378,7 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path
 
     frames_per_s = 0.0
     for epoch in range(start_epoch, settings.epochs):
+        _check_window(stop_at, run_dir / "epochs.jsonl", epoch, settings.epochs)
         model.train()
         sums: dict[str, float] = {}
         seen = 0

@@ -4,7 +4,9 @@ types that refuse an impossible value where it is typed, before anything is save
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
 from pathlib import Path
 
 from edge.config import DEFAULT_CONFIG_PATH, SiteConfig
@@ -19,6 +21,17 @@ def add_config(parser: argparse.ArgumentParser, default: Path = DEFAULT_CONFIG_P
         "--config", type=Path, default=argparse.SUPPRESS, help=f"site file (default: {default})"
     )
     parser.set_defaults(default_config=default)
+
+
+@contextlib.contextmanager
+def interruptible():
+    """SIGTERM stops a long step like Ctrl-C does (as KeyboardInterrupt), instead of killing it: the
+    step can say where it stopped and leave its work resumable."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def open_store(config: SiteConfig) -> FrameStore:

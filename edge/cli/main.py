@@ -14,15 +14,16 @@ from typing import NoReturn
 
 from calibration import CalibrationError
 from edge.agent import LiveUnavailable
-from edge.cli import bridge, calibrate, cameras, db, import_footage, record, run, training
+from edge.cli import bridge, calibrate, cameras, db, import_footage, models, nightly, record, run, training
 from edge.config import ConfigError, load_config
 from edge.nightly.manifests import NoTrainingData
 from edge.recorder.importer import ImportRejected
 from edge.store.database import DatabaseError
 from edge.store.lock import DataDirLocked, DataDirUnwritable
+from edge.store.registry import RegistryError
 from trainer.errors import TrainerError
 
-COMMAND_GROUPS = (run, record, import_footage, training, cameras, calibrate, bridge, db)
+COMMAND_GROUPS = (run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db)
 RUNNERS = {
     "demo": run,
     "run": run,
@@ -31,6 +32,8 @@ RUNNERS = {
     "train": training,
     "eval": training,
     "export": training,
+    "nightly": nightly,
+    "models": models,
     "cameras": cameras,
     "calibrate": calibrate,
     "bridge": bridge,
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         TrainerError,
         CalibrationError,
         LiveUnavailable,
+        RegistryError,
     ) as exc:
         print(f"beltcam: error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,6 @@ when the registry has no live model. `--report FILE` writes the scoreboard as JS
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import signal
 import sys
@@ -18,7 +17,7 @@ from calibration import CalibrationError, load_calibration
 from edge.actuators.link import nozzle_bank, open_transport
 from edge.agent import Agent, AgentSummary, LiveUnavailable, live_geometry_problem
 from edge.capture.cameras import build_sources
-from edge.cli.common import add_config, calibrate_simulated_site, open_store, positive
+from edge.cli.common import add_config, calibrate_simulated_site, interruptible, open_store, positive
 from edge.config import SiteConfig
 from edge.nightly.starter import train_starter_model
 from edge.simulator.judge import judge_openings, removal_scores
@@ -112,7 +111,7 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
         folder = config.storage.data_dir / "starter-model"
         print(f"{why}: training a starter model on simulated frames into {folder} (a minute or two)")
         try:
-            with _interruptible():
+            with interruptible():
                 path = train_starter_model(config, store, folder, progress=True)
         except KeyboardInterrupt:
             print("stopped while training the starter model: the next `beltcam demo` resumes it")
@@ -122,7 +121,8 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
         print("no live model in the registry yet: recording only until one is promoted")
     sources = build_sources(config)
     with open_transport(config) as link:
-        agent = Agent(config, store, sources, link, calibration)
+        config_path = args.config if args.config is not None else args.default_config
+        agent = Agent(config, store, sources, link, calibration, config_path)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: agent.stop())
         print(
@@ -140,16 +140,6 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
     for camera, why in unavailable.items():
         print(f"beltcam: error: camera {camera} never delivered a frame: {why}", file=sys.stderr)
     return 2 if unavailable else 0
-
-
-@contextlib.contextmanager
-def _interruptible():
-    """SIGTERM stops a long step like Ctrl-C does (as KeyboardInterrupt), instead of killing it."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _judged(config: SiteConfig, sources, link, summary: AgentSummary) -> dict:

@@ -14,8 +14,7 @@ from pathlib import Path
 from edge.cli.common import add_config, count, number_type, open_store, positive, positive_int
 from edge.config import SiteConfig
 from edge.nightly.manifests import build_manifest
-from edge.nightly.runs import register_run
-from edge.store.frame_store import utc_now
+from edge.nightly.runs import ended_unfinished, finish_run, start_run
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -111,9 +110,10 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         manifest_path = args.out / "store_manifest.json"
         _, used = build_manifest(store, manifest_path, config.calibration_file)
         print(f"training on {len(used)} recordings (manifest: {manifest_path})")
-    started = utc_now()
-    result = train(manifest_path, settings, args.out, progress=True)
-    run_id = register_run(store, settings, result, used, started)
+    run_id = start_run(store, settings.method, args.out, used)
+    with ended_unfinished(store, run_id, f"beltcam train --out {args.out} resumes it"):
+        result = train(manifest_path, settings, args.out, progress=True)
+    finish_run(store, run_id, result)
     found = result.evaluation
     figures = [f"mIoU {found.miou:.2f}"] if found.miou is not None else []
     if found.object_check:

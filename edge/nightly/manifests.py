@@ -7,7 +7,7 @@ training, and the geometry the removal-based object check needs on held-out foot
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +94,7 @@ def _travel(calibration: CalibrationFile, belt: BeltGeometry, recordings) -> tim
 
 
 def build_manifest(
-    store: FrameStore, out: Path, calibration_file: Path | None = None
+    store: FrameStore, out: Path, calibration_file: Path | None = None, since: datetime | None = None
 ) -> tuple[Manifest, list[int]]:
     """Write the training manifest of every usable before/after recording; returns it and the ids of
     the recordings it used.
@@ -104,7 +104,8 @@ def build_manifest(
     footage is held out for the removal-based object check (see `_held_out`) and the manifest carries
     the belt geometry, each camera's pixel-to-belt plane and frame times on one clock; that is how a
     run on a site without masks chooses its threshold. The calibration also gives belt-flow training
-    its image motion.
+    its image motion. `since` leaves out recordings started before it (the nightly loop learns from
+    recent footage: belts, lighting and waste change over weeks).
     """
     calibration = load_calibration(calibration_file) if calibration_file else None
     belt = _belt_geometry(calibration)
@@ -112,6 +113,8 @@ def build_manifest(
     query = select(Recording, has_mask).where(
         Recording.status.in_(USABLE), Recording.label.in_(("before", "after"))
     )
+    if since is not None:
+        query = query.where(Recording.started_utc >= since)
     recordings = []
     with store.session() as session:
         for recording, masked in session.execute(query.order_by(Recording.id)).all():

@@ -41,5 +41,6 @@ def train_starter_model(config: SiteConfig, store: FrameStore, folder: Path, pro
     """Train, register and promote the starter model; returns its ONNX file."""
     started = datetime.now(UTC)
     settings, result = starter_model(config, folder, progress=progress)
-    promote(store, model_of_run(store, register_run(store, settings, result, [], started)))
+    run_id = register_run(store, settings, result, [], started, origin="starter")
+    promote(store, model_of_run(store, run_id), "the demo's starter model")
     return result.onnx_path

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 LOCK_FILE = ".beltcam.lock"
+NIGHTLY_LOCK_FILE = ".beltcam-nightly.lock"  # one nightly run at a time, beside a running agent
 
 
 class DataDirLocked(RuntimeError):
@@ -27,8 +28,8 @@ class DataDirUnwritable(RuntimeError):
 
 
 class DataDirLock:
-    def __init__(self, data_dir: Path, holder: str) -> None:
-        self.path = data_dir / LOCK_FILE
+    def __init__(self, data_dir: Path, holder: str, file_name: str = LOCK_FILE) -> None:
+        self.path = data_dir / file_name
         self.holder = holder
         self._fd: int | None = None
 

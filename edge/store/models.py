@@ -11,9 +11,11 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -94,11 +96,13 @@ class TrainingRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     method: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))  # running | finished | failed
+    status: Mapped[str] = mapped_column(String(16))  # running | paused | interrupted | finished | failed
     run_dir: Mapped[str] = mapped_column(String(512))
     started_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     metrics: Mapped[dict | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String(512))  # why it paused, was interrupted or failed
+    origin: Mapped[str] = mapped_column(String(16), default="manual")  # manual | nightly | starter
 
 
 class TrainingRunRecording(Base):
@@ -120,7 +124,16 @@ class Model(Base):
     path: Mapped[str] = mapped_column(String(512))
     status: Mapped[str] = mapped_column(String(16), index=True)  # candidate | live | retired | rejected
     created_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    metrics: Mapped[dict | None] = mapped_column(JSON)
+    metrics: Mapped[dict | None] = mapped_column(JSON)  # the run's, and the gate's under "gate"
+    reason: Mapped[str | None] = mapped_column(String(512))  # why rejected, retired or promoted
+    promoted_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last time it went live
+    files_removed: Mapped[bool] = mapped_column(Boolean, default=False)  # retired beyond the kept ones
+
+    # the database itself refuses a second live model, whoever writes
+    __table_args__ = (
+        Index("uq_models_one_live", "status", unique=True, sqlite_where=text("status = 'live'"),
+              postgresql_where=text("status = 'live'")),
+    )  # fmt: skip
 
 
 class Calibration(Base):

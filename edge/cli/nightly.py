@@ -1,0 +1,49 @@
+"""`beltcam nightly`: one night of the nightly loop, now (the agent's scheduler runs the same command
+at the window's start, at a lowered CPU and I/O priority; a technician runs it to train tonight's
+model by hand or to test the loop)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+
+from edge.cli.common import add_config, interruptible, open_store, positive
+from edge.config import SiteConfig
+from edge.nightly.night import run_night
+from edge.nightly.priority import lower_priority
+from edge.store.lock import NIGHTLY_LOCK_FILE, DataDirLock
+
+OUTCOME_EXIT = {"promoted": 0, "rejected": 0, "skipped": 0, "paused": 0, "failed": 1}
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    nightly = commands.add_parser(
+        "nightly",
+        help="train on what was recorded, judge the model against the live one, promote or keep it",
+        description="One night of the nightly loop, now (docs/nightly.md).",
+    )
+    add_config(nightly)
+    nightly.add_argument(
+        "--window-h", type=positive, help="hours it may train (default: schedule.window_h); it pauses then"
+    )
+    nightly.add_argument("--nice", action="store_true", help="at schedule.nice CPU and idle I/O priority")
+
+
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    if args.nice:
+        lower_priority(config.schedule.nice)
+    now = datetime.now(UTC)
+    window_end = now + timedelta(hours=args.window_h or config.schedule.window_h)
+    with DataDirLock(config.storage.data_dir, "beltcam nightly", NIGHTLY_LOCK_FILE):
+        store = open_store(config)
+        try:
+            with interruptible():
+                report = run_night(config, store, now, window_end, progress=sys.stderr.isatty())
+        except KeyboardInterrupt:
+            print("nightly stopped: the run is interrupted (the next night resumes it), the live model kept")
+            return 1
+        finally:
+            store.close()
+    print(f"night {report.outcome}: {report.reason}")
+    return OUTCOME_EXIT[report.outcome]

@@ -1,0 +1,151 @@
+"""The nightly loop on the simulated belt, night after night with a clock the test controls: train
+and promote, skip for too little data, a killed run that leaves the live model alone and resumes, a
+window that closes mid-run, a candidate the gate rejects, and registry changes reaching a running
+agent's live path."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from edge.capture.newest import NewestFrameSlot
+from edge.cli.main import main
+from edge.config import LiveConfig, load_config
+from edge.live.path import LivePath
+from edge.live.segmenter import LiveSegmenter
+from edge.live.watcher import ModelWatcher
+from edge.nightly.night import new_frames, run_night
+from edge.store.frame_store import FrameStore
+from edge.store.models import Model, TrainingRun
+from edge.store.registry import live_model, promote, rollback
+from tests.conftest import simulated_cameras
+
+BELTCAM = [sys.executable, "-m", "edge.cli"]
+LENIENT = 1000.0  # a candidate may be this far below the live model: any trained model goes live
+STRICT = -1000.0  # it must beat the live model by this much: none does
+
+
+def _record(path, seconds: float = 4.2) -> None:
+    recorded = subprocess.run([*BELTCAM, "record", "--config", str(path), "--duration", str(seconds)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+
+
+def _with_margin(config, margin: float):
+    gate = config.schedule.gate.model_copy(update={"margin": margin})
+    return config.model_copy(update={"schedule": config.schedule.model_copy(update={"gate": gate})})
+
+
+def _kill_once_checkpointed(path, runs_dir) -> int:
+    """`beltcam nightly` as the scheduler starts it, SIGKILLed right after its first checkpoint."""
+    earlier = set(runs_dir.glob("nightly-*"))
+    night = subprocess.Popen([*BELTCAM, "nightly", "--config", str(path), "--nice"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not [
+            p for p in runs_dir.glob("nightly-*/checkpoint.pt") if p.parent not in earlier
+        ]:
+            assert night.poll() is None, "the night ended before its first checkpoint"
+            time.sleep(0.05)
+    finally:
+        os.kill(night.pid, signal.SIGKILL)
+        night.wait()
+    return len(list(runs_dir.glob("nightly-*")))
+
+
+def test_nights_train_promote_skip_survive_a_kill_pause_reject_and_roll_back(write_config, capsys):
+    path = write_config(
+        {
+            "cameras": simulated_cameras(128, 96, 8),
+            "recorder": {"segment_s": 1.0},
+            "simulator": {"truth_every": 1, "truth_segments_every": 3, "belt_speed_mm_s": 800},
+            "calibration_file": "calibration.yaml",
+            "model": {"backbone": "resnet18", "image_size": 64},
+            "schedule": {
+                "min_new_frames": 20, "epochs": 3, "samples_per_epoch": 32, "keep_models": 5,
+                "gate": {"margin": LENIENT, "max_latency_ms": 5000},
+            },
+        }
+    )  # fmt: skip
+    config = load_config(path)
+    store = FrameStore.from_config(config.storage)
+    runs_dir = config.storage.data_dir / "runs"
+    t0 = datetime.now(UTC)
+
+    def night(day: int, config=config, window_h: float = 4.0):
+        now = t0 + timedelta(days=day)
+        return run_night(config, store, now, now + timedelta(hours=window_h))
+
+    try:
+        first = night(0)  # nothing recorded yet
+        assert first.outcome == "skipped" and first.reason.startswith("0 new before/after frames")
+
+        _record(path)
+        promoted = night(1)
+        assert promoted.outcome == "promoted", promoted.reason
+        assert live_model(store)[0] == promoted.model_id
+        assert set(promoted.stage_seconds) == {"prepare", "train", "gate"}
+        with store.session() as session:
+            model = session.get(Model, promoted.model_id)
+            gate = model.metrics["gate"]
+            assert gate["candidate"]["measure"] == "mIoU" and gate["live"] is None  # the first model
+            assert gate["mask_agreement"] >= 0.999 and 0 < gate["latency_ms"] < 5000
+            assert model.reason.startswith("promoted: mIoU") and model.promoted_utc is not None
+        assert new_frames(store) == 0
+
+        quiet = night(2)  # nothing recorded since: no training, a reason
+        assert quiet.outcome == "skipped" and "20 needed (schedule.min_new_frames)" in quiet.reason
+
+        _record(path)
+        assert _kill_once_checkpointed(path, runs_dir) == 2  # power lost in the middle of a night
+        assert live_model(store)[0] == promoted.model_id  # the live model is untouched
+
+        # the next night finds the run left running, and resumes it; this window is already over
+        closing = run_night(config, store, t0 + timedelta(days=3), datetime.now(UTC))
+        assert closing.outcome == "paused" and "training window closes" in closing.reason
+        with store.session() as session:
+            killed = session.get(TrainingRun, closing.run_id)
+            assert killed.status == "paused" and killed.origin == "nightly"
+        assert live_model(store)[0] == promoted.model_id
+
+        worse = night(4, _with_margin(config, STRICT))  # resumes again, finishes, and is judged
+        assert worse.outcome == "rejected" and worse.run_id == closing.run_id
+        assert "below the live model's" in worse.reason
+        with store.session() as session:
+            run = session.get(TrainingRun, worse.run_id)
+            assert run.status == "finished"
+            assert "resuming" in Path(run.run_dir, "train.log").read_text()  # from its checkpoint
+            rejected = session.get(Model, worse.model_id)
+            assert rejected.status == "rejected" and rejected.metrics["gate"]["live"]["measure"] == "mIoU"
+            assert session.scalars(select(Model).where(Model.status == "live")).one().id == promoted.model_id
+        assert night(5).outcome == "skipped"  # the killed night's footage was learnt from
+
+        # a technician's promote, then rollback, reach the running agent's live path
+        settings = LiveConfig(providers=["cpu"])
+        live = LivePath(NewestFrameSlot(), lambda: "ok", None, None, threading.Lock(),
+                        lambda p: LiveSegmenter(p, settings, (128, 96), (0.0, 0.0)))  # fmt: skip
+        watcher = ModelWatcher(store, live, period_s=0.05)
+        watcher.check()
+        live._swap()
+        first_path = live.model
+        promote(store, worse.model_id, "by hand")
+        watcher.check()
+        live._swap()
+        assert live.model != first_path
+        assert rollback(store) == (worse.model_id, promoted.model_id)
+        watcher.check()
+        live._swap()
+        assert live.model == first_path and live.stats.swaps == 3
+    finally:
+        store.close()
+    assert main(["models", "list", "--json", "--config", str(path)]) == 0
+    statuses = {row["id"]: row["status"] for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert statuses == {promoted.model_id: "live", worse.model_id: "rejected"}

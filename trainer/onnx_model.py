@@ -1,0 +1,45 @@
+"""An exported model read through ONNX Runtime behind the classifier interface evaluation uses.
+
+The nightly gate compares a candidate with the live model on the same held-out footage; the live
+model may be all that is left of its run (its ONNX file), and what acts on the belt is the exported
+graph, not the PyTorch one: so both are evaluated as ONNX files, with the same code as a run's own
+evaluation (`trainer.evaluate.evaluate`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+from torch import nn
+
+from trainer.errors import RunError
+from trainer.input_shape import Shape
+
+
+class OnnxClassifier(nn.Module):
+    """`model(images) -> cams` for an exported model (B x 3 x H x W normalised images, the run's
+    input shape); its maps are ReLU'd already, which the map readers' own ReLU leaves unchanged."""
+
+    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+        super().__init__()
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=list(providers))
+        except Exception as error:  # ONNX Runtime raises its own types for every kind of bad file
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RunError(f"{path}: not a model ONNX Runtime can load ({first_line})") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if "input_height" not in metadata or "threshold" not in metadata:
+            raise RunError(f"{path}: not a model beltcam exported (no input size or threshold in it)")
+        self.path = Path(path)
+        self.input_shape: Shape = (int(metadata["input_height"]), int(metadata["input_width"]))
+        self.threshold = float(metadata["threshold"])
+        # the map readers ask a model for its device through its parameters
+        self._device = nn.Parameter(torch.zeros(0), requires_grad=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        batch = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        (cams,) = self.session.run(["cams"], {"images": batch})
+        return torch.from_numpy(cams)
