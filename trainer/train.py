@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import pickle
 import random
 import time
@@ -28,11 +29,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from trainer.data_checks import check_training_data
 from trainer.dataset import TripletDataset, has_masks, prepare_dataset
+from trainer.distributed import Group, join_group, leader_first, leave_group, process_device
 from trainer.errors import RunError, RunPaused
 from trainer.evaluate import EvaluationResult, check_evaluable, evaluate
 from trainer.export import export_onnx
@@ -113,7 +116,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _device(settings: TrainSettings) -> torch.device:
+def training_device(settings: TrainSettings) -> torch.device:
     if settings.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(settings.device)
@@ -187,19 +190,28 @@ def train(
     next window resumes where this one stopped (the nightly loop's training window)."""
     if not settings.granularity_ok():
         raise RunError(settings.granularity_error())
+    group = join_group(training_device(settings).type)  # one process, or one of torchrun's
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _file_logger(run_dir)
+    handler = _file_logger(run_dir) if group.leader else None
     try:
-        manifest, base = _frozen_manifest(manifest_path, run_dir)
+        with leader_first(group):
+            if group.leader:
+                manifest, base = _frozen_manifest(manifest_path, run_dir)
+            else:
+                manifest, base = load_manifest(run_dir / "manifest.json")
         finished = _finished_run(run_dir, settings)
         if finished is not None:
             log.info("%s is a finished run: nothing to do", run_dir)
             return finished
         cache = cache_dir or run_dir / "cache"
-        return _train(manifest, base, settings, run_dir, cache, progress, manifest_path, stop_at)
+        return _train(
+            manifest, base, settings, run_dir, cache, progress and group.leader, manifest_path, stop_at, group
+        )
     finally:
-        logging.getLogger("trainer").removeHandler(handler)
-        handler.close()
+        leave_group(group)
+        if handler is not None:
+            logging.getLogger("trainer").removeHandler(handler)
+            handler.close()
 
 
 def _frozen_manifest(manifest_path: Path, run_dir: Path) -> tuple[Manifest, Path]:
@@ -313,18 +325,21 @@ def _epoch_seconds(epochs_file: Path) -> float:
     return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
 
 
-def _check_window(stop_at: float | None, epochs_file: Path, epoch: int, epochs: int) -> None:
-    """Raise `RunPaused` when the next epoch would end after the window closes."""
+def _check_window(stop_at: float | None, epochs_file: Path, epoch: int, epochs: int, group: Group) -> None:
+    """Raise `RunPaused` when the next epoch would end after the window closes (the leader decides,
+    for every process)."""
     if stop_at is None:
         return
-    if time.time() + _epoch_seconds(epochs_file) > stop_at:
+    if group.share(group.leader and time.time() + _epoch_seconds(epochs_file) > stop_at):
         raise RunPaused(
             f"paused before epoch {epoch + 1}/{epochs}: the training window closes at "
             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stop_at))}; the next one resumes it"
         )
 
 
-def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path, stop_at) -> RunResult:
+def _train(
+    manifest, base, settings, run_dir, cache_dir, progress, manifest_path, stop_at, group: Group
+) -> RunResult:
     settings_file = run_dir / "settings.json"
     checkpoint_file = run_dir / "checkpoint.pt"
     if (
@@ -337,23 +352,32 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path
         log.warning("%s", warning)
     _seed_everything(settings.seed)
     model = build_model(settings, settings.weights)
-    settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    device = _device(settings)
+    if group.leader:
+        settings_file.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    device = process_device(training_device(settings), group)
 
-    shape = _frozen_input_shape(run_dir, settings, manifest, base)
-    sequences = prepare_dataset(
-        manifest, base, shape, settings.flow, settings.foreground, cache_dir, progress
-    )
+    with leader_first(group):  # the leader fixes the input shape and fills the cache; the others read
+        if group.leader:
+            shape = _frozen_input_shape(run_dir, settings, manifest, base)
+        else:
+            shape = run_input_shape(run_dir)
+        sequences = prepare_dataset(
+            manifest, base, shape, settings.flow, settings.foreground, cache_dir, progress
+        )
     check_evaluable(sequences, manifest.belt)
     training = [s for s in sequences if not has_masks(s) and not s.holdout]
     dataset = TripletDataset(training, settings.c1_also_after, settings.augment)
     generator = torch.Generator().manual_seed(settings.seed)
     samples = min(settings.samples_per_epoch or len(dataset), len(dataset))
+    samples = math.ceil(samples / group.world)  # each process its share: the epoch is as long
     sampler = RandomSampler(dataset, num_samples=samples, generator=generator)
     loader = DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler, drop_last=False)
 
     model = model.to(device)
     optimizer = _optimizer(model, settings)
+    trained = model  # what the steps call: DDP averages the processes' gradients
+    if group.distributed:
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     total_steps = settings.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1 - step / total_steps) ** 0.9
@@ -371,15 +395,18 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
         start_epoch = state["epoch"] + 1
-        _forget_epochs_after(run_dir / "epochs.jsonl", start_epoch)
+        if group.leader:
+            _forget_epochs_after(run_dir / "epochs.jsonl", start_epoch)
         log.info("resuming %s from epoch %d", run_dir, start_epoch)
     log.info("training %s on %d triplets (%s, weights: %s, device %s)", settings.method, len(dataset),
              settings.backbone, model.weights_source, device)  # fmt: skip
 
     frames_per_s = 0.0
     for epoch in range(start_epoch, settings.epochs):
-        _check_window(stop_at, run_dir / "epochs.jsonl", epoch, settings.epochs)
-        model.train()
+        _check_window(stop_at, run_dir / "epochs.jsonl", epoch, settings.epochs, group)
+        if group.distributed:  # each process its own draw, the same after a resume with any count
+            generator.manual_seed(settings.seed + 7919 * group.rank + 104729 * epoch)
+        trained.train()
         sums: dict[str, float] = {}
         seen = 0
         started = time.monotonic()
@@ -392,7 +419,7 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path
             b = coherence_weight(step, len(loader), total_steps, settings.beta_max)
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                losses = _step_losses(model, batch, settings, a, b)
+                losses = _step_losses(trained, batch, settings, a, b)
                 loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -405,7 +432,9 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) * size
             bar.set_postfix({name: f"{value / seen:.3f}" for name, value in sums.items()})
         seconds = time.monotonic() - started
-        frames_per_s = seen / seconds if seconds else 0.0
+        frames_per_s = group.world * seen / seconds if seconds else 0.0  # all processes together
+        if not group.leader:
+            continue  # the leader writes the run directory
         record = {"epoch": epoch + 1, "samples": seen, "seconds": round(seconds, 2),
                   "frames_per_s": round(frames_per_s, 2),
                   "a": a, "b": b, **{k: round(v / max(seen, 1), 5) for k, v in sums.items()}}  # fmt: skip
@@ -425,6 +454,8 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path
         torch.save(state, temp)  # then rename: a crash never leaves half a checkpoint to resume from
         temp.replace(checkpoint_file)
 
+    if not group.leader:
+        return RunResult(run_dir, None, None, None, frames_per_s)
     evaluation = evaluate(model, sequences, "cam", belt=manifest.belt)
     onnx_path, difference = None, None
     if exportable(settings):
@@ -438,6 +469,7 @@ def _train(manifest, base, settings, run_dir, cache_dir, progress, manifest_path
         "weights": model.weights_source,
         "device": str(device),
         "mixed_precision": str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
+        "processes": group.world,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     log.info("run finished: %s", metrics)

@@ -5,7 +5,9 @@ model by hand or to test the loop)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from edge.cli.common import add_config, interruptible, open_store, positive
@@ -28,6 +30,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--window-h", type=positive, help="hours it may train (default: schedule.window_h); it pauses then"
     )
     nightly.add_argument("--nice", action="store_true", help="at schedule.nice CPU and idle I/O priority")
+    nightly.add_argument("--json", action="store_true", help="end with the night's report as one JSON line")
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
@@ -46,4 +49,6 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         finally:
             store.close()
     print(f"night {report.outcome}: {report.reason}")
+    if args.json:
+        print(json.dumps(asdict(report)))
     return OUTCOME_EXIT[report.outcome]

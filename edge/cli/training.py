@@ -81,7 +81,8 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _train(config: SiteConfig, args: argparse.Namespace) -> int:
-    from trainer.train import TrainSettings, train
+    from trainer.distributed import join_group
+    from trainer.train import TrainSettings, train, training_device
 
     settings = TrainSettings(
         method=args.method,
@@ -99,6 +100,10 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         print(f"beltcam: error: {settings.granularity_error()}", file=sys.stderr)
         return 2
     args.out = args.out.resolve()  # the store records runs and models by absolute path
+    group = join_group(training_device(settings).type)  # under torchrun: one of several processes
+    if not group.leader:  # the leader alone reads and writes the store; the others train beside it
+        train(Path(group.share(None)), settings, args.out, progress=False)
+        return 0
     store = open_store(config)
     manifest_path, used = args.manifest, []
     frozen = args.out / "manifest.json"
@@ -110,6 +115,7 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         manifest_path = args.out / "store_manifest.json"
         _, used = build_manifest(store, manifest_path, config.calibration_file)
         print(f"training on {len(used)} recordings (manifest: {manifest_path})")
+    group.share(str(manifest_path))
     run_id = start_run(store, settings.method, args.out, used)
     with ended_unfinished(store, run_id, f"beltcam train --out {args.out} resumes it"):
         result = train(manifest_path, settings, args.out, progress=True)

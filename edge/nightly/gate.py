@@ -70,14 +70,20 @@ def _held_out_sequences(run_dir: Path, model, progress: bool):
     return manifest, [s for s in sequences if s.holdout or has_masks(s)]
 
 
-def quality(run_dir: Path, onnx_path: Path, progress: bool = False) -> Quality:
-    """How well the model at `onnx_path` segments the run's held-out footage."""
+def held_out_evaluation(run_dir: Path, onnx_path: Path, progress: bool = False):
+    """The trainer's evaluation (`EvaluationResult`) of the model at `onnx_path` on the run's
+    held-out footage: mIoU with masks, the object check with C1/C2 footage and the belt geometry."""
     from trainer.evaluate import evaluate
     from trainer.onnx_model import OnnxClassifier
 
     model = OnnxClassifier(onnx_path)
     manifest, sequences = _held_out_sequences(run_dir, model, progress)
-    result = evaluate(model, sequences, "cam", belt=manifest.belt)
+    return evaluate(model, sequences, "cam", belt=manifest.belt)
+
+
+def quality(run_dir: Path, onnx_path: Path, progress: bool = False) -> Quality:
+    """How well the model at `onnx_path` segments the run's held-out footage."""
+    result = held_out_evaluation(run_dir, onnx_path, progress)
     if result.miou is not None:
         return Quality("mIoU", result.miou, result.threshold, result.to_json())
     return Quality("object F1", round(100 * result.object_check["f1"], 2), result.threshold, result.to_json())
