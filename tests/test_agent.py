@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from edge.cli.main import main
 from edge.config import load_config
@@ -50,6 +50,8 @@ def test_the_agent_removes_illegal_objects_on_the_simulated_belt(
     store = FrameStore.from_config(load_config(config).storage)
     with store.session() as session:
         statuses = session.scalars(select(RemovalCommandRow.status)).all()
+    with store.engine.connect() as connection:  # the nightly timer's job, kept for the next start
+        assert connection.execute(text("SELECT id FROM apscheduler_jobs")).scalars().all() == ["nightly"]
     store.close()
     assert len(statuses) == report["commands_sent"] >= 1 and set(statuses) == {"acked"}
 
@@ -84,6 +86,7 @@ def test_a_lost_link_and_sigterm_mid_run_close_the_valves_and_leave_a_clean_stor
         assert valves.device.open_channels(ended_ns) == 0
         assert all(opening.close_ns <= ended_ns for opening in valves.openings())
     assert "Traceback" not in out and "scoreboard:" in out
+    assert "nightly training next at" in out  # the agent's nightly timer ran beside it
     assert main(["db", "check", "--config", str(config)]) == 0  # nothing for the next start to mend
     store = FrameStore.from_config(load_config(config).storage)
     assert live_model(store) is not None

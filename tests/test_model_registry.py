@@ -91,12 +91,14 @@ def test_beyond_the_kept_models_files_are_removed_but_the_live_one_stays(store, 
 def test_runs_left_running_are_interrupted_and_reasons_are_kept(store, tmp_path):
     killed = start_run(store, "ours", tmp_path / "killed", [], origin="nightly")
     paused = start_run(store, "ours", tmp_path / "paused", [], origin="nightly")
+    by_hand = start_run(store, "ours", tmp_path / "by-hand", [])  # a technician's beltcam train, running
     end_run(store, paused, "paused", "window closed")
     assert mark_orphaned_runs(store) == 1
     with store.session() as session:
         assert session.get(TrainingRun, killed).status == "interrupted"
         assert "killed" in session.get(TrainingRun, killed).reason
         assert session.get(TrainingRun, paused).status == "paused"
+        assert session.get(TrainingRun, by_hand).status == "running"
     assert start_run(store, "ours", tmp_path / "killed", [], origin="nightly") == killed  # resumed: same row
     with store.session() as session:
         assert session.get(TrainingRun, killed).status == "running"

@@ -11,7 +11,7 @@ from trainer.dataset import PreparedSequence
 from trainer.errors import RunError
 from trainer.evaluate import THRESHOLDS, count_at_least, evaluate
 from trainer.manifest import BeltGeometry
-from trainer.object_check import check_objects, object_score, weak_objects
+from trainer.object_check import check_objects, object_score, ranking_auc, weak_objects
 
 SIZE = 32  # training size
 HEIGHT, WIDTH = 32, 32  # masked source frames: at training size, so the maps need no resampling
@@ -186,3 +186,15 @@ def test_object_scores_precision_recall_and_threshold():
     # test: removed 0.7, 0.7, 0.1 -> 2 of 3 found; nothing passed is called illegal
     assert result.precision == 1.0 and result.recall == pytest.approx(2 / 3, abs=1e-4)
     assert result.removed_objects == 3 and result.left_out == 4
+
+
+def test_the_ranking_auc_counts_every_object_without_a_threshold():
+    removed = np.array([1, 0, 1, 0, 0])
+    assert ranking_auc(np.array([0.9, 0.1, 0.8, 0.2, 0.3]), removed) == 1.0  # removed all score higher
+    assert ranking_auc(np.array([0.1, 0.9, 0.2, 0.8, 0.7]), removed) == 0.0
+    assert ranking_auc(np.array([0.5, 0.5, 0.5, 0.5, 0.5]), removed) == 0.5  # ties: no information
+    assert ranking_auc(np.array([0.9, 0.4, 0.3, 0.8, 0.2]), removed) == pytest.approx(4 / 6, abs=1e-4)
+    assert ranking_auc(np.array([0.9, 0.8]), np.array([1, 1])) is None  # nothing kept: no ranking
+    scores, removed = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7]), np.array([1, 0, 1, 0, 0, 1])
+    result = check_objects(scores, removed, THRESHOLDS, 0)
+    assert result.auc == 1.0

@@ -108,3 +108,19 @@ def test_temporal_loss_is_zero_when_neighbours_agree_after_motion_and_positive_o
     # without motion compensation the same triplet disagrees
     still = constant_flow(0.0, 0.0)
     assert temporal_loss(cam_t, cam_prev, cam_next, still, still) > 0.02
+
+
+def test_an_export_that_fails_its_parity_check_leaves_no_file(tmp_path, monkeypatch):
+    from trainer import export
+    from trainer.errors import ExportError
+    from trainer.model import CamClassifier
+
+    model = CamClassifier("resnet18", 16, None)
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # no difference, not even zero, is small enough
+    target = tmp_path / "model.onnx"
+    with pytest.raises(ExportError, match=f"{target}: ONNX differs from PyTorch"):
+        export.export_onnx(model, target, (64, 64), 0.5)
+    assert list(tmp_path.iterdir()) == []  # neither the model nor its partial file
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", 1e-3)
+    export.export_onnx(model, target, (64, 64), 0.5)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]

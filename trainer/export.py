@@ -38,10 +38,14 @@ class _ExportedGraph(nn.Module):
 def export_onnx(
     model: CamClassifier, path: Path, shape: tuple[int, int], threshold: float, extra: dict | None = None
 ) -> float:
-    """Write the ONNX file and return the max abs difference to PyTorch on a random batch."""
+    """Write the ONNX file and return the max abs difference to PyTorch on a random batch.
+
+    Written beside `path` and renamed onto it once complete and checked: a crash or a failed parity
+    check never leaves a half or wrong model where a registry or a live path may read it."""
     model = model.cpu().eval()
     graph = _ExportedGraph(model).eval()
     example = torch.randn(2, 3, *shape)
+    final, path = Path(path), Path(path).with_name(Path(path).name + ".partial")
     torch.onnx.export(
         graph,
         (example,),
@@ -68,7 +72,13 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
-    return parity(graph, path, shape)
+    try:
+        difference = parity(graph, path, shape)
+    except ExportError as error:
+        path.unlink(missing_ok=True)
+        raise ExportError(str(error).replace(str(path), str(final))) from None
+    path.replace(final)
+    return difference
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 from trainer.dataset import PreparedSequence
 from trainer.manifest import BeltGeometry
@@ -51,6 +52,7 @@ class ObjectCheckResult:
     validation_objects: int
     removed_objects: int  # weak positives among the test objects
     left_out: int  # objects C2 did not see whole, or saw ambiguously
+    auc: float | None = None  # chance a removed object scores above a kept one, over all objects
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -236,6 +238,17 @@ def _scores(scores: np.ndarray, removed: np.ndarray, threshold: float) -> tuple[
     return float(precision), float(recall), float(f1)
 
 
+def ranking_auc(scores: np.ndarray, removed: np.ndarray) -> float | None:
+    """Area under the ROC curve of the object scores against what the sorter removed (Mann-Whitney
+    U over both counts): no threshold, so every object counts, none is spent choosing one; None
+    when the footage has only removed or only kept objects."""
+    removed = removed.astype(bool)
+    if removed.all() or not removed.any():
+        return None
+    u = mannwhitneyu(scores[removed], scores[~removed]).statistic
+    return round(float(u / (removed.sum() * (~removed).sum())), 4)
+
+
 def check_objects(
     scores: np.ndarray, removed: np.ndarray, thresholds: tuple[float, ...], left_out: int
 ) -> ObjectCheckResult:
@@ -247,6 +260,7 @@ def check_objects(
     threshold = max(thresholds, key=lambda t: (_scores(*validation, t)[2], -abs(t - 0.5)))
     precision, recall, f1 = _scores(*test, threshold)
     return ObjectCheckResult(
+        auc=ranking_auc(scores, removed),
         threshold=threshold,
         precision=round(precision, 4),
         recall=round(recall, 4),

@@ -18,15 +18,47 @@ from torch import nn
 from trainer.errors import RunError
 from trainer.input_shape import Shape
 
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+ENGINE_CACHE_DIR = "tensorrt-cache"  # next to the model: its TensorRT engines, built on first load
+
+
+def session_providers(wanted: list[str], cache_dir: Path) -> list:
+    """ONNX Runtime providers in the site's order, those this machine has; TensorRT keeps its engines
+    in `cache_dir` (next to the model), so only the first load of a model builds one."""
+    available = set(onnxruntime.get_available_providers())
+    chosen: list = []
+    for name in wanted:
+        provider = PROVIDERS[name]
+        if provider not in available:
+            continue
+        if name == "tensorrt":
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            options = {
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache_dir),
+                "trt_fp16_enable": True,
+            }
+            chosen.append((provider, options))
+        else:
+            chosen.append(provider)
+    return chosen or ["CPUExecutionProvider"]
+
 
 class OnnxClassifier(nn.Module):
     """`model(images) -> cams` for an exported model (B x 3 x H x W normalised images, the run's
     input shape); its maps are ReLU'd already, which the map readers' own ReLU leaves unchanged."""
 
-    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
+    def __init__(self, path: Path, providers: list[str] | None = None) -> None:
+        """`providers`: short names in order of preference (`tensorrt`, `cuda`, `cpu`; default CPU),
+        those this machine has; as the live path opens the model."""
         super().__init__()
+        chosen = session_providers(providers or ["cpu"], Path(path).parent / ENGINE_CACHE_DIR)
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=list(providers))
+            self.session = onnxruntime.InferenceSession(str(path), providers=chosen)
         except Exception as error:  # ONNX Runtime raises its own types for every kind of bad file
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise RunError(f"{path}: not a model ONNX Runtime can load ({first_line})") from None

@@ -59,7 +59,9 @@ def _figure(entry: ModelEntry) -> str:
     evaluation = entry.metrics.get("evaluation") or {}
     if evaluation.get("miou") is not None:
         return f"mIoU {evaluation['miou']:.1f}"
-    check = evaluation.get("object_check")
+    check = evaluation.get("object_check") or {}
+    if check.get("auc") is not None:
+        return f"object AUC {100 * check['auc']:.1f}"
     return f"object F1 {100 * check['f1']:.1f}" if check else "-"
 
 

@@ -26,14 +26,10 @@ from edge.live.fusion import TemporalFusion
 from trainer.cams import input_batch, maps_at_input_size, masks_from_maps
 from trainer.dataset import AFTER, BEFORE, model_input
 from trainer.model import CLASSES, IMAGENET_MEAN, IMAGENET_STD
+from trainer.onnx_model import ENGINE_CACHE_DIR, session_providers
 from trainer.preprocess import ForegroundSettings, split_foreground
 
 log = logging.getLogger(__name__)
-PROVIDERS = {
-    "tensorrt": "TensorrtExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "cpu": "CPUExecutionProvider",
-}
 ENGINE_NOTICE_S = 15.0  # while a TensorRT engine builds, say so this often
 
 
@@ -78,28 +74,6 @@ def _metadata_error(path: Path, meta: dict[str, str]) -> str | None:
     return None
 
 
-def session_providers(wanted: list[str], cache_dir: Path) -> list:
-    """ONNX Runtime providers in the site's order, those this machine has; TensorRT keeps its engines
-    in `cache_dir` (next to the model), so only the first load of a model builds one."""
-    available = set(onnxruntime.get_available_providers())
-    chosen: list = []
-    for name in wanted:
-        provider = PROVIDERS[name]
-        if provider not in available:
-            continue
-        if name == "tensorrt":
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            options = {
-                "trt_engine_cache_enable": True,
-                "trt_engine_cache_path": str(cache_dir),
-                "trt_fp16_enable": True,
-            }
-            chosen.append((provider, options))
-        else:
-            chosen.append(provider)
-    return chosen or ["CPUExecutionProvider"]
-
-
 def _notify_while(done: threading.Event, what: str) -> None:
     started = time.monotonic()
     while not done.wait(ENGINE_NOTICE_S):
@@ -114,7 +88,7 @@ def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSe
     """The model's session and what it says of itself; ModelRefused when it cannot run live."""
     if not path.is_file():
         raise ModelRefused(f"{path}: no such model file")
-    cache_dir = path.parent / "tensorrt-cache"
+    cache_dir = path.parent / ENGINE_CACHE_DIR
     providers = session_providers(wanted, cache_dir)
     building = any(isinstance(p, tuple) for p in providers) and not any(cache_dir.glob("*.engine"))
     done = threading.Event()

@@ -3,8 +3,9 @@
 Checks, in order, each on the candidate run's held-out footage (the newest C1/C2 recordings no model
 of that run learnt from, and any C1 frames people drew masks on):
 1. quality — the candidate and the live model evaluated the same way, as ONNX files: mIoU where
-   masks exist, else the removal-based object check's F1 (what the sorter removed is the truth; no
-   annotation needed);
+   masks exist, else the removal-based object check's AUC (how surely removed objects score above
+   kept ones: what the sorter removed is the truth, no annotation needed; it ranks models as mIoU
+   does, where the F1 at one threshold does not, benchmarks/README.md);
 2. export parity — the candidate's ONNX masks against its PyTorch masks on real held-out frames;
 3. speed and memory — one frame at a time through ONNX Runtime on this device, against the live
    budget (C1's frame period unless configured) and a memory ceiling.
@@ -30,7 +31,7 @@ PARITY_FRAMES = 16
 
 @dataclass
 class Quality:
-    measure: str  # "mIoU" or "object F1"
+    measure: str  # "mIoU", "object AUC" or (footage with only removed or only kept objects) "object F1"
     score: float  # 0-100
     threshold: float
     figures: dict  # the evaluation as JSON
@@ -86,7 +87,10 @@ def quality(run_dir: Path, onnx_path: Path, progress: bool = False) -> Quality:
     result = held_out_evaluation(run_dir, onnx_path, progress)
     if result.miou is not None:
         return Quality("mIoU", result.miou, result.threshold, result.to_json())
-    return Quality("object F1", round(100 * result.object_check["f1"], 2), result.threshold, result.to_json())
+    check = result.object_check
+    if check.get("auc") is not None:  # ranks models as the masks' mIoU does (benchmarks/README.md)
+        return Quality("object AUC", round(100 * check["auc"], 2), result.threshold, result.to_json())
+    return Quality("object F1", round(100 * check["f1"], 2), result.threshold, result.to_json())
 
 
 def parity(run_dir: Path, onnx_path: Path) -> tuple[float, float]:
@@ -112,15 +116,16 @@ def parity(run_dir: Path, onnx_path: Path) -> tuple[float, float]:
     return agreement, float((ours - theirs).abs().max())
 
 
-def speed(run_dir: Path, onnx_path: Path) -> tuple[float, float]:
+def speed(run_dir: Path, onnx_path: Path, providers: list[str] | None = None) -> tuple[float, float]:
     """(median ms per frame, MB the session added) for one held-out frame at a time, as the live path
-    runs it, on this device while whatever else it does goes on."""
+    runs it (its providers: on a GPU, TensorRT or CUDA), on this device while whatever else it does
+    goes on."""
     from trainer.cams import input_batch
     from trainer.onnx_model import OnnxClassifier
 
     process = psutil.Process()
     before = process.memory_info().rss
-    model = OnnxClassifier(onnx_path)
+    model = OnnxClassifier(onnx_path, providers)
     _, sequences = _held_out_sequences(run_dir, model, False)
     frames = next(s for s in sequences if s.camera == "c1").frames
     times = []
@@ -139,6 +144,7 @@ def judge(
     live: Path | None,
     gate: GateConfig,
     frame_period_ms: float,
+    providers: list[str] | None = None,
     progress: bool = False,
 ) -> GateVerdict:
     """The verdict on `candidate` (the ONNX file of the run in `run_dir`) against the `live` model."""
@@ -151,7 +157,7 @@ def judge(
         except TrainerError as error:  # a live model that cannot be evaluated is no yardstick
             live_note = f"the live model could not be evaluated ({error})"
     agreement, difference = parity(run_dir, candidate)
-    latency, memory = speed(run_dir, candidate)
+    latency, memory = speed(run_dir, candidate, providers)
     budget = gate.max_latency_ms or frame_period_ms
     refusals = _refusals(candidate_quality, live_quality, gate, agreement, latency, budget, memory)
     measure = candidate_quality.measure

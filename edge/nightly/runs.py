@@ -92,12 +92,13 @@ def ended_unfinished(store: FrameStore, run_id: int, resume_hint: str) -> Iterat
 
 
 def mark_orphaned_runs(store: FrameStore) -> int:
-    """Runs left `running` by a process that is gone become `interrupted` (called by whoever holds
-    the nightly lock, so no run of this store is really running); returns how many."""
+    """Nightly runs left `running` by a process that is gone become `interrupted` (called by whoever
+    holds the nightly lock, so no nightly run is really running; a `beltcam train` a technician
+    started may be, and is left alone); returns how many."""
     with store.session() as session:
         changed = session.execute(
             update(TrainingRun)
-            .where(TrainingRun.status == "running")
+            .where(TrainingRun.status == "running", TrainingRun.origin == "nightly")
             .values(status="interrupted", reason=ENDED_WITHOUT_A_WORD, ended_utc=utc_now())
         )
         return changed.rowcount
