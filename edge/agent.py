@@ -28,6 +28,7 @@ from edge.config import SiteConfig
 from edge.live.dispatcher import Dispatcher
 from edge.live.path import LivePath
 from edge.live.segmenter import LiveSegmenter
+from edge.live.site_check import LiveUnavailable, belt_velocity_px_s, live_geometry_problem
 from edge.live.tracker import BeltTracker
 from edge.live.watcher import ModelWatcher
 from edge.nightly.scheduler import NightlyScheduler
@@ -41,10 +42,6 @@ log = logging.getLogger(__name__)
 RESTART_MAX_S = 30.0
 
 
-class LiveUnavailable(ValueError):
-    """Why this site cannot run the live path (`beltcam record` records without it)."""
-
-
 @dataclass(frozen=True)
 class AgentSummary:
     recording: RecordingSummary
@@ -55,28 +52,6 @@ class AgentSummary:
 
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
-
-
-def belt_velocity_px_s(
-    calibration: CalibrationFile, camera: str, size: tuple[int, int]
-) -> tuple[float, float]:
-    """The belt's motion in the camera's pixels per second at its image centre (`size`: width,
-    height), from its belt plane and the belt speed."""
-    plane = calibration.camera(camera).belt_plane.to_plane()
-    centre = plane.to_belt(np.array([[size[0] / 2, size[1] / 2]]))[0]
-    moved = plane.to_pixels(np.stack([centre, centre + np.array([calibration.belt.speed_mm_s, 0.0])]))
-    return tuple(float(v) for v in moved[1] - moved[0])
-
-
-def live_geometry_problem(calibration: CalibrationFile) -> str | None:
-    """What the calibration lacks for the live path (None when it has everything)."""
-    if calibration.camera("c1").belt_plane is None:
-        return "C1 has no belt plane (beltcam calibrate plane)"
-    if calibration.belt.speed_mm_s is None:
-        return "no belt speed (beltcam calibrate speed)"
-    if calibration.actuators is None:
-        return "no actuators (beltcam calibrate actuators)"
-    return None
 
 
 def supervised(name: str, work, stop: threading.Event, restarts: Counter) -> threading.Thread:

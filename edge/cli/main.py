@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from calibration import CalibrationError
-from edge.agent import LiveUnavailable
 from edge.cli import bridge, calibrate, cameras, db, import_footage, models, nightly, record, run, training
 from edge.config import ConfigError, load_config
+from edge.live.site_check import LiveUnavailable
 from edge.nightly.manifests import NoTrainingData
 from edge.recorder.importer import ImportRejected
 from edge.store.database import DatabaseError

@@ -12,19 +12,23 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from calibration import CalibrationError, load_calibration
 from edge.actuators.link import nozzle_bank, open_transport
-from edge.agent import Agent, AgentSummary, LiveUnavailable, live_geometry_problem
 from edge.capture.cameras import build_sources
 from edge.cli.common import add_config, calibrate_simulated_site, interruptible, open_store, positive
 from edge.config import SiteConfig
+from edge.live.site_check import LiveUnavailable, live_geometry_problem
 from edge.nightly.starter import train_starter_model
 from edge.simulator.judge import judge_openings, removal_scores
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
 from edge.store.registry import live_model
+
+if TYPE_CHECKING:
+    from edge.agent import AgentSummary
 
 DEMO_CONFIG = Path("configs/simulated.yaml")
 SHOWN = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms", "frames_processed",
@@ -119,6 +123,8 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
         print(f"starter model live: {path}")
     elif live_model(store) is None:
         print("no live model in the registry yet: recording only until one is promoted")
+    from edge.agent import Agent  # the inference stack (torch, ONNX Runtime): only when the agent runs
+
     sources = build_sources(config)
     with open_transport(config) as link:
         config_path = args.config if args.config is not None else args.default_config
