@@ -117,4 +117,8 @@ class NightlyScheduler:
         with _children_lock:
             for child in _children:
                 child.terminate()
+        # APScheduler's thread looks for due jobs once more after a shutdown: without its job store it
+        # finds none, so a night due right now stays due, for the next start, instead of being lost
+        self.scheduler.pause()
+        self.scheduler.remove_jobstore("default")
         self.scheduler.shutdown(wait=False)
