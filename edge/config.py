@@ -251,7 +251,9 @@ class GateConfig(_Strict):
     """What a nightly candidate must show before it replaces the live model (docs/nightly.md)."""
 
     margin: float = Field(
-        default=1.0, description="points (mIoU, or object AUC x 100) a candidate may be below the live model"
+        default=1.0,
+        allow_inf_nan=False,
+        description="points (mIoU, or object AUC x 100) a candidate may be below the live model",
     )
     min_mask_agreement: float = Field(
         default=0.999, gt=0, le=1, description="share of pixels whose ONNX and PyTorch masks agree"

@@ -2,6 +2,8 @@
 with their files; and `beltcam models` on top of it."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -134,3 +136,12 @@ def test_models_commands_for_a_technician(write_config, tmp_path, capsys):
     assert missing.stderr.strip() == "beltcam: error: no model 42 in the registry (beltcam models list)"
     bad = beltcam("show", "x")
     assert bad.returncode == 2 and "expected an integer" in bad.stderr
+
+
+def test_a_reader_that_stops_reading_is_no_traceback(write_config):
+    path = write_config()
+    listing = subprocess.Popen([sys.executable, "-m", "edge.cli", "models", "list", "--config", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    listing.stdout.close()  # as `beltcam models list | head -0` does
+    _, err = listing.communicate(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err

@@ -84,3 +84,14 @@ def test_a_zone_that_does_not_exist_is_named(write_config):
     path = write_config({"schedule": {"timezone": "Europe/Atlantis"}})
     with pytest.raises(ConfigError, match=r"schedule.timezone: .*unknown time zone 'Europe/Atlantis'"):
         load_config(path)
+
+
+def test_impossible_windows_and_margins_are_refused_where_typed(write_config, capsys):
+    from edge.cli.main import main
+
+    path = write_config()
+    assert main(["nightly", "--config", str(path), "--window-h", "1e9"]) == 2
+    assert "--window-h: 1e9 is out of range: must be > 0 and <= 24" in capsys.readouterr().err
+    bad = write_config({"schedule": {"gate": {"margin": float("nan")}}}, name="nan.yaml")
+    with pytest.raises(ConfigError, match=r"schedule.gate.margin: .*finite"):
+        load_config(bad)

@@ -32,7 +32,8 @@ LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL = 0, 1, 2
 def input_batch(frames: np.ndarray) -> torch.Tensor:
     """N x H x W x 3 uint8 RGB frames to the network's input (N x 3 x H x W, ImageNet-normalised):
     also what the live path feeds the exported model."""
-    return normalise(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255.0))
+    frames = np.require(frames, requirements=["C", "W"])  # rows read from disk may be read-only: copied then
+    return normalise(torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0))
 
 
 def _batches(model: Classifier, frames: np.ndarray, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:

@@ -16,7 +16,7 @@ from edge.store.registry import ModelEntry, model_entry, models, promote, rollba
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     group = commands.add_parser("models", help="the model registry: list, show, promote, rollback")
-    actions = group.add_subparsers(dest="models_command", required=True)
+    actions = group.add_subparsers(dest="models_command", metavar="list|show|promote|rollback", required=True)
     listing = actions.add_parser("list", help="every model, newest first, with its status and figures")
     add_config(listing)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from edge.cli.common import add_config, interruptible, open_store, positive
+from edge.cli.common import add_config, interruptible, number_type, open_store
 from edge.config import SiteConfig
 from edge.nightly.night import run_night
 from edge.nightly.priority import lower_priority
@@ -27,7 +27,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     add_config(nightly)
     nightly.add_argument(
-        "--window-h", type=positive, help="hours it may train (default: schedule.window_h); it pauses then"
+        "--window-h", type=number_type(0, 24), help="hours it may train, <= 24 (default: schedule.window_h)"
     )
     nightly.add_argument("--nice", action="store_true", help="at schedule.nice CPU and idle I/O priority")
     nightly.add_argument("--json", action="store_true", help="end with the night's report as one JSON line")
@@ -44,7 +44,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
             with interruptible():
                 report = run_night(config, store, now, window_end, progress=sys.stderr.isatty())
         except KeyboardInterrupt:
-            print("nightly stopped: the run is interrupted (the next night resumes it), the live model kept")
+            print("nightly stopped: the next night goes on from where this one was; the live model is kept")
             return 1
         finally:
             store.close()

@@ -14,7 +14,9 @@ Every figure goes into the verdict, and the registry stores it with the model.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,7 +121,7 @@ def parity(run_dir: Path, onnx_path: Path) -> tuple[float, float]:
 def speed(run_dir: Path, onnx_path: Path, providers: list[str] | None = None) -> tuple[float, float]:
     """(median ms per frame, MB the session added) for one held-out frame at a time, as the live path
     runs it (its providers: on a GPU, TensorRT or CUDA), on this device while whatever else it does
-    goes on."""
+    goes on. Measure it in a process that has not loaded this model before (`judge` does)."""
     from trainer.cams import input_batch
     from trainer.onnx_model import OnnxClassifier
 
@@ -157,18 +159,20 @@ def judge(
         except TrainerError as error:  # a live model that cannot be evaluated is no yardstick
             live_note = f"the live model could not be evaluated ({error})"
     agreement, difference = parity(run_dir, candidate)
-    latency, memory = speed(run_dir, candidate, providers)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+        # a process that has not loaded the model yet: what the session adds is what is measured
+        latency, memory = fresh.submit(speed, run_dir, candidate, providers).result()
     budget = gate.max_latency_ms or frame_period_ms
     refusals = _refusals(candidate_quality, live_quality, gate, agreement, latency, budget, memory)
     measure = candidate_quality.measure
     if refusals:
-        reason = "rejected: " + "; ".join(refusals)
+        reason = "; ".join(refusals)
     elif live_quality is None:
-        reason = f"promoted: {measure} {candidate_quality.score:.1f}, no live model to compare with"
+        reason = f"{measure} {candidate_quality.score:.1f}, no live model to compare with"
         reason += f" ({live_note})" if live_note else ""
     else:
         reason = (
-            f"promoted: {measure} {candidate_quality.score:.1f} against the live model's "
+            f"{measure} {candidate_quality.score:.1f} against the live model's "
             f"{live_quality.score:.1f} (margin {gate.margin:g})"
         )
     return GateVerdict(

@@ -28,7 +28,7 @@ from edge.config import SiteConfig
 from edge.nightly.manifests import USABLE, NoTrainingData, build_manifest
 from edge.nightly.runs import ended_unfinished, finish_run, mark_orphaned_runs, start_run
 from edge.store.frame_store import FrameStore
-from edge.store.models import Recording, TrainingRun, TrainingRunRecording
+from edge.store.models import Frame, Model, Recording, TrainingRun
 from edge.store.registry import live_model, promote, record_gate, reject, retire_old
 from trainer.errors import RunPaused, TrainerError
 
@@ -47,21 +47,20 @@ class NightReport:
 
 
 def new_frames(store: FrameStore) -> int:
-    """Before/after frames in recordings no nightly run has learnt from yet."""
-    learnt = (
-        select(TrainingRunRecording.recording_id)
-        .join(TrainingRun, TrainingRun.id == TrainingRunRecording.run_id)
-        .where(TrainingRun.origin == "nightly")
-    )
+    """Before/after frames captured since the newest nightly run started (all of them before the
+    first): footage a run held out or could not use is not new again the next night."""
     with store.session() as session:
-        total = session.scalar(
-            select(func.coalesce(func.sum(Recording.frame_count), 0)).where(
-                Recording.status.in_(USABLE),
-                Recording.label.in_(("before", "after")),
-                Recording.id.not_in(learnt),
-            )
+        since = session.scalar(
+            select(func.max(TrainingRun.started_utc)).where(TrainingRun.origin == "nightly")
         )
-    return int(total)
+        query = (
+            select(func.count(Frame.id))
+            .join(Recording, Recording.id == Frame.recording_id)
+            .where(Recording.status.in_(USABLE), Recording.label.in_(("before", "after")))
+        )
+        if since is not None:
+            query = query.where(Frame.capture_utc > since)
+        return int(session.scalar(query))
 
 
 def _resumable(store: FrameStore) -> TrainingRun | None:
@@ -77,6 +76,21 @@ def _resumable(store: FrameStore) -> TrainingRun | None:
             return None
         session.expunge(run)
     return run if (Path(run.run_dir) / STORE_MANIFEST).is_file() else None
+
+
+def _unjudged(store: FrameStore) -> tuple[int, int, Path] | None:
+    """(run id, model id, run folder) of the newest nightly run when it finished but its model was
+    never judged (the night stopped during the gate)."""
+    with store.session() as session:
+        row = session.execute(
+            select(TrainingRun.id, Model.id, TrainingRun.run_dir)
+            .join(Model, Model.run_id == TrainingRun.id)
+            .where(TrainingRun.origin == "nightly", TrainingRun.status == "finished")
+            .where(Model.status == "candidate", Model.reason.is_(None))
+            .order_by(TrainingRun.id.desc())
+            .limit(1)
+        ).first()
+    return None if row is None else (row[0], row[1], Path(row[2]))
 
 
 def nightly_settings(config: SiteConfig, belt_flow: bool):
@@ -136,6 +150,13 @@ def run_night(
         log.warning(
             "%d training run(s) had stopped without a word (killed or power lost): interrupted", orphaned
         )
+    unjudged = _unjudged(store)
+    if unjudged is not None:
+        run_id, model_id, run_dir = unjudged
+        log.info(
+            "model %d of nightly run %d was never judged (its night stopped): judged now", model_id, run_id
+        )
+        return _judged(config, store, run_id, run_dir, model_id, {}, progress)
     began = time.monotonic()
     resumed = _resumable(store)
     if resumed is not None:
@@ -164,6 +185,13 @@ def run_night(
         return NightReport("failed", str(error), run_id, stage_seconds=stages)
     stages["train"] = round(time.monotonic() - began, 2)
     model_id = finish_run(store, run_id, result)
+    return _judged(config, store, run_id, run_dir, model_id, stages, progress)
+
+
+def _judged(
+    config, store, run_id: int, run_dir: Path, model_id: int, stages: dict, progress: bool
+) -> NightReport:
+    """The gate's verdict on a finished run's model, then old models retired."""
     report = _judge(config, store, run_dir, model_id, progress)
     report.run_id, report.stage_seconds = run_id, {**stages, **report.stage_seconds}
     retired = retire_old(store, config.schedule.keep_models)

@@ -20,7 +20,7 @@ from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Model
 
 RUN_FILES = ("model.onnx", "checkpoint.pt")  # what a retired run's folder gives back to the disk
-ENGINE_CACHE = "tensorrt-cache"  # the live segmenter's TensorRT engines, next to the model
+RUN_FOLDERS = ("tensorrt-cache", "cache")  # the live segmenter's TensorRT engines; the prepared frames
 
 
 class RegistryError(ValueError):
@@ -173,7 +173,8 @@ def retire_old(store: FrameStore, keep: int) -> list[int]:
                 folder = Path(model.path).parent
                 for name in RUN_FILES:
                     (folder / name).unlink(missing_ok=True)
-                shutil.rmtree(folder / ENGINE_CACHE, ignore_errors=True)
+                for name in RUN_FOLDERS:
+                    shutil.rmtree(folder / name, ignore_errors=True)
                 model.files_removed = True
             if model.status == "candidate":
                 model.status, model.reason = "retired", f"older than the {keep} models kept"
