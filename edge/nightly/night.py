@@ -5,8 +5,9 @@ through many nights in seconds; the scheduler (`edge.nightly.scheduler`) only de
 starts and launches `beltcam nightly` at a lowered priority to run it. Whoever calls `run_night`
 holds the nightly lock: any run still `running` in the store was left so by a process that is gone.
 
-A night, in order: runs left `running` become `interrupted`; the newest nightly run that paused or
-was interrupted resumes from its checkpoint; otherwise a new one starts when enough new footage and
+A night, in order: runs left `running` become `interrupted`; a finished run whose model a stopped
+night never judged is judged, and that is the night; else the newest nightly run that paused or was
+interrupted resumes from its checkpoint; otherwise a new one starts when enough new footage and
 disk are there (a logged reason when not); the run trains until it finishes or the window closes
 (`paused`); a finished run's model goes through the gate (`edge.nightly.gate`) and is promoted or
 kept as `rejected` with the reason; models beyond the kept ones are retired with their files.
@@ -39,7 +40,7 @@ STORE_MANIFEST = "store_manifest.json"
 
 @dataclass
 class NightReport:
-    outcome: str  # skipped | paused | failed | interrupted | promoted | rejected
+    outcome: str  # skipped | paused | failed | promoted | rejected (a stop raises KeyboardInterrupt)
     reason: str
     run_id: int | None = None
     model_id: int | None = None
