@@ -23,6 +23,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from calibration import CalibrationFile
 from edge.actuators.link import ActuatorLink, nozzle_bank
+from edge.capture.live_view import LiveView
 from edge.capture.newest import NewestFrameSlot
 from edge.config import SiteConfig
 from edge.live.dispatcher import Dispatcher
@@ -32,6 +33,9 @@ from edge.live.site_check import LiveUnavailable, belt_velocity_px_s, live_geome
 from edge.live.tracker import BeltTracker
 from edge.live.watcher import ModelWatcher
 from edge.nightly.scheduler import NightlyScheduler
+from edge.panel.app import create_app
+from edge.panel.context import PanelContext
+from edge.panel.server import PanelServer
 from edge.recorder.recorder import Recorder, RecordingSummary
 from edge.sources.base import FrameSource
 from edge.store.command_log import CommandLog
@@ -93,7 +97,8 @@ class Agent:
         self.link = link
         self.stop_event = threading.Event()
         self.slot = NewestFrameSlot()
-        self.recorder = Recorder(config, store, sources, newest={"c1": self.slot})
+        self.view = LiveView()  # what the panel shows: C1 with its label map, C2 as captured
+        self.recorder = Recorder(config, store, sources, newest={"c1": self.slot, "c2": self.view.feed("c2")})
         self.restarts: Counter[str] = Counter()
         problem = live_geometry_problem(calibration)
         if problem is not None:
@@ -114,7 +119,7 @@ class Agent:
 
         health = self.recorder.workers["c1"].health
         self.live = LivePath(
-            self.slot, lambda: health.peek().state, tracker, self.planner, self.planner_lock, load
+            self.slot, lambda: health.peek().state, tracker, self.planner, self.planner_lock, load, self.view
         )
         self.command_log = CommandLog(store)
         self.dispatcher = Dispatcher(
@@ -122,6 +127,11 @@ class Agent:
             config.live.stop_drain_s,
         )  # fmt: skip
         self.watcher = ModelWatcher(store, self.live, config.live.model_check_s)
+        self.view.set_status(self.report)
+        self.panel = None
+        if config.panel.enabled:  # binds its port now: a port in use stops the agent before it starts
+            context = PanelContext(config, store, config_path, self.view, link.transport, self.command_log)
+            self.panel = PanelServer(create_app(context), context)
         # the nightly loop runs `beltcam nightly --config FILE`: it needs the file the agent was started with
         self.nightly = (
             NightlyScheduler(config.schedule, config_path, store.engine)
@@ -148,6 +158,8 @@ class Agent:
         ]
         for worker in workers:
             worker.start()
+        if self.panel is not None:
+            self.panel.start()
         if self.nightly is not None:
             log.info("nightly training next at %s", self.nightly.start())
         try:
@@ -157,6 +169,8 @@ class Agent:
             self.stop_event.set()
             if self.nightly is not None:
                 self.nightly.stop()
+            if self.panel is not None:
+                self.panel.close()
             for worker in workers:
                 worker.join(timeout=10)
             self.command_log.close()
@@ -182,6 +196,7 @@ class Agent:
             "latency_p99_ms": _percentile(plan, 99),
             "mask_latency_p50_ms": _percentile(masks, 50),
             "mask_latency_p99_ms": _percentile(masks, 99),
+            "tracks": len(self.live.tracker.tracks),
             "model_swaps": stats.swaps,
             "models_refused": list(stats.refused),
             "restarts": dict(self.restarts),

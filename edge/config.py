@@ -319,6 +319,24 @@ class BridgeConfig(_Strict):
         return self
 
 
+class PanelConfig(_Strict):
+    """The technician's panel (docs/panel.md). It listens on loopback unless told otherwise: opening it
+    to the plant network is a decision, not a default."""
+
+    enabled: bool = Field(default=True, description="the agent serves the panel (`beltcam run`/`demo`)")
+    host: str = Field(default="127.0.0.1", description="listen address; 0.0.0.0 for every interface")
+    port: int = Field(default=8080, ge=0, le=65535, description="0: any free port (the log says which)")
+    threads: int = Field(default=8, ge=2, le=64, description="requests served at once (live views included)")
+    public_metrics: bool = Field(default=True, description="/metrics without login, for Prometheus")
+    secure_cookies: bool = Field(
+        default=False, description="session cookie only over HTTPS: set when a TLS proxy fronts the panel"
+    )
+    session_hours: float = Field(default=12.0, gt=0, le=720, description="a login lasts this long")
+    login_limit: str = Field(default="5 per minute", description="failed-login rate limit per address")
+    max_upload_mb: float = Field(default=20.0, gt=0, le=1024)
+    live_fps: float = Field(default=8.0, gt=0, le=30, description="live view frames per second per viewer")
+
+
 class SiteConfig(_Strict):
     site_name: str = "beltcam"
     cameras: list[CameraConfig]
@@ -330,6 +348,7 @@ class SiteConfig(_Strict):
     calibration_file: Path | None = None
     bridge: BridgeConfig = BridgeConfig()
     live: LiveConfig = LiveConfig()
+    panel: PanelConfig = PanelConfig()
 
     @model_validator(mode="after")
     def _one_camera_each(self) -> SiteConfig:

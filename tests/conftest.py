@@ -38,6 +38,7 @@ def tiny_site() -> dict:
         "recorder": {"commit_every_s": 0.2, "stall_timeout_s": 0.5, "reconnect_initial_s": 0.05},
         "simulator": {"seed": 1, "objects_per_m": 8, "c1_to_c2_mm": 800},
         "model": {"pretrained_weights": "random"},  # no ImageNet weights on a test machine
+        "panel": {"port": 0},  # any free port: agents of tests never fight over one
     }
 
 

@@ -257,7 +257,7 @@ def test_a_test_fire_shorter_than_the_valves_open_is_refused(write_config, tmp_p
     save_calibration(CalibrationFile(actuators=GEOMETRY), tmp_path / "calibration.yaml", "actuators")
     config = write_config({"calibration_file": "calibration.yaml"})
     argv = ["bridge", "test-fire", "--config", str(config), "--channel", "3", "--pulse-ms", "2"]
-    _one_line_error_code(capsys, argv, "--pulse-ms 2 is shorter than the valves open (8 ms")
+    _one_line_error_code(capsys, argv, "a pulse of 2 ms is shorter than the valves open (8 ms")
 
 
 def test_board_mistakes_are_one_line(write_config, tmp_path, capsys, monkeypatch):
@@ -289,5 +289,5 @@ def test_test_fires_are_on_record_like_every_command(write_config, tmp_path, cap
         logged = session.scalars(select(RemovalCommandRow)).all()
         rows = [(r.channels, r.pulse_ms, r.status, r.detail) for r in logged]
     store.close()
-    test_fire = {"kind": "test_fire"}
+    test_fire = {"kind": "test_fire", "by": "beltcam bridge test-fire"}
     assert rows == [([5], 30.0, "acked", test_fire), ([6], 20.0, "dry_run", test_fire)]

@@ -9,8 +9,16 @@ never as latency, and never slows capture or recording down.
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from edge.sources.base import Frame
+
+
+class FrameSink(Protocol):
+    """Whatever a capture worker hands each frame to besides the recorder: the live path's slot, or
+    the panel's live view for C2. `put` must return at once."""
+
+    def put(self, frame: Frame) -> None: ...
 
 
 class NewestFrameSlot:

@@ -19,7 +19,7 @@ import time
 from tenacity import Retrying, retry_if_exception_type, retry_if_not_exception_type, wait_exponential_jitter
 
 from edge.capture.camera_health import CameraHealth
-from edge.capture.newest import NewestFrameSlot
+from edge.capture.newest import FrameSink
 from edge.config import RecorderConfig
 from edge.sources.base import EndOfStream, Frame, FrameSource, SourceError
 
@@ -34,7 +34,7 @@ class CaptureWorker(threading.Thread):
         frames: queue.Queue[Frame],
         settings: RecorderConfig,
         stop: threading.Event,
-        newest: NewestFrameSlot | None = None,
+        newest: FrameSink | None = None,
     ) -> None:
         super().__init__(name=f"capture-{source.camera_id}", daemon=True)
         self.source = source

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from calibration import CalibrationError
 from edge.actuators.link import nozzle_bank, open_transport
+from edge.actuators.test_fire import logged_test_fire, test_fire_problem
 from edge.cli.common import add_config, number_type, open_store
 from edge.config import SiteConfig
 from edge.store.command_log import CommandLog
-from firmware_bridge.messages import CommandOutcome, RemovalCommand
+from firmware_bridge.messages import CommandOutcome
 from firmware_bridge.valve_device import MAX_PULSE_US
 
 CONNECT_TIMEOUT_S = 5.0
@@ -35,16 +35,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
     bank = nozzle_bank(config.calibration_file)
-    if args.bridge_command == "test-fire" and not 0 <= args.channel < bank.nozzle_count:
-        raise CalibrationError(
-            f"channel {args.channel} is not on the bank "
-            f"({bank.nozzle_count} nozzles: 0..{bank.nozzle_count - 1})"
-        )
-    if args.bridge_command == "test-fire" and args.pulse_ms < bank.min_pulse_ms:
-        raise CalibrationError(
-            f"--pulse-ms {args.pulse_ms:g} is shorter than the valves open ({bank.min_pulse_ms:g} ms: "
-            "actuators.min_pulse_ms in the calibration file)"
-        )
+    if args.bridge_command == "test-fire":
+        problem = test_fire_problem(bank, args.channel, args.pulse_ms)
+        if problem is not None:
+            raise CalibrationError(problem)
     with open_transport(config) as link:
         transport = link.transport
         connected = transport.wait_connected(CONNECT_TIMEOUT_S)
@@ -72,18 +66,12 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _logged_test_fire(config: SiteConfig, transport, channel: int, pulse_ms: float) -> CommandOutcome:
-    """Open one valve now, and keep it in `removal_commands` like every command (object 0, detail
-    `{"kind": "test_fire"}`): what opened a valve on a belt is always on record."""
     store = open_store(config)
     log = CommandLog(store)
-    now = time.monotonic_ns()
-    command = RemovalCommand(
-        object_id=0, sequence=0, fire_ns=now, channels=(channel,), pulse_ms=pulse_ms, capture_ns=now
-    )
-    future = transport.test_fire(channel, pulse_ms)
-    log.record(command, future, detail={"kind": "test_fire"})
     try:
-        return future.result(timeout=CONNECT_TIMEOUT_S)
+        return logged_test_fire(transport, log, channel, pulse_ms, "beltcam bridge test-fire").result(
+            timeout=CONNECT_TIMEOUT_S
+        )
     finally:
         log.close()
         store.close()

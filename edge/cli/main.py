@@ -14,17 +14,34 @@ from pathlib import Path
 from typing import NoReturn
 
 from calibration import CalibrationError
-from edge.cli import bridge, calibrate, cameras, db, import_footage, models, nightly, record, run, training
+from edge.cli import (
+    bridge,
+    calibrate,
+    cameras,
+    db,
+    import_footage,
+    models,
+    nightly,
+    panel,
+    record,
+    run,
+    training,
+    users,
+)
 from edge.config import ConfigError, load_config
 from edge.live.site_check import LiveUnavailable
 from edge.nightly.manifests import NoTrainingData
+from edge.panel.server import PanelUnavailable
 from edge.recorder.importer import ImportRejected
 from edge.store.database import DatabaseError
 from edge.store.lock import DataDirLocked, DataDirUnwritable
 from edge.store.registry import RegistryError
+from edge.store.users import UserError
 from trainer.errors import TrainerError
 
-COMMAND_GROUPS = (run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db)
+COMMAND_GROUPS = (
+    run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db, users, panel
+)  # fmt: skip
 RUNNERS = {
     "demo": run,
     "run": run,
@@ -39,6 +56,8 @@ RUNNERS = {
     "calibrate": calibrate,
     "bridge": bridge,
     "db": db,
+    "users": users,
+    "panel": panel,
 }
 
 
@@ -96,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         CalibrationError,
         LiveUnavailable,
         RegistryError,
+        UserError,
+        PanelUnavailable,
     ) as exc:
         print(f"beltcam: error: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import json
 
 from edge.cli.common import add_config, open_store, positive_int
 from edge.config import SiteConfig
-from edge.store.registry import ModelEntry, model_entry, models, promote, rollback
+from edge.store.registry import model_entry, models, promote, rollback
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         if args.models_command == "list":
             return _list(store, args.json)
         if args.models_command == "show":
-            print(json.dumps(_as_json(model_entry(store, args.model)), indent=2))
+            print(json.dumps(model_entry(store, args.model).as_json(), indent=2))
             return 0
         if args.models_command == "promote":
             promote(store, args.model, "promoted by hand (beltcam models promote)")
@@ -51,25 +51,11 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         store.close()
 
 
-def _figure(entry: ModelEntry) -> str:
-    """The model's quality in a few characters: the gate's measure, else its own evaluation's."""
-    gate = entry.metrics.get("gate")
-    if gate:
-        return f"{gate['candidate']['measure']} {gate['candidate']['score']:.1f}"
-    evaluation = entry.metrics.get("evaluation") or {}
-    if evaluation.get("miou") is not None:
-        return f"mIoU {evaluation['miou']:.1f}"
-    check = evaluation.get("object_check") or {}
-    if check.get("auc") is not None:
-        return f"object AUC {100 * check['auc']:.1f}"
-    return f"object F1 {100 * check['f1']:.1f}" if check else "-"
-
-
 def _list(store, as_json: bool) -> int:
     entries = models(store)
     if as_json:
         for entry in entries:
-            print(json.dumps(_as_json(entry)))
+            print(json.dumps(entry.as_json()))
         return 0
     if not entries:
         print("no models yet: the nightly loop or `beltcam train` makes them")
@@ -78,19 +64,5 @@ def _list(store, as_json: bool) -> int:
     for entry in entries:
         gone = " (files removed)" if entry.files_removed else ""
         print(f"{entry.id:>4}  {entry.status:<9} {entry.created_utc:%Y-%m-%d %H:%M} "
-              f"{_figure(entry):<16} {entry.reason or ''}{gone}")  # fmt: skip
+              f"{entry.quality():<16} {entry.reason or ''}{gone}")  # fmt: skip
     return 0
-
-
-def _as_json(entry: ModelEntry) -> dict:
-    return {
-        "id": entry.id,
-        "run_id": entry.run_id,
-        "path": str(entry.path),
-        "status": entry.status,
-        "created_utc": entry.created_utc.isoformat(),
-        "promoted_utc": entry.promoted_utc.isoformat() if entry.promoted_utc else None,
-        "reason": entry.reason,
-        "files_removed": entry.files_removed,
-        "metrics": entry.metrics,
-    }

@@ -26,6 +26,7 @@ from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
 from edge.store.registry import live_model
+from edge.store.users import users
 
 if TYPE_CHECKING:
     from edge.agent import AgentSummary
@@ -134,6 +135,9 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
         print(
             f"recording into {config.storage.data_dir}; every removal command in its removal_commands table"
         )
+        if agent.panel is not None:
+            print(f"panel at {agent.panel.url}" + ("" if users(store) else
+                  " (no users yet: `beltcam users add NAME --role technician`)"))  # fmt: skip
         summary = agent.run(args.duration, progress=sys.stderr.isatty() or args.duration is not None)
     report = {**summary.report, **_judged(config, sources, link, summary)}
     _say(report, summary)

@@ -17,10 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from edge.capture.camera_health import FINAL_STATES, OK, PAUSED
+from edge.capture.live_view import LiveView
 from edge.capture.newest import NewestFrameSlot
 from edge.live.segmenter import LiveSegmenter, ModelRefused
 from edge.live.tracker import BeltTracker
+from edge.sources.base import Frame
+from firmware_bridge.messages import BeltObject
 from firmware_bridge.planner import EjectionPlanner
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ class LivePath:
         planner: EjectionPlanner,
         planner_lock: threading.Lock,
         load_model: Callable[[Path], LiveSegmenter],
+        view: LiveView | None = None,
     ) -> None:
         self.slot = slot
         self.camera_state = camera_state
@@ -60,6 +66,7 @@ class LivePath:
         self.planner = planner
         self.planner_lock = planner_lock
         self.load_model = load_model
+        self.view = view  # the panel's live view: each frame with its label map
         self.stats = LiveStats()
         self.segmenter: LiveSegmenter | None = None
         self._incoming: LiveSegmenter | None = None
@@ -99,19 +106,29 @@ class LivePath:
         frame = self.slot.take(timeout_s)
         if frame is None:
             return
+        labels = self._segment(frame)
+        if self.view is not None:
+            self.view.publish("c1", frame.image, labels, frame.capture_ns)
+        if labels is not None:
+            self._plan(self.tracker.update(labels, frame.capture_ns))
+
+    def _segment(self, frame: Frame) -> np.ndarray | None:
+        """The frame's label map; None while no model is live or the background is warming up."""
         self._swap()
         if self.segmenter is None:
             self.stats.without_model += 1
-            return
+            return None
         segmentation = self.segmenter.segment(frame.image, frame.capture_ns)
         if segmentation is None:
             self.stats.warming_up += 1
-            return
+            return None
         self.stats.processed += 1
         if self.stats.first_frame_ns is None:
             self.stats.first_frame_ns = frame.capture_ns
         self.stats.mask_latency_ms.append((time.monotonic_ns() - frame.capture_ns) / 1e6)
-        objects = self.tracker.update(segmentation.labels, frame.capture_ns)
+        return segmentation.labels
+
+    def _plan(self, objects: list[BeltObject]) -> None:
         state = self.camera_state()
         if state in FINAL_STATES:
             return  # the last frames of a capture that is ending: the agent is stopping

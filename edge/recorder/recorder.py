@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from tqdm import tqdm
 
-from edge.capture.newest import NewestFrameSlot
+from edge.capture.newest import FrameSink
 from edge.capture.worker import CaptureWorker
 from edge.config import SiteConfig
 from edge.recorder.writer import EncodedFrame, FrameWriter
@@ -50,7 +50,7 @@ class Recorder:
         config: SiteConfig,
         store: FrameStore,
         sources: dict[str, FrameSource],
-        newest: Mapping[str, NewestFrameSlot] | None = None,
+        newest: Mapping[str, FrameSink] | None = None,
     ) -> None:
         self.config = config
         self.store = store

@@ -194,3 +194,17 @@ class CameraEvent(Base):
     utc: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     state: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(String(512))
+
+
+class User(Base):
+    """Who may use the panel. Only an argon2 hash of the password is kept; `role` is viewer (looks)
+    or technician (also acts: promote, test-fire, settings, annotation)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # viewer | technician
+    created_utc: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_utc: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

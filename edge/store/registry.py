@@ -46,6 +46,33 @@ class ModelEntry:
         return cls(model.id, model.run_id, Path(model.path), model.status, model.created_utc,
                    model.promoted_utc, model.reason, model.files_removed, model.metrics or {})  # fmt: skip
 
+    def quality(self) -> str:
+        """The model's quality in a few characters: the gate's measure, else its own evaluation's."""
+        gate = self.metrics.get("gate")
+        if gate:
+            return f"{gate['candidate']['measure']} {gate['candidate']['score']:.1f}"
+        evaluation = self.metrics.get("evaluation") or {}
+        if evaluation.get("miou") is not None:
+            return f"mIoU {evaluation['miou']:.1f}"
+        check = evaluation.get("object_check") or {}
+        if check.get("auc") is not None:
+            return f"object AUC {100 * check['auc']:.1f}"
+        return f"object F1 {100 * check['f1']:.1f}" if check else "-"
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "path": str(self.path),
+            "status": self.status,
+            "created_utc": self.created_utc.isoformat(),
+            "promoted_utc": self.promoted_utc.isoformat() if self.promoted_utc else None,
+            "reason": self.reason,
+            "files_removed": self.files_removed,
+            "quality": self.quality(),
+            "metrics": self.metrics,
+        }
+
 
 def live_model(store: FrameStore) -> tuple[int, Path] | None:
     """(id, ONNX path) of the live model, or None when no model is live yet."""
