@@ -20,13 +20,16 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks
 	$(BIN)/lint-imports --no-cache
 
-# Debian packages the tests need: PostgreSQL's server binaries (the store is tested on a real server),
+# Debian packages the tests need: Chromium (the panel's browser tests, driven by Playwright),
+# PostgreSQL's server binaries (the store is tested on a real server),
 # libusb for pyrealsense2, GStreamer with its introspection data and what PyGObject is built against
 # (kind: gstreamer), and GStreamer's RTSP server on Debian's python3 (an RTSP camera on loopback)
 GSTREAMER_DEBS := python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	libgirepository1.0-dev libcairo2-dev
 system-deps:
+	@command -v chromium >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
 	@ldconfig -p | grep -q 'libusb-1.0.so.0 ' || \

@@ -13,6 +13,8 @@ from edge.config import SiteConfig, load_config
 from edge.recorder.recorder import Recorder
 from edge.store.frame_store import FrameStore
 
+pytest_plugins = ["tests.panel_helpers"]  # the panel's server, HTTP sessions and browser
+
 
 def deep_merge(base: dict, overrides: dict) -> dict:
     merged = dict(base)
