@@ -29,7 +29,11 @@ def home():
 
 @bp.route("/live")
 def page():
-    return render_template("live.html", cameras=CAMERAS)
+    context = _context()
+    recorded = {
+        camera: context.view is not None or _newest_path(context, camera) is not None for camera in CAMERAS
+    }
+    return render_template("live.html", cameras=CAMERAS, recorded=recorded)
 
 
 def _stream(context: PanelContext, camera: str) -> Iterator[bytes]:
@@ -75,15 +79,19 @@ def snapshot(camera: str):
     return Response(picture, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-def _newest_recorded(context: PanelContext, camera: str) -> bytes:
+def _newest_path(context: PanelContext, camera: str) -> str | None:
     with context.store.session() as session:
-        path = session.scalar(
+        return session.scalar(
             select(Frame.path)
             .join(Recording)
             .where(Recording.camera == camera, Frame.missing.is_(False))
             .order_by(Frame.id.desc())
             .limit(1)
         )
+
+
+def _newest_recorded(context: PanelContext, camera: str) -> bytes:
+    path = _newest_path(context, camera)
     if path is None:
         abort(404, f"camera {camera} has recorded nothing yet")
     picture = file_as_jpeg(context.store.absolute(path))
