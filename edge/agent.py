@@ -37,6 +37,7 @@ from edge.panel.app import create_app
 from edge.panel.context import PanelContext
 from edge.panel.server import PanelServer
 from edge.recorder.recorder import Recorder, RecordingSummary
+from edge.simulator.judge import recent_verdicts
 from edge.sources.base import FrameSource
 from edge.store.command_log import CommandLog
 from edge.store.frame_store import FrameStore
@@ -44,6 +45,7 @@ from firmware_bridge.planner import EjectionPlanner
 
 log = logging.getLogger(__name__)
 RESTART_MAX_S = 30.0
+JUDGED_SHOWN = 10  # valve openings the panel shows with the simulator's verdict
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,18 @@ def supervised(name: str, work, stop: threading.Event, restarts: Counter) -> thr
                 work(stop)
 
     return threading.Thread(target=body, name=name, daemon=True)
+
+
+def _simulator_judge(link: ActuatorLink, sources: dict[str, FrameSource], config: SiteConfig):
+    """On the simulated belt with its simulated valves, the ground truth's verdicts on the newest
+    openings (for the panel); None anywhere else: only a simulator knows what the air hit."""
+    camera = getattr(sources["c1"], "source", None)
+    if link.simulator is None or not hasattr(camera, "world"):
+        return None
+    bank = nozzle_bank(config.calibration_file)
+    return lambda: recent_verdicts(
+        link.simulator.openings(), bank, camera.world, camera.epoch_ns, time.monotonic_ns(), JUDGED_SHOWN
+    )
 
 
 class Agent:
@@ -130,7 +144,8 @@ class Agent:
         self.view.set_status(self.report)
         self.panel = None
         if config.panel.enabled:  # binds its port now: a port in use stops the agent before it starts
-            context = PanelContext(config, store, config_path, self.view, link.transport, self.command_log)
+            context = PanelContext(config, store, config_path, self.view, link.transport, self.command_log,
+                                   judge=_simulator_judge(link, sources, config))  # fmt: skip
             self.panel = PanelServer(create_app(context), context)
         # the nightly loop runs `beltcam nightly --config FILE`: it needs the file the agent was started with
         self.nightly = (

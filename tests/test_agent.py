@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import requests
 from sqlalchemy import select, text
 
 from edge.cli.main import main
@@ -17,8 +19,10 @@ from edge.config import load_config
 from edge.store.frame_store import FrameStore
 from edge.store.models import RemovalCommand as RemovalCommandRow
 from edge.store.registry import add_model, live_model, promote
+from edge.store.users import users
 from firmware_bridge.modbus_simulator import ModbusValveSimulator
 from tests.conftest import simulated_cameras
+from tests.panel_helpers import login
 
 SITE = {
     "cameras": simulated_cameras(fps=10.0),
@@ -132,3 +136,43 @@ def test_sigterm_while_the_demo_trains_its_starter_model_stops_in_one_line(write
     out, _ = demo.communicate(timeout=60)
     assert demo.returncode == 0, out
     assert "stopped while training the starter model" in out and "Traceback" not in out
+
+
+def test_the_demo_serves_the_panel_with_live_masks_judged_openings_and_its_own_login(
+    write_config, tmp_path, live_model_file
+):
+    config = write_config(SITE)
+    _with_live_model(config, live_model_file).close()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "demo", "--config", str(config), "--duration", "40"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    try:
+        said = ""
+        while "panel at" not in said and demo.poll() is None:
+            said = demo.stdout.readline()
+        found = re.search(r"panel at (http://127\.0\.0\.1:\d+/): log in as demo / (\S+) \(shown once", said)
+        assert found, said
+        url, password = found.groups()
+        http = requests.Session()
+        assert login(http, url, "demo", password).url.endswith("/live")
+        deadline = time.monotonic() + 40
+        live: dict = {}
+        while time.monotonic() < deadline and not (live.get("openings") and live["frames"]["c1"]["masked"]):
+            live = http.get(url + "api/live").json()
+            time.sleep(0.5)
+        assert live["frames"]["c1"]["masked"] and live["frames"]["c2"]["sequence"] > 0
+        assert live["agent"]["frames_processed"] > 0
+        assert {o["verdict"] for o in live["openings"]} <= {"illegal", "legal", "nothing"}
+        with http.get(url + "live/c1.mjpg", stream=True, timeout=10) as stream:
+            assert b"image/jpeg" in next(stream.iter_content(chunk_size=None))
+            demo.send_signal(signal.SIGTERM)  # a viewer still watching must not hold the agent up
+            out, _ = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0 and "Traceback" not in out and "scoreboard:" in out
+    store = FrameStore.from_config(load_config(config).storage)
+    assert [user.name for user in users(store)] == ["demo"]
+    store.close()

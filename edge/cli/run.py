@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -26,12 +27,13 @@ from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
 from edge.store.registry import live_model
-from edge.store.users import users
+from edge.store.users import add_user, users
 
 if TYPE_CHECKING:
     from edge.agent import AgentSummary
 
 DEMO_CONFIG = Path("configs/simulated.yaml")
+DEMO_USER = "demo"
 SHOWN = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms", "frames_processed",
          "frames_captured", "model")  # fmt: skip
 
@@ -136,8 +138,7 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
             f"recording into {config.storage.data_dir}; every removal command in its removal_commands table"
         )
         if agent.panel is not None:
-            print(f"panel at {agent.panel.url}" + ("" if users(store) else
-                  " (no users yet: `beltcam users add NAME --role technician`)"))  # fmt: skip
+            _say_panel(agent.panel.url, store, demo=args.command == "demo" and _simulated(config))
         summary = agent.run(args.duration, progress=sys.stderr.isatty() or args.duration is not None)
     report = {**summary.report, **_judged(config, sources, link, summary)}
     _say(report, summary)
@@ -150,6 +151,19 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
     for camera, why in unavailable.items():
         print(f"beltcam: error: camera {camera} never delivered a frame: {why}", file=sys.stderr)
     return 2 if unavailable else 0
+
+
+def _say_panel(url: str, store: FrameStore, demo: bool) -> None:
+    """Where the panel is and how to log in. The simulated demo makes its own technician the first
+    time, with a random password shown once (only its hash is stored): a fresh clone can look at once."""
+    if users(store):
+        print(f"panel at {url}")
+    elif demo:
+        password = secrets.token_urlsafe(12)
+        add_user(store, DEMO_USER, password, "technician")
+        print(f"panel at {url}: log in as {DEMO_USER} / {password} (shown once; see `beltcam users`)")
+    else:
+        print(f"panel at {url} (no users yet: `beltcam users add NAME --role technician`)")
 
 
 def _judged(config: SiteConfig, sources, link, summary: AgentSummary) -> dict:

@@ -53,7 +53,8 @@ def live_state(context: PanelContext) -> dict:
             "fps": round(rate, 1) if rate is not None else None,
             "masked": newest is not None and newest.labels is not None,
         }
-    return {"agent_running": True, "frames": frames, "agent": context.view.status()}
+    openings = context.judge() if context.judge is not None else None
+    return {"agent_running": True, "frames": frames, "agent": context.view.status(), "openings": openings}
 
 
 @bp.route("/live")

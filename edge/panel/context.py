@@ -4,6 +4,7 @@ the live view and the actuator link. A panel started on its own has neither and 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class PanelContext:
     view: LiveView | None = None  # None: no agent in this process (`beltcam panel`)
     transport: Any = None  # the actuator link (LinkTransport or DryRunTransport) when the agent runs
     command_log: CommandLog | None = None
+    judge: Callable[[], list[dict]] | None = None  # the simulated belt's verdicts on recent valve openings
     stopping: threading.Event = field(default_factory=threading.Event)  # ends live streams at shutdown
 
     @property

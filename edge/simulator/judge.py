@@ -115,3 +115,21 @@ def removal_scores(
         scores[name] = round(len(ids & hit) / len(ids), 4) if ids else None
     scores["openings_hitting_nothing"] = sum(j.verdict == "nothing" for j in judgements)
     return scores
+
+
+def recent_verdicts(
+    openings: list[ValveOpening], bank: NozzleBank, world: BeltWorld, epoch_ns: int, now_ns: int, count: int
+) -> list[dict]:
+    """The newest `count` valve openings whose air has reached the belt, each with the ground
+    truth's verdict: what the panel shows beside the command log on the simulated belt."""
+    latency_ns = int(bank.valve_latency_ms * 1e6)
+    done = sorted((o for o in openings if o.close_ns + latency_ns <= now_ns), key=lambda o: o.open_ns)
+    return [
+        {
+            "channel": judgement.opening.channel,
+            "object_id": judgement.opening.object_id,
+            "seconds_ago": round((now_ns - judgement.opening.open_ns) / 1e9, 1),
+            "verdict": judgement.verdict,
+        }
+        for judgement in reversed(judge_openings(done[-count:], bank, world, epoch_ns))
+    ]

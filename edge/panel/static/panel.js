@@ -30,6 +30,12 @@ async function refreshLive() {
     document.getElementById("fps-" + camera).textContent = frame.fps === null ? "–" : frame.fps;
     document.getElementById("seq-" + camera).textContent = frame.sequence;
   }
+  if (live.openings) {
+    document.getElementById("openings-section").hidden = false;
+    const verdicts = { illegal: "illegal object (meant)", legal: "a legal object too", nothing: "nothing" };
+    document.querySelector("#openings tbody").replaceChildren(...live.openings.map((o) => row(
+      [o.seconds_ago, o.channel, o.object_id === null ? "test fire" : o.object_id, verdicts[o.verdict]])));
+  }
   const body = document.querySelector("#agent-figures tbody");
   body.replaceChildren(...AGENT_FIGURES.filter(([key]) => key in live.agent)
     .map(([key, label]) => row([label, live.agent[key]])));
