@@ -17,7 +17,7 @@ demo: $(INSTALLED)
 	$(BIN)/beltcam demo --config configs/simulated.yaml
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks
+	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks scripts
 	$(BIN)/lint-imports --no-cache
 
 # Debian packages the tests need: Chromium (the panel's browser tests, driven by Playwright),

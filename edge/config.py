@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
+from limits import parse as parse_rate_limit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CameraId = Literal["c1", "c2"]
@@ -335,6 +336,15 @@ class PanelConfig(_Strict):
     login_limit: str = Field(default="5 per minute", description="failed-login rate limit per address")
     max_upload_mb: float = Field(default=20.0, gt=0, le=1024)
     live_fps: float = Field(default=8.0, gt=0, le=30, description="live view frames per second per viewer")
+
+    @field_validator("login_limit")
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate such as '5 per minute' or '20 per hour'") from None
+        return value
 
 
 class SiteConfig(_Strict):

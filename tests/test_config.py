@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,16 @@ def test_cron_expressions_are_validated(write_config):
         ConfigError, match=r"schedule.nightly_cron: Error validating expression '25'"
     ):
         load_config(path)
+
+
+def test_panel_settings_are_checked_where_the_site_file_is_read(make_config):
+    assert make_config({"panel": {"port": 0}}).panel.port == 0  # any free port
+    assert make_config({}).panel.host == "127.0.0.1"  # loopback unless the site opens it
+    for panel, said in (
+        ({"login_limit": "five a minute"}, "panel.login_limit: 'five a minute' is not a rate"),
+        ({"port": 70000}, "panel.port: Input should be less than or equal to 65535"),
+        ({"live_fps": 0}, "panel.live_fps: Input should be greater than 0"),
+        ({"pasword": "x"}, "panel.pasword: unknown key"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            make_config({"panel": panel})
