@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from calibration import CalibrationError
 from edge.cli import (
+    backup,
     bridge,
     calibrate,
     cameras,
@@ -33,6 +34,7 @@ from edge.live.site_check import LiveUnavailable
 from edge.nightly.manifests import NoTrainingData
 from edge.panel.server import PanelUnavailable
 from edge.recorder.importer import ImportRejected
+from edge.store.backup import BackupError
 from edge.store.database import DatabaseError
 from edge.store.lock import DataDirLocked, DataDirUnwritable
 from edge.store.registry import RegistryError
@@ -40,7 +42,8 @@ from edge.store.users import UserError
 from trainer.errors import TrainerError
 
 COMMAND_GROUPS = (
-    run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db, users, panel
+    run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db, users, panel,
+    backup
 )  # fmt: skip
 RUNNERS = {
     "demo": run,
@@ -58,6 +61,8 @@ RUNNERS = {
     "db": db,
     "users": users,
     "panel": panel,
+    "backup": backup,
+    "restore": backup,
 }
 
 
@@ -81,8 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.command == "calibrate" and args.calibrate_command == "board":
-        return RUNNERS[args.command].run(None, args)  # printing a board needs no site
+    if (args.command == "calibrate" and args.calibrate_command == "board") or args.command == "restore":
+        return RUNNERS[args.command].run(None, args)  # printing a board needs no site; a restore makes one
     config_path = args.config if args.config is not None else args.default_config
     return RUNNERS[args.command].run(load_config(config_path), args)
 
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         RegistryError,
         UserError,
         PanelUnavailable,
+        BackupError,
+        FileExistsError,
     ) as exc:
         print(f"beltcam: error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -119,3 +121,15 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]  # the driver's first line
         message = f"cannot open or migrate database {str(engine.url)!r}: {reason}"
         raise DatabaseError(redact_credentials(message)) from exc
+
+
+def known_revisions() -> list[str]:
+    """The schema revisions this version of beltcam knows, oldest first."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,53 @@
+"""`beltcam backup FILE` and `beltcam restore FILE`: the site file, calibration, database and the
+models a rollback needs, in one archive; restored onto a fresh machine with every path moved.
+
+`restore` takes `--config` as the place to write the restored site file (it must not exist unless
+`--force`); the data directory is the one that site file names, relative to its new place.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge.cli.common import add_config, open_store
+from edge.config import DEFAULT_CONFIG_PATH, SiteConfig
+from edge.store.backup import restore_backup, write_backup
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    backup = commands.add_parser(
+        "backup", help="site file, calibration, database and models in one archive (.tar.gz)",
+        description=__doc__.splitlines()[0],
+    )  # fmt: skip
+    add_config(backup)
+    backup.add_argument("file", type=Path, help="the archive to write (e.g. beltcam-2026-11-27.tar.gz)")
+    backup.add_argument("--frames", action="store_true", help="also the recorded frames, masks and depth")
+    restore = commands.add_parser(
+        "restore", help="restore an archive: the site file at --config, its data directory from it",
+        description=__doc__.splitlines()[0],
+    )  # fmt: skip
+    add_config(restore)
+    restore.add_argument("file", type=Path, help="an archive made by `beltcam backup`")
+    restore.add_argument("--force", action="store_true", help="replace an existing site file and database")
+
+
+def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
+    if args.command == "restore":
+        target = args.config if args.config is not None else DEFAULT_CONFIG_PATH
+        summary = restore_backup(args.file, target, args.force)
+        models = ", ".join(map(str, summary.models)) or "none"
+        print(f"restored {args.file} -> {summary.config_path} (data in {summary.data_dir}); models: {models}")
+        return 0
+    if args.file.exists():
+        raise FileExistsError(f"{args.file} exists: choose a new name")
+    store = open_store(config)
+    try:
+        config_path = args.config if args.config is not None else args.default_config
+        summary = write_backup(config, config_path, store, args.file, args.frames)
+    finally:
+        store.close()
+    models = ", ".join(map(str, summary.models)) or "none"
+    frames = f"; {summary.frames} frame files" if args.frames else ""
+    print(f"backup written: {summary.path} ({summary.bytes / 2**20:.1f} MB; models {models}{frames})")
+    return 0

@@ -1,0 +1,267 @@
+"""`beltcam backup` / `beltcam restore`: what a site cannot get back once it is lost, in one archive.
+
+The site file, the calibration file, the database (SQLite's online backup API: consistent while
+the agent writes), the live model and the models before it with their metrics, and optionally the
+frames. A restore onto a fresh machine writes the site file where it is told, the database and the
+files under the data directory that site file names, and moves every path the database holds
+(models, runs, calibration versions) to the new places, so `beltcam models list` and the
+calibration read the same as before. An archive made by a newer beltcam (a schema this one does not
+know) is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from edge.config import SiteConfig, load_config
+from edge.store.database import current_revision, known_revisions
+from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
+from edge.store.models import Calibration, Model, TrainingRun
+
+ARCHIVE_VERSION = 1
+MANIFEST = "manifest.json"
+KEPT_MODELS = 3  # the live model and the two newest others with their files: what a rollback needs
+RUN_FILES = ("metrics.json", "model.onnx")
+
+
+class BackupError(ValueError):
+    """A backup or restore that cannot be made; the message names the file and why."""
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    path: Path
+    bytes: int
+    models: list[int]
+    frames: int
+
+
+def _sqlite_path(config: SiteConfig) -> Path:
+    url = make_url(config.storage.resolved_database_url())
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise BackupError(
+            f"{config.storage.shown_database_url()}: only SQLite databases are backed up by beltcam; "
+            "back a PostgreSQL server up with pg_dump"
+        )
+    return Path(url.database)
+
+
+def _models_with_files(store: FrameStore) -> list[Model]:
+    with store.session() as session:
+        rows = list(session.scalars(select(Model).order_by(Model.id.desc())))
+    live = [m for m in rows if m.status == "live"]
+    others = [m for m in rows if m.status != "live" and not m.files_removed and Path(m.path).is_file()]
+    return [m for m in live if Path(m.path).is_file()] + others[: KEPT_MODELS - len(live)]
+
+
+def write_backup(
+    config: SiteConfig,
+    config_path: Path,
+    store: FrameStore,
+    out: Path,
+    frames: bool = False,
+    progress: Callable[[str], None] = print,
+) -> BackupSummary:
+    database = _sqlite_path(config)
+    partial = out.with_name(out.name + ".partial")
+    models = _models_with_files(store)
+    frame_count = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        snapshot = Path(tmp) / "beltcam.db"
+        progress(f"database {database} (online backup)")
+        with sqlite3.connect(database) as source, sqlite3.connect(snapshot) as copy:
+            source.backup(copy)
+        copy.close()
+        manifest = {
+            "archive_version": ARCHIVE_VERSION,
+            "created_utc": utc_now().isoformat(timespec="seconds"),
+            "schema_revision": current_revision(store.engine),
+            "site_file": config_path.name,
+            "config_dir": str(config_path.resolve().parent),
+            "data_dir": str(config.storage.data_dir),
+            "calibration_file": str(config.calibration_file) if config.calibration_file else None,
+            "models": {str(m.id): m.path for m in models},
+            "frames": frames,
+        }
+        with tarfile.open(partial, "w:gz") as archive:
+            archive.add(config_path, arcname=f"site/{config_path.name}")
+            if config.calibration_file is not None and config.calibration_file.is_file():
+                archive.add(config.calibration_file, arcname=f"calibration/{config.calibration_file.name}")
+            archive.add(snapshot, arcname="database/beltcam.db")
+            for model in models:
+                progress(f"model {model.id} ({model.status}) {model.path}")
+                folder = Path(model.path).parent
+                for name in RUN_FILES:
+                    if (folder / name).is_file():
+                        archive.add(folder / name, arcname=f"models/{model.id}/{name}")
+                if Path(model.path).name not in RUN_FILES:
+                    archive.add(model.path, arcname=f"models/{model.id}/{Path(model.path).name}")
+            if frames:
+                for tree in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
+                    if (config.storage.data_dir / tree).is_dir():
+                        progress(f"{tree}/ (frames asked for)")
+                        archive.add(config.storage.data_dir / tree, arcname=f"data/{tree}")
+                        frame_count += sum(
+                            1 for p in (config.storage.data_dir / tree).rglob("*") if p.is_file()
+                        )
+            data = json.dumps(manifest, indent=2).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size = len(data)
+            archive.addfile(info, fileobj=io.BytesIO(data))
+    partial.replace(out)
+    return BackupSummary(out, out.stat().st_size, [m.id for m in models], frame_count)
+
+
+@dataclass(frozen=True)
+class RestoreSummary:
+    config_path: Path
+    data_dir: Path
+    models: list[int]
+    schema_revision: str
+
+
+def read_manifest(archive_path: Path) -> dict:
+    """The archive's manifest, checked: a beltcam backup, of an archive and a schema this beltcam knows."""
+    try:
+        with tarfile.open(archive_path, "r:gz") as archive:
+            member = archive.extractfile(MANIFEST)
+            manifest = json.loads(member.read()) if member is not None else None
+    except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError) as error:
+        raise BackupError(f"{archive_path}: not a beltcam backup ({error})") from None
+    if not isinstance(manifest, dict) or "schema_revision" not in manifest:
+        raise BackupError(f"{archive_path}: not a beltcam backup (no manifest)")
+    if manifest.get("archive_version", 0) > ARCHIVE_VERSION:
+        raise BackupError(
+            f"{archive_path}: made by a newer beltcam (archive version {manifest['archive_version']})"
+        )
+    known = known_revisions()
+    if manifest["schema_revision"] not in known:
+        raise BackupError(
+            f"{archive_path}: its database has schema {manifest['schema_revision']}, newer than this beltcam "
+            f"knows (up to {known[-1]}): upgrade beltcam first, then restore"
+        )
+    return manifest
+
+
+def _moved(old: str, roots: list[tuple[Path, Path]], fallback: Path) -> Path:
+    """Where a path of the backed-up site lives on the restored one."""
+    path = Path(old)
+    for before, after in roots:
+        if path.is_relative_to(before):
+            return after / path.relative_to(before)
+    return fallback
+
+
+def restore_backup(
+    archive_path: Path, config_path: Path, force: bool = False, progress: Callable[[str], None] = print
+) -> RestoreSummary:
+    manifest = read_manifest(archive_path)
+    if config_path.exists() and not force:
+        raise BackupError(f"{config_path} exists: restore into a new place, or pass --force to replace it")
+    with tempfile.TemporaryDirectory() as tmp:
+        unpacked = Path(tmp)
+        with tarfile.open(archive_path, "r:gz") as archive:
+            archive.extractall(unpacked, filter="data")  # no absolute paths, links out or devices
+        site_text = (unpacked / "site" / manifest["site_file"]).read_text(encoding="utf-8")
+        staged = unpacked / "staged.yaml"
+        staged.write_text(site_text, encoding="utf-8")
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        placed = _placed(staged, config_path)
+        try:
+            # the restored site file's relative paths mean "next to it" at its new place
+            config = load_config(placed)
+            restored = _unpack_site(manifest, unpacked, config, config_path, force, progress)
+            placed.replace(config_path)
+        finally:
+            placed.unlink(missing_ok=True)
+    _move_paths(config, manifest, _roots(manifest, config, config_path), restored)
+    return RestoreSummary(config_path, config.storage.data_dir, sorted(restored), manifest["schema_revision"])
+
+
+def _roots(manifest: dict, config: SiteConfig, config_path: Path) -> list[tuple[Path, Path]]:
+    """Old place -> new place: the data directory first (it may lie inside the site file's folder)."""
+    return [
+        (Path(manifest["data_dir"]), config.storage.data_dir),
+        (Path(manifest["config_dir"]), config_path.resolve().parent),
+    ]
+
+
+def _unpack_site(
+    manifest: dict, unpacked: Path, config: SiteConfig, config_path: Path, force: bool, progress
+):
+    database = _sqlite_path(config)
+    if database.exists() and not force:
+        raise BackupError(f"{database} exists: the target site has a database; pass --force to replace it")
+    data_dir = config.storage.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(unpacked / "database" / "beltcam.db", database)
+    progress(f"database -> {database}")
+    calibration = manifest.get("calibration_file")
+    if calibration and config.calibration_file is not None:
+        source = unpacked / "calibration" / Path(calibration).name
+        if source.is_file():
+            config.calibration_file.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, config.calibration_file)
+            progress(f"calibration -> {config.calibration_file}")
+    restored = _restore_models(manifest, unpacked, _roots(manifest, config, config_path), data_dir, progress)
+    if manifest.get("frames"):
+        for tree in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
+            if (unpacked / "data" / tree).is_dir():
+                shutil.copytree(unpacked / "data" / tree, data_dir / tree, dirs_exist_ok=True)
+                progress(f"{tree}/ -> {data_dir / tree}")
+    return restored
+
+
+def _placed(staged: Path, config_path: Path) -> Path:
+    """The staged site file, put beside its destination (relative paths resolve against it) under a
+    temporary name, so nothing is written at the destination before every check passed."""
+    beside = config_path.with_name(f".{config_path.name}.restoring")
+    shutil.copyfile(staged, beside)
+    return beside
+
+
+def _restore_models(manifest: dict, unpacked: Path, roots, data_dir: Path, progress) -> dict[int, Path]:
+    restored: dict[int, Path] = {}
+    for model_id, old_path in manifest["models"].items():
+        new_path = _moved(old_path, roots, data_dir / "restored-models" / model_id / Path(old_path).name)
+        new_path.parent.mkdir(parents=True, exist_ok=True)
+        for file in (unpacked / "models" / model_id).iterdir():
+            target = new_path if file.name == Path(old_path).name else new_path.parent / file.name
+            shutil.copyfile(file, target)
+        restored[int(model_id)] = new_path
+        progress(f"model {model_id} -> {new_path}")
+    return restored
+
+
+def _move_paths(config: SiteConfig, manifest: dict, roots, restored: dict[int, Path]) -> None:
+    """Every path the database holds, moved to the restored site's places (FrameStore migrates an
+    older schema to this beltcam's on opening)."""
+    store = FrameStore.from_config(config.storage)
+    try:
+        with store.session() as session:
+            for model in session.scalars(select(Model)):
+                fallback = config.storage.data_dir / "restored-models" / str(model.id) / Path(model.path).name
+                model.path = str(restored.get(model.id) or _moved(model.path, roots, fallback))
+            for run in session.scalars(select(TrainingRun)):
+                run.run_dir = str(
+                    _moved(run.run_dir, roots, config.storage.data_dir / "restored-runs" / str(run.id))
+                )
+            old_calibration = manifest.get("calibration_file")
+            if old_calibration and config.calibration_file is not None:
+                for row in session.scalars(select(Calibration).where(Calibration.path == old_calibration)):
+                    row.path = str(config.calibration_file)
+    finally:
+        store.close()

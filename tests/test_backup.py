@@ -1,0 +1,98 @@
+"""`beltcam backup` / `restore`: a site with users, models, a calibration and frames, restored into
+an empty folder, reads the same; archives from a newer beltcam or over an existing site are refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from calibration import load_calibration, save_calibration
+from calibration.calibration_file import CalibrationFile
+from edge.cli.main import main
+from edge.config import load_config
+from edge.store.frame_store import FrameStore
+from edge.store.registry import add_model, model_entry, promote
+from edge.store.users import add_user, authenticate, users
+from tests.panel_helpers import GEOMETRY, PASSWORD
+
+
+def _site_with_history(write_config, tmp_path, run_recorder):
+    save_calibration(CalibrationFile(actuators=GEOMETRY), tmp_path / "calibration.yaml", "actuators")
+    config_path = write_config({"calibration_file": "calibration.yaml"})
+    config = load_config(config_path)
+    store, _ = run_recorder(config, 1.0)  # a short recording: frames and camera states
+    add_user(store, "anna", PASSWORD, "technician")
+    models = []
+    for n in range(3):
+        run_dir = config.storage.data_dir / "runs" / f"run{n}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "model.onnx").write_bytes(f"onnx {n}".encode())
+        (run_dir / "metrics.json").write_text(json.dumps({"miou": 40 + n}))
+        models.append(add_model(store, run_dir / "model.onnx", {"evaluation": {"miou": 40.0 + n}}))
+    promote(store, models[0])
+    promote(store, models[1])  # models[2] stays a candidate
+    return config_path, store, models
+
+
+def test_a_backup_restored_into_an_empty_folder_reads_the_same(write_config, tmp_path, run_recorder, capsys):
+    config_path, store, models = _site_with_history(write_config, tmp_path, run_recorder)
+    frames_before = sum(r.frame_count for r in store.recordings())
+    archive = tmp_path / "site.tar.gz"
+    assert main(["backup", str(archive), "--config", str(config_path), "--frames"]) == 0
+    assert "backup written" in capsys.readouterr().out
+    assert main(["models", "list", "--config", str(config_path)]) == 0
+    listed_before = capsys.readouterr().out
+
+    target = tmp_path / "fresh" / "site" / "beltcam.yaml"
+    assert main(["restore", str(archive), "--config", str(target)]) == 0
+    assert main(["models", "list", "--config", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert out[out.index("  id  status") :] == listed_before  # after what restore said
+    restored = FrameStore.from_config(load_config(target).storage)
+    try:
+        assert restored.data_dir == tmp_path / "fresh" / "site" / "data"
+        assert [u.name for u in users(restored)] == ["anna"] and authenticate(restored, "anna", PASSWORD)
+        live = model_entry(restored, models[1])
+        assert live.status == "live" and live.path.read_bytes() == b"onnx 1"
+        assert live.path.is_relative_to(restored.data_dir)
+        assert sum(r.frame_count for r in restored.recordings()) == frames_before
+        assert load_calibration(load_config(target).calibration_file) == load_calibration(
+            tmp_path / "calibration.yaml"
+        )
+    finally:
+        restored.close()
+        store.close()
+
+
+def test_restore_refuses_an_existing_site_a_newer_schema_and_a_non_archive(
+    write_config, tmp_path, run_recorder, capsys
+):
+    config_path, store, _ = _site_with_history(write_config, tmp_path, run_recorder)
+    store.close()
+    archive = tmp_path / "site.tar.gz"
+    assert main(["backup", str(archive), "--config", str(config_path)]) == 0
+    assert main(["backup", str(archive), "--config", str(config_path)]) == 2
+    assert "exists: choose a new name" in capsys.readouterr().err
+    assert main(["restore", str(archive), "--config", str(config_path)]) == 2
+    assert "exists: restore into a new place, or pass --force" in capsys.readouterr().err
+
+    newer = tmp_path / "newer.tar.gz"
+    with tarfile.open(archive) as source, tarfile.open(newer, "w:gz") as copy:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None
+            if member.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["schema_revision"] = "9999"
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            copy.addfile(member, None if data is None else io.BytesIO(data))
+    target = tmp_path / "other" / "beltcam.yaml"
+    assert main(["restore", str(newer), "--config", str(target)]) == 2
+    assert "schema 9999, newer than this beltcam knows (up to 0004)" in capsys.readouterr().err
+    assert not target.parent.exists() or not any(target.parent.iterdir())  # nothing written
+
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not an archive")
+    assert main(["restore", str(junk), "--config", str(target)]) == 2
+    assert "not a beltcam backup" in capsys.readouterr().err
