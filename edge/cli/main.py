@@ -20,6 +20,7 @@ from edge.cli import (
     calibrate,
     cameras,
     db,
+    doctor,
     import_footage,
     models,
     nightly,
@@ -43,7 +44,7 @@ from trainer.errors import TrainerError
 
 COMMAND_GROUPS = (
     run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db, users, panel,
-    backup
+    backup, doctor
 )  # fmt: skip
 RUNNERS = {
     "demo": run,
@@ -63,6 +64,7 @@ RUNNERS = {
     "panel": panel,
     "backup": backup,
     "restore": backup,
+    "doctor": doctor,
 }
 
 

@@ -7,8 +7,9 @@ from flask import Blueprint, current_app, jsonify, request
 
 from edge.panel.actuators import link_state, recent_commands
 from edge.panel.context import PanelContext
-from edge.panel.recordings import daily_counts, disk
+from edge.panel.recordings import daily_counts
 from edge.panel.system import alarms, cameras_json, machine
+from edge.store.disk_report import disk_report
 from edge.store.registry import models
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -27,7 +28,7 @@ def cameras():
 @bp.route("/recordings")
 def recordings():
     context = _context()
-    return jsonify(days=daily_counts(context.store), disk=disk(context.store, context.config.storage))
+    return jsonify(days=daily_counts(context.store), disk=disk_report(context.store, context.config.storage))
 
 
 @bp.route("/models")

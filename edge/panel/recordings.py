@@ -1,24 +1,19 @@
 """The Recordings page: what was recorded per day, camera and label, thumbnails with the ground
-truth drawn over them, and the disk: use against the quota and free space, with a forecast of when
-it fills at the last day's rate (recording pauses there, so the technician should act before)."""
+truth drawn over them, and the disk (edge.store.disk_report)."""
 
 from __future__ import annotations
-
-import shutil
-from datetime import timedelta
 
 import cv2
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from sqlalchemy import func, select
 
-from edge.config import StorageConfig
 from edge.panel.overlay import file_as_jpeg, jpeg, overlay
-from edge.store.frame_store import FrameStore, utc_now
+from edge.store.disk_report import disk_report
+from edge.store.frame_store import FrameStore
 from edge.store.models import Frame, Mask, Recording
 
 bp = Blueprint("recordings", __name__)
 THUMBNAILS = 12
-MB = 1024 * 1024
 
 
 def daily_counts(store: FrameStore) -> list[dict]:
@@ -45,28 +40,6 @@ def daily_counts(store: FrameStore) -> list[dict]:
          "frames": int(row.frames), "masked_that_day": int(masked.get(row.day, 0))}
         for row in rows
     ]  # fmt: skip
-
-
-def disk(store: FrameStore, storage: StorageConfig) -> dict:
-    """Bytes used, the limits, and the days left at the last 24 hours' rate (None: nothing written)."""
-    used = store.usage_bytes()
-    free = shutil.disk_usage(store.data_dir).free
-    room = free - storage.min_free_mb * MB
-    if storage.disk_quota_mb is not None:
-        room = min(room, storage.disk_quota_mb * MB - used)
-    since = utc_now() - timedelta(days=1)
-    with store.session() as session:
-        last_day = int(session.scalar(
-            select(func.coalesce(func.sum(Frame.bytes), 0)).where(Frame.capture_utc >= since)
-        ))  # fmt: skip
-    return {
-        "used_mb": round(used / MB, 1),
-        "quota_mb": storage.disk_quota_mb,
-        "free_mb": round(free / MB, 1),
-        "min_free_mb": storage.min_free_mb,
-        "last_day_mb": round(last_day / MB, 1),
-        "days_left": round(max(room, 0) / last_day, 1) if last_day else None,
-    }
 
 
 def thumbnails(store: FrameStore, limit: int = THUMBNAILS, masked_only: bool = False) -> list[dict]:
@@ -104,7 +77,7 @@ def page():
     return render_template(
         "recordings.html",
         days=daily_counts(context.store),
-        disk=disk(context.store, context.config.storage),
+        disk=disk_report(context.store, context.config.storage),
         recent=thumbnails(context.store),
         masked=thumbnails(context.store, masked_only=True),
     )

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, render_template
 from edge.capture.report import UNHEALTHY_STATES, camera_events, camera_reports, reports_as_json
 from edge.panel.actuators import link_state
 from edge.panel.context import PanelContext
-from edge.panel.recordings import disk
+from edge.store.disk_report import disk_report
 
 bp = Blueprint("system", __name__)
 GPU_QUERY_S = 2.0
@@ -65,7 +65,7 @@ def alarms(context: PanelContext) -> list[str]:
     link = link_state(context)
     if link["running"] and not link["connected"]:
         found.append(f"actuator link down: {link.get('alarm') or 'not connected'}")
-    space = disk(context.store, context.config.storage)
+    space = disk_report(context.store, context.config.storage)
     if space["days_left"] is not None and space["days_left"] < LOW_DISK_DAYS:
         found.append(f"disk fills in {space['days_left']:g} days at the last day's rate")
     if not context.agent_running:
@@ -78,5 +78,5 @@ def page():
     context: PanelContext = current_app.extensions["beltcam"]
     return render_template(
         "system.html", cameras=cameras_json(context), alarms=alarms(context), machine=machine(),
-        disk=disk(context.store, context.config.storage),
+        disk=disk_report(context.store, context.config.storage),
     )  # fmt: skip

@@ -1,0 +1,39 @@
+"""`beltcam doctor [--json]`: the pre-flight check a technician runs before starting the belt, and
+the first thing support asks for. Exit 0 when nothing fails (warnings allowed), 1 when an item
+fails, 2 when the site file itself is unusable."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from edge.cli.common import add_config
+from edge.cli.doctor_checks import FAIL, PASS, Check, run_checks
+from edge.config import SiteConfig
+
+MARKS = {PASS: "PASS", "warn": "WARN", FAIL: "FAIL"}
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("doctor", help="pre-flight check of the site: each item pass / warn / fail",
+                                 description=__doc__.splitlines()[0])  # fmt: skip
+    add_config(parser)
+    parser.add_argument("--json", action="store_true", help="one JSON object per item")
+
+
+def run(config: SiteConfig, args: argparse.Namespace) -> int:
+    checks: list[Check] = []
+    for check in run_checks(config):
+        checks.append(check)
+        if args.json:
+            print(json.dumps(check.as_json()), flush=True)
+        else:
+            print(f"{MARKS[check.status]}  {check.item:<15} {check.seen}", flush=True)
+            if check.fix:
+                print(f"{'':6}{'':<15} fix: {check.fix}", flush=True)
+    failed = [check.item for check in checks if check.status == FAIL]
+    if not args.json:
+        print(
+            f"\n{len(failed)} failed: {', '.join(failed)}" if failed else "\nall checks passed (or only warn)"
+        )
+    return 1 if failed else 0

@@ -1,0 +1,262 @@
+"""The pre-flight checks of `beltcam doctor`: each item pass / warn / fail with what was seen and,
+when it is not a pass, the fix in one line.
+
+While the agent runs (it holds the data directory), the cameras and a serial link belong to it: their
+items are read from the store's camera status instead of opening the devices a second time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from calibration import CalibrationError, load_calibration
+from edge.actuators.link import open_transport
+from edge.capture.cameras import build_sources
+from edge.capture.report import UNHEALTHY_STATES, camera_reports
+from edge.config import SiteConfig
+from edge.live.segmenter import ModelRefused, open_session
+from edge.live.site_check import live_geometry_problem
+from edge.sources.base import SourceError
+from edge.store.database import DatabaseError
+from edge.store.disk_report import disk_report
+from edge.store.frame_store import FrameStore
+from edge.store.lock import DataDirLock
+from edge.store.reconcile import check_store
+from edge.store.registry import live_model
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+CAMERA_SAMPLE_S = 3.0
+RATE_SHORTFALL = 0.8  # delivering below 80 % of the configured rate is a warning
+DARK, BRIGHT = 20.0, 235.0  # mean grey level outside these: exposure is wrong
+UNPAIRED_SHARE = 0.1
+LOW_DISK_DAYS = 7.0
+LINK_WAIT_S = 5.0
+CALIBRATION_OLD_DAYS = 365
+
+
+@dataclass(frozen=True)
+class Check:
+    item: str
+    status: str
+    seen: str
+    fix: str | None = None
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def run_checks(config: SiteConfig) -> Iterator[Check]:
+    yield Check("site file", PASS, f"valid ({config.site_name})")
+    try:
+        store = FrameStore.from_config(config.storage)
+    except DatabaseError as error:
+        yield Check("database", FAIL, str(error), "check storage.database_url and that the server is up")
+        return
+    try:
+        yield Check("database", PASS, f"reachable: {config.storage.shown_database_url()}")
+        agent = DataDirLock(config.storage.data_dir, "beltcam doctor").owner()
+        yield from (_cameras_of_agent(store, agent) if agent else _cameras_opened(config))
+        yield from _pairing(store)
+        yield _calibration(config)
+        yield _model(config, store)
+        yield _link(config, agent)
+        yield _disk(config, store)
+        yield _store(store, agent)
+        yield _time_sync()
+    finally:
+        store.close()
+
+
+def _cameras_opened(config: SiteConfig) -> Iterator[Check]:
+    for camera_id, source in build_sources(config).items():
+        camera = config.camera(camera_id)
+        item = f"camera {camera_id}"
+        try:
+            source.open()
+        except SourceError as error:
+            yield Check(
+                item, FAIL, f"does not open: {error}", f"check cameras[{camera_id}].source and its cable"
+            )
+            continue
+        try:
+            frames, started = [], time.monotonic()
+            while time.monotonic() - started < CAMERA_SAMPLE_S:
+                frames.append(source.read(timeout_s=CAMERA_SAMPLE_S).image)
+        except SourceError as error:
+            yield Check(item, FAIL, f"opened, then no frames: {error}", "check the camera's stream and power")
+            continue
+        finally:
+            source.close()
+        rate = (len(frames) - 1) / max(time.monotonic() - started, 1e-6)
+        brightness = float(np.mean([frame.mean() for frame in frames]))
+        seen = f"{rate:.1f} fps of {camera.fps:g}, mean brightness {brightness:.0f}/255"
+        if rate < RATE_SHORTFALL * camera.fps:
+            yield Check(
+                item,
+                WARN,
+                seen,
+                "the camera delivers slower than cameras[].fps: lower fps or check bandwidth",
+            )
+        elif not DARK <= brightness <= BRIGHT:
+            yield Check(
+                item, WARN, seen, "too dark or too bright: set the exposure (or the lamps) for the belt"
+            )
+        else:
+            yield Check(item, PASS, seen)
+
+
+def _cameras_of_agent(store: FrameStore, agent: str) -> Iterator[Check]:
+    reports = {report.camera: report for report in camera_reports(store)}
+    for camera_id in ("c1", "c2"):
+        report = reports.get(camera_id)
+        item = f"camera {camera_id}"
+        if report is None:
+            yield Check(
+                item, WARN, f"{agent} runs but has not reported this camera yet", "wait a few seconds"
+            )
+        elif report.state in UNHEALTHY_STATES:
+            why = f": {report.last_error}" if report.last_error else ""
+            yield Check(
+                item,
+                FAIL,
+                f"{report.state} in {agent}{why}",
+                "check the camera; `beltcam cameras` has its history",
+            )
+        else:
+            yield Check(item, PASS, f"{report.state} in {agent} ({report.counts.frames} frames this session)")
+
+
+def _pairing(store: FrameStore) -> Iterator[Check]:
+    reports = [r for r in camera_reports(store) if r.camera == "c1"]
+    if not reports or reports[0].paired + reports[0].unpaired == 0:
+        yield Check(
+            "C1/C2 pairing",
+            WARN,
+            "no recording yet to tell",
+            "record a minute (`beltcam record --duration 60`)",
+        )
+        return
+    report = reports[0]
+    share = report.unpaired / (report.paired + report.unpaired)
+    seen = f"{report.paired} C1 frames paired with C2, {report.unpaired} not ({share:.0%})"
+    if share > UNPAIRED_SHARE:
+        yield Check("C1/C2 pairing", WARN, seen, "calibrate the camera offsets (`beltcam calibrate offsets`)")
+    else:
+        yield Check("C1/C2 pairing", PASS, seen)
+
+
+def _calibration(config: SiteConfig) -> Check:
+    path = config.calibration_file
+    if path is None:
+        return Check(
+            "calibration",
+            FAIL,
+            "calibration_file is not set",
+            "set calibration_file and calibrate (docs/calibration.md)",
+        )
+    try:
+        calibration = load_calibration(path)
+    except CalibrationError as error:
+        return Check("calibration", FAIL, str(error), "calibrate the site (docs/calibration.md)")
+    problem = live_geometry_problem(calibration)
+    if problem is not None:
+        return Check("calibration", FAIL, problem, "run the missing `beltcam calibrate` step")
+    age_days = (datetime.now(UTC) - datetime.fromtimestamp(path.stat().st_mtime, UTC)).days
+    seen = f"{path} version {calibration.version}, saved {age_days} days ago"
+    if age_days > CALIBRATION_OLD_DAYS:
+        return Check("calibration", WARN, seen, "over a year old: check it (`beltcam calibrate show`)")
+    return Check("calibration", PASS, seen)
+
+
+def _model(config: SiteConfig, store: FrameStore) -> Check:
+    found = live_model(store)
+    if found is None:
+        return Check(
+            "live model",
+            FAIL,
+            "no live model",
+            "train one (`beltcam nightly` or `beltcam demo`) and promote it",
+        )
+    model_id, path = found
+    try:
+        session, info = open_session(path, list(config.live.providers))
+    except ModelRefused as error:
+        return Check(
+            "live model", FAIL, f"model {model_id}: {error}", "roll back (`beltcam models rollback`)"
+        )
+    used = ", ".join(p.removesuffix("ExecutionProvider") for p in session.get_providers())
+    return Check("live model", PASS, f"model {model_id} ({info.method}, {info.backbone}) loads on {used}")
+
+
+def _link(config: SiteConfig, agent: str | None) -> Check:
+    if config.bridge.dry_run:
+        return Check(
+            "actuator link",
+            WARN,
+            "dry run: no valve will open",
+            "set bridge.dry_run: false to remove objects",
+        )
+    if agent and config.bridge.transport != "modbus_tcp":
+        return Check("actuator link", PASS, f"held by {agent} (its state is on the panel's Actuators page)")
+    with open_transport(config) as link:
+        connected = link.transport.wait_connected(LINK_WAIT_S)
+        status = link.transport.status()
+    if not connected:
+        fix = "check the cable / address (bridge.* in the site file) and the controller's power"
+        return Check("actuator link", FAIL, f"{status.transport}: not connected: {status.alarm}", fix)
+    where = " (the built-in valve simulator)" if link.simulator is not None else ""
+    one_way = f", one-way {status.one_way_ms:.2f} ms" if status.one_way_ms is not None else ""
+    return Check("actuator link", PASS, f"{status.transport}{where} connected, heartbeat answered{one_way}")
+
+
+def _disk(config: SiteConfig, store: FrameStore) -> Check:
+    disk = disk_report(store, config.storage)
+    seen = (
+        f"{disk['free_mb']:.0f} MB free (floor {disk['min_free_mb']:g} MB), {disk['used_mb']:.0f} MB stored"
+    )
+    if disk["free_mb"] <= disk["min_free_mb"]:
+        return Check(
+            "disk", FAIL, seen, "free space below storage.min_free_mb: recording pauses; free the disk"
+        )
+    if disk["days_left"] is not None and disk["days_left"] < LOW_DISK_DAYS:
+        return Check(
+            "disk", WARN, f"{seen}; full in {disk['days_left']:g} days", "lower disk_quota_mb or add disk"
+        )
+    return Check("disk", PASS, seen + (f"; {disk['days_left']:g} days left" if disk["days_left"] else ""))
+
+
+def _store(store: FrameStore, agent: str | None) -> Check:
+    report = check_store(store)
+    if report.clean:
+        return Check("store", PASS, f"{report.indexed_frames} frames, files and index agree")
+    if agent:  # a running recorder has files not indexed yet and an open recording: that is normal
+        return Check("store", PASS, f"{report.indexed_frames} frames; being written by {agent}")
+    return Check("store", WARN, "files and index disagree", "run `beltcam db check --repair`")
+
+
+def _time_sync() -> Check:
+    timedatectl = shutil.which("timedatectl")
+    if timedatectl is None:
+        return Check(
+            "time sync", WARN, "cannot tell (no timedatectl)", "make sure NTP (chrony/systemd-timesyncd) runs"
+        )
+    try:
+        asked = [timedatectl, "show", "-p", "NTPSynchronized", "--value"]
+        answer = subprocess.run(asked, capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as error:
+        return Check("time sync", WARN, f"cannot tell ({error})", "make sure NTP runs")
+    if answer == "yes":
+        return Check("time sync", PASS, "NTP synchronised")
+    return Check(
+        "time sync",
+        WARN,
+        f"NTP not synchronised ({answer or 'no answer'})",
+        "enable NTP: `timedatectl set-ntp true`",
+    )

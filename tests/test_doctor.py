@@ -1,0 +1,105 @@
+"""`beltcam doctor`: every item of the pre-flight check on the simulated belt, and the right item
+failing for a stopped camera, a missing calibration, an unloadable model, a full disk and an
+unplugged actuator link."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from edge.cli import doctor_checks
+from edge.cli.main import main
+from edge.config import load_config
+from edge.store.frame_store import FrameStore
+from edge.store.registry import add_model, promote
+from tests.conftest import simulated_cameras
+
+SITE = {"cameras": simulated_cameras(fps=10.0), "calibration_file": "calibration.yaml"}
+
+
+@pytest.fixture(autouse=True)
+def short_camera_sample(monkeypatch):
+    monkeypatch.setattr(doctor_checks, "CAMERA_SAMPLE_S", 0.6)
+
+
+def _items(capsys) -> dict[str, dict]:
+    return {item["item"]: item for item in map(json.loads, capsys.readouterr().out.splitlines())}
+
+
+def _site(write_config, overrides: dict | None = None, model: bytes | None = None, name="beltcam.yaml"):
+    config_path = write_config({**SITE, **(overrides or {})}, name=name)
+    assert (
+        main(["record", "--config", str(config_path), "--duration", "1.5"]) == 0
+    )  # calibration, camera states
+    if model is not None:
+        config = load_config(config_path)
+        store = FrameStore.from_config(config.storage)
+        path = config.storage.data_dir / "model.onnx"
+        path.write_bytes(model)
+        promote(store, add_model(store, path))
+        store.close()
+    return config_path
+
+
+def test_a_healthy_simulated_site_passes_but_for_the_model(write_config, live_model_file, capsys):
+    config_path = _site(write_config, model=live_model_file.read_bytes())
+    capsys.readouterr()
+    assert main(["doctor", "--config", str(config_path), "--json"]) == 0
+    items = _items(capsys)
+    for item in (
+        "site file",
+        "database",
+        "camera c1",
+        "camera c2",
+        "calibration",
+        "live model",
+        "actuator link",
+        "disk",
+        "store",
+    ):
+        assert items[item]["status"] == "pass", items[item]
+    assert "loads on CPU" in items["live model"]["seen"]
+    assert items["time sync"]["status"] in ("pass", "warn")
+
+
+def test_each_fault_fails_its_own_item_with_a_fix(write_config, tmp_path, capsys):
+    _site(write_config, model=b"not an onnx model")  # recorded: calibration and camera states; a bad model
+    with socket.socket() as probe:  # a port nobody listens on: the controller is unplugged
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    cameras = [
+        {"id": "c1", "kind": "opencv", "source": str(tmp_path / "unplugged.mp4")},
+        {"id": "c2", "kind": "simulated", "resolution": [128, 96], "fps": 10.0},
+    ]
+    faulty = write_config(
+        {
+            **SITE,
+            "cameras": cameras,
+            "storage": {"data_dir": "data", "min_free_mb": 1e9},  # a floor no disk is above: full
+            "bridge": {"transport": "modbus_tcp", "port": dead_port, "heartbeat_ms": 50},
+        },
+        name="faulty.yaml",
+    )
+    capsys.readouterr()
+    assert main(["doctor", "--config", str(faulty), "--json"]) == 1
+    items = _items(capsys)
+    failed = {name for name, item in items.items() if item["status"] == "fail"}
+    assert failed == {"camera c1", "live model", "actuator link", "disk"}
+    assert "does not open" in items["camera c1"]["seen"] and "cameras[c1].source" in items["camera c1"]["fix"]
+    assert items["camera c2"]["status"] == "pass"
+    assert (
+        "not a readable ONNX model" in items["live model"]["seen"]
+        and "rollback" in items["live model"]["fix"]
+    )
+    assert "not connected" in items["actuator link"]["seen"]
+    assert "min_free_mb" in items["disk"]["fix"]
+    no_calibration = write_config({**SITE, "calibration_file": "nowhere.yaml"}, name="uncalibrated.yaml")
+    assert main(["doctor", "--config", str(no_calibration)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "FAIL  calibration     C1 has no belt plane" in out
+        and "fix: run the missing `beltcam calibrate` step" in out
+    )
+    assert "failed: calibration, live model" in out
