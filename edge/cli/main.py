@@ -22,6 +22,7 @@ from edge.cli import (
     db,
     doctor,
     import_footage,
+    init,
     models,
     nightly,
     panel,
@@ -44,7 +45,7 @@ from trainer.errors import TrainerError
 
 COMMAND_GROUPS = (
     run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db, users, panel,
-    backup, doctor
+    backup, doctor, init
 )  # fmt: skip
 RUNNERS = {
     "demo": run,
@@ -65,6 +66,7 @@ RUNNERS = {
     "backup": backup,
     "restore": backup,
     "doctor": doctor,
+    "init": init,
 }
 
 
@@ -88,8 +90,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if (args.command == "calibrate" and args.calibrate_command == "board") or args.command == "restore":
-        return RUNNERS[args.command].run(None, args)  # printing a board needs no site; a restore makes one
+    board = args.command == "calibrate" and args.calibrate_command == "board"
+    if board or args.command in ("restore", "init"):
+        return RUNNERS[args.command].run(None, args)  # a board needs no site; restore and init make one
     config_path = args.config if args.config is not None else args.default_config
     return RUNNERS[args.command].run(load_config(config_path), args)
 
