@@ -5,7 +5,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from edge.store.database import DatabaseError, make_engine, upgrade_schema
+from edge.cli.main import main
+from edge.config import load_config
+from edge.store.database import DatabaseError, SchemaOutdated, make_engine, upgrade_schema
 from edge.store.files import TEMP_SUFFIX, atomic_write
 from edge.store.frame_store import FrameStore
 from edge.store.models import Base, Frame, Recording
@@ -59,6 +61,9 @@ def test_a_store_made_by_the_first_schema_is_upgraded_with_its_data(tmp_path):
                 "missing) VALUES (1, 1, 0, 'frames/c1/1/00000000.jpg', 10, '2026-11-26', 0, 0)"
             )
         )
+    with pytest.raises(SchemaOutdated, match="has schema 0001, older than this beltcam's 0004: back it up"):
+        FrameStore(tmp_path, url)  # opening the store never migrates a site's data by itself
+    upgrade_schema(make_engine(url))  # what `beltcam db upgrade` does after a backup
     upgraded = FrameStore(tmp_path, url)
     try:
         with upgraded.session() as session:
@@ -66,6 +71,28 @@ def test_a_store_made_by_the_first_schema_is_upgraded_with_its_data(tmp_path):
             assert (frame.path, frame.depth_path, frame.depth_bytes) == ("frames/c1/1/00000000.jpg", None, 0)
     finally:
         upgraded.close()
+
+
+def test_db_upgrade_migrates_only_after_a_fresh_backup(write_config, capsys):
+    config_path = write_config({})
+    config = load_config(config_path)
+    url = config.storage.resolved_database_url()
+    upgrade_schema(make_engine(url), revision="0003")  # a site made by the previous beltcam
+    assert main(["db", "upgrade", "--config", str(config_path)]) == 2
+    assert "no backup of this database (schema 0003) in the last 24 h: `beltcam backup FILE` first" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SchemaOutdated):
+        FrameStore.from_config(config.storage)  # nor does any command that opens the store
+    archive = config_path.parent / "before-upgrade.tar.gz"
+    assert main(["backup", str(archive), "--config", str(config_path)]) == 0  # the old schema as it is
+    assert main(["db", "upgrade", "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"backup of schema 0003: {archive}" in out and "migrated: 0003 -> 0004" in out
+    assert "to go back: install the previous beltcam and `beltcam restore` that backup" in out
+    FrameStore.from_config(config.storage).close()
+    assert main(["db", "upgrade", "--config", str(config_path)]) == 0
+    assert "is at the newest schema (0004)" in capsys.readouterr().out
 
 
 def test_reopening_an_existing_store_keeps_its_data(tmp_path):

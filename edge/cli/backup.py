@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config
 from edge.config import DEFAULT_CONFIG_PATH, SiteConfig
 from edge.store.backup import restore_backup, write_backup
+from edge.store.database import make_engine
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -41,12 +42,13 @@ def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
         return 0
     if args.file.exists():
         raise FileExistsError(f"{args.file} exists: choose a new name")
-    store = open_store(config)
+    database = config.storage.resolved_database_url()
+    engine = make_engine(database)  # not the store: a database of an older schema is backed up as it is
     try:
         config_path = args.config if args.config is not None else args.default_config
-        summary = write_backup(config, config_path, store, args.file, args.frames)
+        summary = write_backup(config, config_path, engine, args.file, args.frames)
     finally:
-        store.close()
+        engine.dispose()
     models = ", ".join(map(str, summary.models)) or "none"
     frames = f"; {summary.frames} frame files" if args.frames else ""
     print(f"backup written: {summary.path} ({summary.bytes / 2**20:.1f} MB; models {models}{frames})")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config, open_store, positive
 from edge.config import SiteConfig
+from edge.store.backup import BackupError, fresh_backup
+from edge.store.database import current_revision, known_revisions, make_engine, upgrade_schema
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import check_store, repair_store
 
@@ -16,8 +18,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     check = db_commands.add_parser("check", help="reconcile files and index, both ways")
     add_config(check)
     check.add_argument("--repair", action="store_true", help="apply the safe repairs")
-    upgrade = db_commands.add_parser("upgrade", help="apply schema migrations")
+    upgrade = db_commands.add_parser(
+        "upgrade", help="migrate the database to this beltcam's schema (after a backup: docs/install.md)"
+    )
     add_config(upgrade)
+    upgrade.add_argument("--without-backup", action="store_true", help="migrate without a fresh backup")
+    upgrade.add_argument("--backup-max-age-h", type=positive, default=24.0, help="how fresh (default 24 h)")
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
@@ -26,8 +32,33 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
     with DataDirLock(config.storage.data_dir, f"beltcam db {args.db_command}"):
         if args.db_command == "check":
             return _check(config, repair=True)
-        open_store(config).close()
-    print(f"database at {config.storage.shown_database_url()} is at the newest schema")
+        return _upgrade(config, args)
+
+
+def _upgrade(config: SiteConfig, args: argparse.Namespace) -> int:
+    """Migrate an existing database only after a fresh backup of it (or when told): the way back from
+    a migration is that backup, restored with the beltcam that made it."""
+    engine = make_engine(config.storage.resolved_database_url())
+    try:
+        found, newest = current_revision(engine), known_revisions()[-1]
+        shown = config.storage.shown_database_url()
+        if found == newest:
+            print(f"database at {shown} is at the newest schema ({newest})")
+            return 0
+        if found is not None and not args.without_backup:
+            backup = fresh_backup(config.storage.data_dir, found, args.backup_max_age_h)
+            if backup is None:
+                raise BackupError(
+                    f"{shown}: no backup of this database (schema {found}) in the last "
+                    f"{args.backup_max_age_h:g} h: `beltcam backup FILE` first (or --without-backup)"
+                )
+            print(f"backup of schema {found}: {backup['archive']} ({backup['created_utc'][:19]} UTC)")
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    print(f"database at {shown} migrated: {found or 'empty'} -> {newest}")
+    if found is not None:
+        print("to go back: install the previous beltcam and `beltcam restore` that backup")
     return 0
 
 

@@ -19,18 +19,20 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
 from edge.config import SiteConfig, load_config
-from edge.store.database import current_revision, known_revisions
+from edge.store.database import current_revision, known_revisions, make_engine, upgrade_schema
 from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
 from edge.store.models import Calibration, Model, TrainingRun
 
 ARCHIVE_VERSION = 1
 MANIFEST = "manifest.json"
+BACKUP_LOG = "backups.jsonl"
 KEPT_MODELS = 3  # the live model and the two newest others with their files: what a rollback needs
 RUN_FILES = ("metrics.json", "model.onnx")
 
@@ -57,25 +59,29 @@ def _sqlite_path(config: SiteConfig) -> Path:
     return Path(url.database)
 
 
-def _models_with_files(store: FrameStore) -> list[Model]:
-    with store.session() as session:
-        rows = list(session.scalars(select(Model).order_by(Model.id.desc())))
-    live = [m for m in rows if m.status == "live"]
-    others = [m for m in rows if m.status != "live" and not m.files_removed and Path(m.path).is_file()]
-    return [m for m in live if Path(m.path).is_file()] + others[: KEPT_MODELS - len(live)]
+def _models_with_files(engine: Engine) -> list[tuple[int, str, str]]:
+    """(id, path, status) of the live model and the newest others whose files exist; plain SQL on
+    columns every schema has, so that a database of an older beltcam is backed up before its upgrade."""
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, path, status FROM models ORDER BY id DESC")).all()
+    present = [(row.id, row.path, row.status) for row in rows if Path(row.path).is_file()]
+    live = [row for row in present if row[2] == "live"]
+    return live + [row for row in present if row[2] != "live"][: KEPT_MODELS - len(live)]
 
 
 def write_backup(
     config: SiteConfig,
     config_path: Path,
-    store: FrameStore,
+    engine: Engine,
     out: Path,
     frames: bool = False,
     progress: Callable[[str], None] = print,
 ) -> BackupSummary:
     database = _sqlite_path(config)
+    if not database.is_file():
+        raise BackupError(f"{database}: no database there (storage.data_dir / database_url of {config_path})")
     partial = out.with_name(out.name + ".partial")
-    models = _models_with_files(store)
+    models = _models_with_files(engine)
     frame_count = 0
     with tempfile.TemporaryDirectory() as tmp:
         snapshot = Path(tmp) / "beltcam.db"
@@ -86,12 +92,12 @@ def write_backup(
         manifest = {
             "archive_version": ARCHIVE_VERSION,
             "created_utc": utc_now().isoformat(timespec="seconds"),
-            "schema_revision": current_revision(store.engine),
+            "schema_revision": current_revision(engine),
             "site_file": config_path.name,
             "config_dir": str(config_path.resolve().parent),
             "data_dir": str(config.storage.data_dir),
             "calibration_file": str(config.calibration_file) if config.calibration_file else None,
-            "models": {str(m.id): m.path for m in models},
+            "models": {str(model_id): path for model_id, path, _ in models},
             "frames": frames,
         }
         with tarfile.open(partial, "w:gz") as archive:
@@ -99,14 +105,14 @@ def write_backup(
             if config.calibration_file is not None and config.calibration_file.is_file():
                 archive.add(config.calibration_file, arcname=f"calibration/{config.calibration_file.name}")
             archive.add(snapshot, arcname="database/beltcam.db")
-            for model in models:
-                progress(f"model {model.id} ({model.status}) {model.path}")
-                folder = Path(model.path).parent
+            for model_id, path, status in models:
+                progress(f"model {model_id} ({status}) {path}")
+                folder = Path(path).parent
                 for name in RUN_FILES:
                     if (folder / name).is_file():
-                        archive.add(folder / name, arcname=f"models/{model.id}/{name}")
-                if Path(model.path).name not in RUN_FILES:
-                    archive.add(model.path, arcname=f"models/{model.id}/{Path(model.path).name}")
+                        archive.add(folder / name, arcname=f"models/{model_id}/{name}")
+                if Path(path).name not in RUN_FILES:
+                    archive.add(path, arcname=f"models/{model_id}/{Path(path).name}")
             if frames:
                 for tree in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
                     if (config.storage.data_dir / tree).is_dir():
@@ -120,7 +126,37 @@ def write_backup(
             info.size = len(data)
             archive.addfile(info, fileobj=io.BytesIO(data))
     partial.replace(out)
-    return BackupSummary(out, out.stat().st_size, [m.id for m in models], frame_count)
+    _record(config.storage.data_dir, out, manifest["schema_revision"])
+    return BackupSummary(out, out.stat().st_size, [model_id for model_id, _, _ in models], frame_count)
+
+
+def _record(data_dir: Path, archive: Path, revision: str | None) -> None:
+    """Remembered beside the data, for `beltcam db upgrade`: is there a fresh backup of this schema?"""
+    line = {
+        "created_utc": utc_now().isoformat(),
+        "archive": str(archive.resolve()),
+        "schema_revision": revision,
+    }
+    with (data_dir / BACKUP_LOG).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(line) + "\n")
+
+
+def fresh_backup(data_dir: Path, revision: str | None, max_age_h: float) -> dict | None:
+    """The newest backup of a database at `revision` made within `max_age_h` whose archive is still
+    there, or None."""
+    path = data_dir / BACKUP_LOG
+    if not path.is_file():
+        return None
+    since = utc_now() - timedelta(hours=max_age_h)
+    for line in reversed(path.read_text(encoding="utf-8").splitlines()):
+        try:
+            entry = json.loads(line)
+            made = datetime.fromisoformat(entry["created_utc"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+        if entry.get("schema_revision") == revision and made >= since and Path(entry["archive"]).is_file():
+            return entry
+    return None
 
 
 @dataclass(frozen=True)
@@ -249,6 +285,7 @@ def _restore_models(manifest: dict, unpacked: Path, roots, data_dir: Path, progr
 def _move_paths(config: SiteConfig, manifest: dict, roots, restored: dict[int, Path]) -> None:
     """Every path the database holds, moved to the restored site's places (FrameStore migrates an
     older schema to this beltcam's on opening)."""
+    upgrade_schema(make_engine(config.storage.resolved_database_url()))  # an archive of an older beltcam
     store = FrameStore.from_config(config.storage)
     try:
         with store.session() as session:

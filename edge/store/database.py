@@ -99,8 +99,15 @@ def _alembic_config() -> Config:
 MIGRATION_LOCK_ID = 0x6265_6C74  # PostgreSQL advisory lock key of beltcam migrations ("belt")
 
 
-def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+class SchemaOutdated(DatabaseError):
+    """The database was made by an older beltcam: it is migrated by `beltcam db upgrade`, after a backup."""
+
+
+def upgrade_schema(engine: Engine, revision: str = "head", existing: bool = True) -> None:
     """Bring the schema to the newest migration (or `revision`); a fresh database is created this way.
+    With `existing=False` a database that already has an older schema is left as it is and
+    SchemaOutdated raised: migrating a site's data is the upgrade command's decision, made after a
+    backup (docs/install.md), never a side effect of opening the store.
 
     Several processes open the store at once (the recorder, `beltcam cameras`, the panel): the
     migration holds the database's write lock from its first statement, so one process migrates and
@@ -115,8 +122,17 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
             elif engine.dialect.name == "postgresql":
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
             config.attributes["connection"] = connection
+            found = MigrationContext.configure(connection).get_current_revision()
+            newest = ScriptDirectory.from_config(config).get_current_head()
+            if not existing and found is not None and found != newest:
+                raise SchemaOutdated(
+                    f"the database {redact_credentials(str(engine.url))} has schema {found}, older than this "
+                    f"beltcam's {newest}: back it up (`beltcam backup FILE`), then `beltcam db upgrade`"
+                )
             command.upgrade(config, revision)
             connection.commit()
+    except SchemaOutdated:
+        raise
     except Exception as exc:  # the driver's own exception types vary by backend
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]  # the driver's first line
         message = f"cannot open or migrate database {str(engine.url)!r}: {reason}"

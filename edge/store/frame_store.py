@@ -40,7 +40,7 @@ class FrameStore:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(database_url)
-        upgrade_schema(self.engine)
+        upgrade_schema(self.engine, existing=False)  # a new database is made; an old one is not migrated
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
