@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,10 +106,15 @@ class Agent:
         link: ActuatorLink,
         calibration: CalibrationFile,
         config_path: Path | None = None,
+        restart: Callable[[], None] | None = None,  # the panel's "restart the agent" (edge/cli/restart.py)
+        notify: Callable[[str], None] | None = None,  # systemd's sd_notify (edge/cli/systemd_notify.py)
+        watchdog_s: float | None = None,  # how often systemd wants a ping: None, no watchdog
     ) -> None:
         self.config = config
         self.store = store
         self.link = link
+        self.notify = notify or (lambda _message: None)
+        self.watchdog_s = watchdog_s
         self.stop_event = threading.Event()
         self.slot = NewestFrameSlot()
         self.view = LiveView()  # what the panel shows: C1 with its label map, C2 as captured
@@ -145,8 +151,9 @@ class Agent:
         self.panel = None
         if config.panel.enabled:  # binds its port now: a port in use stops the agent before it starts
             context = PanelContext(config, store, config_path, self.view, link.transport, self.command_log,
-                                   judge=_simulator_judge(link, sources, config))  # fmt: skip
-            self.panel = PanelServer(create_app(context), context)
+                                   judge=_simulator_judge(link, sources, config),
+                                   restart=restart)  # fmt: skip
+            self.panel = PanelServer(create_app(context), config.panel, context.stopping)
         # the nightly loop runs `beltcam nightly --config FILE`: it needs the file the agent was started with
         self.nightly = (
             NightlyScheduler(config.schedule, config_path, store.engine)
@@ -171,16 +178,20 @@ class Agent:
             supervised("dispatcher", self.dispatcher.run, self.stop_event, self.restarts),
             supervised("model-watcher", self.watcher.run, self.stop_event, self.restarts),
         ]
+        if self.watchdog_s is not None:
+            workers.append(threading.Thread(target=self._ping_watchdog, name="watchdog", daemon=True))
         for worker in workers:
             worker.start()
         if self.panel is not None:
             self.panel.start()
         if self.nightly is not None:
             log.info("nightly training next at %s", self.nightly.start())
+        self.notify(f"READY=1\nSTATUS=recording; {self.status_line()}")
         try:
             with logging_redirect_tqdm():  # log lines above the progress line, not glued to it
                 recording = self.recorder.run(duration_s, progress=progress, status=self.status_line)
         finally:
+            self.notify("STOPPING=1")
             self.stop_event.set()
             if self.nightly is not None:
                 self.nightly.stop()
@@ -190,6 +201,21 @@ class Agent:
                 worker.join(timeout=10)
             self.command_log.close()
         return AgentSummary(recording, self.report(), self.live.stats.first_frame_ns, time.monotonic_ns())
+
+    def _ping_watchdog(self) -> None:
+        """Ping systemd's watchdog only while the live path's loop turns: a hung agent (a stuck model,
+        a deadlock) stops the pings and systemd restarts it, as it would restart a dead one."""
+        seen = self.live.heartbeat_ns
+        said_silent = False
+        while not self.stop_event.wait(self.watchdog_s):
+            beat = self.live.heartbeat_ns
+            if beat != seen:
+                self.notify(f"WATCHDOG=1\nSTATUS={self.status_line()}")
+                said_silent = False
+            elif not said_silent:
+                log.error("the live path has not turned for %.1f s: no watchdog ping", self.watchdog_s)
+                said_silent = True
+            seen = beat
 
     def report(self) -> dict:
         stats = self.live.stats

@@ -76,7 +76,7 @@ def panel_site(write_config, tmp_path) -> Iterator[Callable[..., PanelSite]]:
         add_user(store, "viewer", PASSWORD, "viewer")
         log = CommandLog(store) if transport is not None else None
         context = PanelContext(config, store, path, view, transport, log)
-        server = PanelServer(create_app(context), context)
+        server = PanelServer(create_app(context), context.config.panel, context.stopping)
         server.start()
         site = PanelSite(f"http://127.0.0.1:{server.port}/", store, context, server, path)
         started.append((site, log))

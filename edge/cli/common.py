@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
+import os
 import signal
 from pathlib import Path
 
@@ -88,3 +90,29 @@ def calibrate_simulated_site(config: SiteConfig, store: FrameStore) -> None:
         "kept": f"{version} is the site's own calibration: kept, not replaced by the simulator's",
     }
     print(f"calibration: {said[outcome]}")
+
+
+SYSLOG_PRIORITY = {
+    logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7
+}  # fmt: skip
+
+
+class _JournalPriority(logging.Filter):
+    """Each line starts with its syslog priority (`<3>` for errors...) so that the journal keeps the
+    level (the unit sets SyslogLevelPrefix=true): `journalctl -u beltcam -p warning` then works."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.priority = SYSLOG_PRIORITY.get(record.levelno, 6)
+        return True
+
+
+def configure_logging(verbose: bool) -> None:
+    under_journal = "JOURNAL_STREAM" in os.environ  # systemd sets it when stdout/stderr go to the journal
+    handler = logging.StreamHandler()
+    if under_journal:
+        handler.addFilter(_JournalPriority())
+        handler.setFormatter(logging.Formatter("<%(priority)d>%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)

@@ -7,7 +7,6 @@ this module only assembles them and turns every expected failure into that one l
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -28,10 +27,13 @@ from edge.cli import (
     panel,
     record,
     run,
+    service,
     training,
     users,
 )
-from edge.config import ConfigError, load_config
+from edge.cli.common import configure_logging
+from edge.cli.safe_mode import load_or_fix
+from edge.config import ConfigError
 from edge.live.site_check import LiveUnavailable
 from edge.nightly.manifests import NoTrainingData
 from edge.panel.server import PanelUnavailable
@@ -45,7 +47,7 @@ from trainer.errors import TrainerError
 
 COMMAND_GROUPS = (
     run, record, import_footage, training, nightly, models, cameras, calibrate, bridge, db, users, panel,
-    backup, doctor, init
+    backup, doctor, init, service
 )  # fmt: skip
 RUNNERS = {
     "demo": run,
@@ -67,6 +69,7 @@ RUNNERS = {
     "restore": backup,
     "doctor": doctor,
     "init": init,
+    "service": service,
 }
 
 
@@ -94,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     if board or args.command in ("restore", "init"):
         return RUNNERS[args.command].run(None, args)  # a board needs no site; restore and init make one
     config_path = args.config if args.config is not None else args.default_config
-    return RUNNERS[args.command].run(load_config(config_path), args)
+    return RUNNERS[args.command].run(load_or_fix(config_path, args), args)  # run/demo/panel: safe mode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _build_parser().parse_args(argv)
     except SystemExit as ended:  # bad arguments (one line, said already) or --help
         return int(ended.code or 0)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    configure_logging(args.verbose)
     try:
         code = _run(args)
         sys.stdout.flush()  # here, not at exit: a reader gone (`| head`) is caught below

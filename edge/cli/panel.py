@@ -8,6 +8,7 @@ import signal
 import threading
 
 from edge.cli.common import add_config, open_store
+from edge.cli.safe_mode import add_safe_mode_option
 from edge.config import SiteConfig
 from edge.panel.app import create_app
 from edge.panel.context import PanelContext
@@ -20,6 +21,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_config(parser)
     parser.add_argument("--host", help="listen address (default: panel.host in the site file)")
     parser.add_argument("--port", type=int, help="port (default: panel.port in the site file)")
+    add_safe_mode_option(parser)
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
@@ -27,8 +29,8 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
     config = config.model_copy(update={"panel": config.panel.model_copy(update=overrides)})
     store = open_store(config)
     try:
-        context = PanelContext(config, store, args.config)
-        server = PanelServer(create_app(context), context)
+        context = PanelContext(config, store, args.config if args.config is not None else args.default_config)
+        server = PanelServer(create_app(context), context.config.panel, context.stopping)
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())

@@ -19,6 +19,9 @@ from calibration import CalibrationError, load_calibration
 from edge.actuators.link import nozzle_bank, open_transport
 from edge.capture.cameras import build_sources
 from edge.cli.common import add_config, calibrate_simulated_site, interruptible, open_store, positive
+from edge.cli.restart import AgentRestart
+from edge.cli.safe_mode import add_safe_mode_option
+from edge.cli.systemd_notify import tell_systemd, watchdog_period_s
 from edge.config import SiteConfig
 from edge.live.site_check import LiveUnavailable, live_geometry_problem
 from edge.nightly.starter import train_starter_model
@@ -69,6 +72,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             "--duration", type=positive, help="stop after this many seconds (default: Ctrl-C)"
         )
         parser.add_argument("--report", type=report_path, help="write the scoreboard to this JSON file")
+        add_safe_mode_option(parser)
 
 
 def _simulated(config: SiteConfig) -> bool:
@@ -86,12 +90,15 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         raise CalibrationError(
             f"{path}: no such calibration file: calibrate the site first (docs/calibration.md)"
         )
+    restart = AgentRestart()  # the panel's Settings page may ask for it after a save
     with DataDirLock(config.storage.data_dir, f"beltcam {args.command}"):
         store = open_store(config)
         try:
-            return _run(config, store, args)
+            code = _run(config, store, args, restart)
         finally:
             store.close()
+    restart.exec_if_requested()  # everything is closed and unlocked: the same command, the saved file
+    return code
 
 
 def _starter_needed(store: FrameStore) -> str | None:
@@ -104,7 +111,9 @@ def _starter_needed(store: FrameStore) -> str | None:
     return None
 
 
-def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int:
+def _run(
+    config: SiteConfig, store: FrameStore, args: argparse.Namespace, restart: AgentRestart | None = None
+) -> int:
     for action in reconcile_at_start(store):
         print(f"start-up check: {action}")
     if _simulated(config):
@@ -131,7 +140,10 @@ def _run(config: SiteConfig, store: FrameStore, args: argparse.Namespace) -> int
     sources = build_sources(config)
     with open_transport(config) as link:
         config_path = args.config if args.config is not None else args.default_config
-        agent = Agent(config, store, sources, link, calibration, config_path)
+        agent = Agent(config, store, sources, link, calibration, config_path, restart=restart,
+                      notify=tell_systemd, watchdog_s=watchdog_period_s())  # fmt: skip
+        if restart is not None:
+            restart.bind(agent.stop)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: agent.stop())
         print(

@@ -73,6 +73,7 @@ class LivePath:
         self._swap_lock = threading.Lock()
         self._planned: deque[int] = deque(maxlen=PLANNED_KEPT)  # objects whose latency is counted
         self._said_paused = False
+        self.heartbeat_ns = 0
 
     @property
     def model(self) -> Path | None:
@@ -152,4 +153,5 @@ class LivePath:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            self.heartbeat_ns = time.monotonic_ns()  # the agent's watchdog: this loop still turns
             self.step(0.1)

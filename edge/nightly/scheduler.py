@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from sqlalchemy.engine import Engine
 from tzlocal import get_localzone
 
 from edge.config import ScheduleConfig
+from edge.store.processes import nightly_command
 
 log = logging.getLogger(__name__)
 JOB_ID = "nightly"
@@ -61,8 +61,7 @@ def launch_night(config_path: str, cron: str, timezone: str | None, window_h: fl
         log.info("nightly: the training window has closed: next night")
         return None
     hours = (end - now).total_seconds() / 3600
-    command = [sys.executable, "-m", "edge.cli", "nightly", "--config", config_path,
-               "--window-h", f"{hours:.4f}", "--nice"]  # fmt: skip
+    command = nightly_command(config_path, hours)
     log.info("nightly: training window open until %s: %s", end.strftime("%H:%M %Z"), " ".join(command[2:]))
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with _children_lock:

@@ -15,11 +15,26 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from edge.panel import actuators, api, auth, live, metrics, models, recordings, system
+from edge.panel import (
+    actuators,
+    annotate,
+    api,
+    auth,
+    calibration,
+    live,
+    metrics,
+    models,
+    recordings,
+    settings,
+    system,
+    training,
+)
 from edge.panel.context import PanelContext
 from edge.panel.secret import panel_secret
 
-BLUEPRINTS = (auth, live, recordings, models, actuators, system, api, metrics)
+BLUEPRINTS = (
+    auth, live, recordings, annotate, models, training, calibration, actuators, system, settings, api, metrics
+)  # fmt: skip
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "

@@ -25,6 +25,8 @@ class PanelContext:
     command_log: CommandLog | None = None
     judge: Callable[[], list[dict]] | None = None  # the simulated belt's verdicts on recent valve openings
     stopping: threading.Event = field(default_factory=threading.Event)  # ends live streams at shutdown
+    # the agent's: stop cleanly and start again with the saved site file (None: no agent to restart)
+    restart: Callable[[], None] | None = None
 
     @property
     def agent_running(self) -> bool:

@@ -31,6 +31,7 @@ from edge.sources.image_files import (
     read_label_map,
 )
 from edge.store.frame_store import FrameStore, utc_now
+from edge.store.masks import write_mask_file
 from edge.store.models import Frame, Mask, Recording
 from edge.store.reconcile import IMPORTING
 
@@ -169,9 +170,7 @@ def import_footage(
             mask = None
             if key in masks:
                 labels = _label_map(masks.pop(key), (height, width))
-                mask_file = store.write_file(
-                    store.mask_relpath(camera, recording_id, seq), encode_image(labels, "png")
-                )
+                mask_file = write_mask_file(store, camera, recording_id, seq, labels)
                 mask = Mask(
                     path=mask_file.path, bytes=mask_file.bytes, origin="import", created_utc=utc_now()
                 )
