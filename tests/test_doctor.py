@@ -103,3 +103,22 @@ def test_each_fault_fails_its_own_item_with_a_fix(write_config, tmp_path, capsys
         and "fix: run the missing `beltcam calibrate` step" in out
     )
     assert "failed: calibration, live model" in out
+
+
+def test_the_disk_forecast_uses_the_pace_of_the_footage_it_has(make_config, run_recorder):
+    from edge.store.disk_report import DAY_S, MB, MIN_SPAN_S, disk_report
+
+    config = make_config({})
+    store, _ = run_recorder(config, 1.0)  # a second of footage: the floor of a minute applies
+    recorded = store.usage_bytes()
+    report = disk_report(store, config.storage)
+    assert report["rate_mb_per_day"] == pytest.approx(recorded * DAY_S / MIN_SPAN_S / MB, rel=0.02)
+    assert report["days_to_quota"] is None  # no quota: the disk's free-space floor is what counts
+    free_mb = report["free_mb"] - config.storage.min_free_mb
+    assert report["days_to_full"] == pytest.approx(free_mb / report["rate_mb_per_day"], rel=0.02)
+    quota = make_config({"storage": {"data_dir": "data", "min_free_mb": 1, "disk_quota_mb": 50}})
+    with_quota = disk_report(store, quota.storage)
+    assert with_quota["days_to_quota"] == pytest.approx(
+        (50 - recorded / MB) / with_quota["rate_mb_per_day"], rel=0.02
+    )
+    assert with_quota["days_to_full"] is None  # a quota that fits on the disk keeps the floor away

@@ -225,11 +225,16 @@ def _disk(config: SiteConfig, store: FrameStore) -> Check:
         return Check(
             "disk", FAIL, seen, "free space below storage.min_free_mb: recording pauses; free the disk"
         )
-    if disk["days_left"] is not None and disk["days_left"] < LOW_DISK_DAYS:
+    if disk["days_to_full"] is not None and disk["days_to_full"] < LOW_DISK_DAYS:
         return Check(
-            "disk", WARN, f"{seen}; full in {disk['days_left']:g} days", "lower disk_quota_mb or add disk"
+            "disk", WARN, f"{seen}; full in {disk['days_to_full']:g} days",
+            "set storage.disk_quota_mb below the free space (old frames are then evicted), or add disk"
         )
-    return Check("disk", PASS, seen + (f"; {disk['days_left']:g} days left" if disk["days_left"] else ""))
+    if disk["days_to_quota"] is not None:
+        seen += f"; quota reached in {disk['days_to_quota']:g} days, then the oldest frames are evicted"
+    elif disk["days_to_full"] is not None:
+        seen += f"; full in {disk['days_to_full']:g} days"
+    return Check("disk", PASS, seen)
 
 
 def _store(store: FrameStore, agent: str | None) -> Check:

@@ -66,8 +66,8 @@ def alarms(context: PanelContext) -> list[str]:
     if link["running"] and not link["connected"]:
         found.append(f"actuator link down: {link.get('alarm') or 'not connected'}")
     space = disk_report(context.store, context.config.storage)
-    if space["days_left"] is not None and space["days_left"] < LOW_DISK_DAYS:
-        found.append(f"disk fills in {space['days_left']:g} days at the last day's rate")
+    if space["days_to_full"] is not None and space["days_to_full"] < LOW_DISK_DAYS:
+        found.append(f"disk full in {space['days_to_full']:g} days at the recent rate: recording will pause")
     if not context.agent_running:
         found.append("the agent is not running in this process: the live view and test-fire are off")
     return found

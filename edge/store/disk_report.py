@@ -5,7 +5,7 @@ the forecast is what lets someone act before). Shown by the panel and checked by
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from sqlalchemy import func, select
 
@@ -14,25 +14,41 @@ from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Frame
 
 MB = 1024 * 1024
+DAY_S = 86_400.0
+MIN_SPAN_S = 60.0  # a few seconds of footage say little about a day's
 
 
 def disk_report(store: FrameStore, storage: StorageConfig) -> dict:
-    """Bytes used, the limits, and the days left at the last 24 hours' rate (None: nothing written)."""
+    """Bytes used, the limits, and the days until the quota and until the free-space floor at the
+    rate of the last 24 hours: the bytes recorded
+    in that window over the time it actually covers (a site recording for an hour fills its disk at
+    that hour's pace, not at a 24th of it). None when nothing was recorded in the window."""
     used = store.usage_bytes()
     free = shutil.disk_usage(store.data_dir).free
-    room = free - storage.min_free_mb * MB
-    if storage.disk_quota_mb is not None:
-        room = min(room, storage.disk_quota_mb * MB - used)
-    since = utc_now() - timedelta(days=1)
+    to_floor = max(free - storage.min_free_mb * MB, 0)  # then recording pauses
+    to_quota = None if storage.disk_quota_mb is None else max(storage.disk_quota_mb * MB - used, 0)
+    now = utc_now()
     with store.session() as session:
-        last_day = int(session.scalar(
-            select(func.coalesce(func.sum(Frame.bytes), 0)).where(Frame.capture_utc >= since)
-        ))  # fmt: skip
+        recent, first = session.execute(
+            select(func.coalesce(func.sum(Frame.bytes), 0), func.min(Frame.capture_utc)).where(
+                Frame.capture_utc >= now - timedelta(days=1)
+            )
+        ).one()
+    per_day = None
+    if recent and first is not None:
+        first = first if first.tzinfo else first.replace(tzinfo=UTC)  # SQLite gives naive UTC back
+        covered_s = max((now - first).total_seconds(), MIN_SPAN_S)
+        per_day = int(recent) * DAY_S / covered_s
     return {
         "used_mb": round(used / MB, 1),
         "quota_mb": storage.disk_quota_mb,
         "free_mb": round(free / MB, 1),
         "min_free_mb": storage.min_free_mb,
-        "last_day_mb": round(last_day / MB, 1),
-        "days_left": round(max(room, 0) / last_day, 1) if last_day else None,
+        "rate_mb_per_day": round(per_day / MB, 1) if per_day else None,
+        # the quota is a rolling buffer: reaching it starts eviction of the oldest unprotected frames
+        "days_to_quota": round(to_quota / per_day, 2) if per_day and to_quota is not None else None,
+        # the free-space floor pauses recording; a quota that fits on the disk keeps it away
+        "days_to_full": (
+            round(to_floor / per_day, 2) if per_day and (to_quota is None or to_quota > to_floor) else None
+        ),
     }
