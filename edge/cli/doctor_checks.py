@@ -21,7 +21,6 @@ from edge.actuators.link import open_transport
 from edge.capture.cameras import build_sources
 from edge.capture.report import UNHEALTHY_STATES, camera_reports
 from edge.config import SiteConfig
-from edge.live.segmenter import ModelRefused, open_session
 from edge.live.site_check import live_geometry_problem
 from edge.sources.base import SourceError
 from edge.store.database import DatabaseError
@@ -185,6 +184,8 @@ def _model(config: SiteConfig, store: FrameStore) -> Check:
             "train one (`beltcam nightly` or `beltcam demo`) and promote it",
         )
     model_id, path = found
+    from edge.live.segmenter import ModelRefused, open_session  # torch and ONNX Runtime: only here
+
     try:
         session, info = open_session(path, list(config.live.providers))
     except ModelRefused as error:

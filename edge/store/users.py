@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,7 +22,13 @@ ROLES = ("viewer", "technician")
 MIN_PASSWORD = 10
 NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password of anyone's")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the name is unknown, so that it takes as long as a wrong password (made once,
+    on the first login: hashing costs tens of milliseconds, every command would pay it at import)."""
+    return _hasher.hash("not a password of anyone's")
 
 
 class UserError(ValueError):
@@ -95,7 +102,7 @@ def authenticate(store: FrameStore, name: str, password: str) -> UserEntry | Non
     with store.session() as session:
         user = session.scalar(select(User).where(User.name == name))
         try:
-            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            _hasher.verify(user.password_hash if user else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         if user is None:
