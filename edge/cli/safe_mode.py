@@ -90,22 +90,26 @@ def wait_for_fix(
         update={key: value for key, value in overrides.items() if value is not None}
     )
     state = SafeModeState(path, str(error), then=COMMANDS[args.command])
-    server = PanelServer(create_safe_app(state), settings, name="safe-mode panel")
-    server.start()
-    print(f"beltcam: the site file is invalid: {redact_credentials(str(error))}", file=sys.stderr, flush=True)
-    print(
-        f"safe mode: fix it at {server.url} with the key {state.key} (new at every start), or edit the file "
-        f"here: it is checked every {CHECK_FILE_S:.0f} s; Ctrl-C stops", flush=True,
-    )  # fmt: skip
-    tell_systemd(f"READY=1\nSTATUS=safe mode: the site file is invalid, fix it at {server.url}")
     stop = stop or threading.Event()
-    try:
-        with _stopped_by_signals(stop):
+    with _stopped_by_signals(stop):  # before anything is announced: a stop right after READY is heard
+        server = PanelServer(create_safe_app(state), settings, name="safe-mode panel")
+        server.start()
+        try:
+            print(
+                f"beltcam: the site file is invalid: {redact_credentials(str(error))}",
+                file=sys.stderr,
+                flush=True,
+            )
+            print(
+                f"safe mode: fix it at {server.url} with the key {state.key} (new at every start), or edit "
+                f"the file here: it is checked every {CHECK_FILE_S:.0f} s; Ctrl-C stops", flush=True,
+            )  # fmt: skip
+            tell_systemd(f"READY=1\nSTATUS=safe mode: the site file is invalid, fix it at {server.url}")
             _watch(state, stop, seen)
-        if state.fixed.is_set():
-            stop.wait(ANSWER_S)
-    finally:
-        server.close()
+            if state.fixed.is_set():
+                stop.wait(ANSWER_S)
+        finally:
+            server.close()
     if state.fixed.is_set():
         print(f"safe mode: {path} is valid now: {state.then}", flush=True)
         tell_systemd(f"STATUS=site file fixed: {state.then}")

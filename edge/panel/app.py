@@ -31,18 +31,12 @@ from edge.panel import (
 )
 from edge.panel.context import PanelContext
 from edge.panel.secret import panel_secret
+from edge.panel.security import add_security_headers
 
 BLUEPRINTS = (
     auth, live, recordings, annotate, models, training, calibration, actuators, system, settings, api, metrics
 )  # fmt: skip
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; "
-    "style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 
 def create_app(context: PanelContext) -> Flask:
@@ -78,10 +72,7 @@ def create_app(context: PanelContext) -> Flask:
             return jsonify(error="log in first"), 401
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
-    @app.after_request
-    def _headers(response):
-        response.headers.update(SECURITY_HEADERS)
-        return response
+    add_security_headers(app)
 
     @app.context_processor
     def _site():

@@ -25,6 +25,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from pydantic import ValidationError
 
 from edge.config import ConfigError, PanelConfig, redact_credentials
+from edge.panel.security import add_security_headers
 from edge.panel.site_file import (
     SiteChanged,
     backup_path,
@@ -38,14 +39,6 @@ log = logging.getLogger(__name__)
 STOP_S = 5.0
 MAX_FILE_BYTES = 1024 * 1024
 WRONG_KEY_LIMIT = "10 per minute"
-HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; "
-    "style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 def lenient_panel_settings(text: str) -> PanelConfig:
@@ -153,10 +146,7 @@ def create_safe_app(state: SafeModeState) -> Flask:
             {"Content-Type": "text/plain"},
         )
 
-    @app.after_request
-    def _headers(response):
-        response.headers.update(HEADERS)
-        return response
+    add_security_headers(app, {"Cache-Control": "no-store"})
 
     @app.context_processor
     def _sha():

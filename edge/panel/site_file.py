@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from edge.config import ConfigError, SiteConfig, load_config, redact_credentials
+from edge.store.files import fsync_directory
 
 BACKUP_SUFFIX = ".bak"
 REDACTED = "***"
@@ -104,14 +105,6 @@ def _write_synced(folder: Path, name_hint: str, data: bytes, mode: int | None) -
     return Path(temporary)
 
 
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_site_text(path: Path, text: str, expected_sha: str | None = None) -> SiteConfig:
     """Check `text` with load_config's rules and, only when valid, put it in place atomically.
 
@@ -136,7 +129,7 @@ def save_site_text(path: Path, text: str, expected_sha: str | None = None) -> Si
                 backup = _write_synced(target.parent, target.name, current, mode)
                 os.replace(backup, backup_path(target))
             os.replace(temporary, target)
-            _sync_folder(target.parent)
+            fsync_directory(target.parent)
         finally:
             if temporary.exists():
                 temporary.unlink()
