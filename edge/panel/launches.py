@@ -108,6 +108,8 @@ class NightlyLauncher:
                     command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )  # fmt: skip
+            # reaped as soon as it ends, not at the next page view (no zombie in the meantime)
+            threading.Thread(target=self._child.wait, name="nightly-reaper", daemon=True).start()
             record = LaunchRecord(self._child.pid, by, utc_now().isoformat(timespec="seconds"), window_h)
             (self.folder / RECORD_NAME).write_text(json.dumps(asdict(record)), encoding="utf-8")
             return record
