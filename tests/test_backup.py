@@ -12,6 +12,7 @@ from calibration.calibration_file import CalibrationFile
 from edge.cli.main import main
 from edge.config import load_config
 from edge.store.frame_store import FrameStore
+from edge.store.lock import DataDirLock
 from edge.store.registry import add_model, model_entry, promote
 from edge.store.users import add_user, authenticate, users
 from tests.panel_helpers import GEOMETRY, PASSWORD
@@ -96,3 +97,57 @@ def test_restore_refuses_an_existing_site_a_newer_schema_and_a_non_archive(
     junk.write_bytes(b"not an archive")
     assert main(["restore", str(junk), "--config", str(target)]) == 2
     assert "not a beltcam backup" in capsys.readouterr().err
+
+
+def test_restore_beside_the_original_site_needs_its_own_data_dir_and_never_runs_under_an_agent(
+    write_config, tmp_path, run_recorder, capsys
+):
+    original = tmp_path / "site-a"
+    original.mkdir()
+    config_path, store, _ = _site_with_history(write_config, tmp_path, run_recorder)
+    store.close()
+    absolute = config_path.read_text().replace("data_dir: data", f"data_dir: {original / 'data'}")
+    moved = original / "beltcam.yaml"  # a site file naming its data directory absolutely (as init writes)
+    moved.write_text(absolute.replace("calibration.yaml", str(tmp_path / "calibration.yaml")))
+    (tmp_path / "data").rename(original / "data")
+    archive = tmp_path / "a.tar.gz"
+    assert main(["backup", str(archive), "--config", str(moved)]) == 0
+    target = tmp_path / "site-b" / "beltcam.yaml"
+    assert main(["restore", str(archive), "--config", str(target)]) == 2
+    assert "give the restore its own (--data-dir DIR)" in capsys.readouterr().err
+    assert not target.exists()
+    with DataDirLock(tmp_path / "site-b" / "data", "beltcam run"):  # an agent owns the new place
+        assert (
+            main(
+                [
+                    "restore",
+                    str(archive),
+                    "--config",
+                    str(target),
+                    "--data-dir",
+                    str(tmp_path / "site-b" / "data"),
+                ]
+            )
+            == 2
+        )
+        assert "in use by beltcam run" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "restore",
+                str(archive),
+                "--config",
+                str(target),
+                "--data-dir",
+                str(tmp_path / "site-b" / "data"),
+            ]
+        )
+        == 0
+    )
+    restored = load_config(target)
+    assert restored.storage.data_dir == tmp_path / "site-b" / "data"
+    assert main(["models", "list", "--config", str(target)]) == 0
+    assert "live" in capsys.readouterr().out
+    untouched = FrameStore.from_config(load_config(moved).storage)
+    assert untouched.recordings()  # the original site is as it was
+    untouched.close()

@@ -31,12 +31,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_config(restore)
     restore.add_argument("file", type=Path, help="an archive made by `beltcam backup`")
     restore.add_argument("--force", action="store_true", help="replace an existing site file and database")
+    restore.add_argument(
+        "--data-dir", type=Path, help="the restored site's data directory (default: the one its site file "
+        "names; given, it is written into the site file, whose comments are then lost)",
+    )  # fmt: skip
 
 
 def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
     if args.command == "restore":
         target = args.config if args.config is not None else DEFAULT_CONFIG_PATH
-        summary = restore_backup(args.file, target, args.force)
+        summary = restore_backup(args.file, target, args.force, data_dir=args.data_dir)
         models = ", ".join(map(str, summary.models)) or "none"
         print(f"restored {args.file} -> {summary.config_path} (data in {summary.data_dir}); models: {models}")
         return 0

@@ -13,14 +13,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from calibration import CalibrationError, load_calibration
 from edge.actuators.link import open_transport
 from edge.capture.cameras import build_sources
 from edge.capture.report import UNHEALTHY_STATES, camera_reports
-from edge.config import SiteConfig
+from edge.config import ConfigError, SiteConfig, load_config
 from edge.live.site_check import live_geometry_problem
 from edge.sources.base import SourceError
 from edge.store.database import DatabaseError
@@ -51,12 +53,21 @@ class Check:
         return asdict(self)
 
 
-def run_checks(config: SiteConfig) -> Iterator[Check]:
+def run_checks(config_path: Path) -> Iterator[Check]:
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        yield Check(
+            "site file", FAIL, str(error), "correct the field named (docs/config.md), or `beltcam init`"
+        )
+        return
     yield Check("site file", PASS, f"valid ({config.site_name})")
     try:
         store = FrameStore.from_config(config.storage)
-    except DatabaseError as error:
-        yield Check("database", FAIL, str(error), "check storage.database_url and that the server is up")
+    except (DatabaseError, OSError, SQLAlchemyError) as error:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        fix = "check storage.data_dir / storage.database_url and that the disk or server is there"
+        yield Check("database", FAIL, f"{config.storage.data_dir}: {reason}", fix)
         return
     try:
         yield Check("database", PASS, f"reachable: {config.storage.shown_database_url()}")
@@ -69,6 +80,10 @@ def run_checks(config: SiteConfig) -> Iterator[Check]:
         yield _disk(config, store)
         yield _store(store, agent)
         yield _time_sync()
+    except SQLAlchemyError as error:  # a database that opened but cannot be read (corrupt, gone)
+        yield Check(
+            "database", FAIL, str(error).splitlines()[0], "`beltcam db check`; restore the last backup"
+        )
     finally:
         store.close()
 
@@ -228,8 +243,10 @@ def _disk(config: SiteConfig, store: FrameStore) -> Check:
         )
     if disk["days_to_full"] is not None and disk["days_to_full"] < LOW_DISK_DAYS:
         return Check(
-            "disk", WARN, f"{seen}; full in {disk['days_to_full']:g} days",
-            "set storage.disk_quota_mb below the free space (old frames are then evicted), or add disk"
+            "disk",
+            WARN,
+            f"{seen}; full in {disk['days_to_full']:g} days",
+            "set storage.disk_quota_mb below the free space (old frames are then evicted), or add disk",
         )
     if disk["days_to_quota"] is not None:
         seen += f"; quota reached in {disk['days_to_quota']:g} days, then the oldest frames are evicted"

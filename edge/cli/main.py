@@ -94,8 +94,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     board = args.command == "calibrate" and args.calibrate_command == "board"
-    if board or args.command in ("restore", "init"):
-        return RUNNERS[args.command].run(None, args)  # a board needs no site; restore and init make one
+    if board or args.command in ("restore", "init", "doctor"):
+        return RUNNERS[args.command].run(None, args)  # no site needed or made; doctor judges it itself
     config_path = args.config if args.config is not None else args.default_config
     return RUNNERS[args.command].run(load_or_fix(config_path, args), args)  # run/demo/panel: safe mode
 

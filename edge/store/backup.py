@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import yaml
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
 from edge.config import SiteConfig, load_config
 from edge.store.database import current_revision, known_revisions, make_engine, upgrade_schema
 from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
+from edge.store.lock import DataDirLock
 from edge.store.models import Calibration, Model, TrainingRun
 
 ARCHIVE_VERSION = 1
@@ -200,8 +202,14 @@ def _moved(old: str, roots: list[tuple[Path, Path]], fallback: Path) -> Path:
 
 
 def restore_backup(
-    archive_path: Path, config_path: Path, force: bool = False, progress: Callable[[str], None] = print
+    archive_path: Path,
+    config_path: Path,
+    force: bool = False,
+    progress: Callable[[str], None] = print,
+    data_dir: Path | None = None,
 ) -> RestoreSummary:
+    """`data_dir`: where the restored site keeps its data (written into the restored site file, whose
+    comments are then lost); without it, the folder the backed-up site file names."""
     manifest = read_manifest(archive_path)
     if config_path.exists() and not force:
         raise BackupError(f"{config_path} exists: restore into a new place, or pass --force to replace it")
@@ -210,6 +218,8 @@ def restore_backup(
         with tarfile.open(archive_path, "r:gz") as archive:
             archive.extractall(unpacked, filter="data")  # no absolute paths, links out or devices
         site_text = (unpacked / "site" / manifest["site_file"]).read_text(encoding="utf-8")
+        if data_dir is not None:
+            site_text = _moved_data_dir(site_text, manifest, data_dir)
         staged = unpacked / "staged.yaml"
         staged.write_text(site_text, encoding="utf-8")
         config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,11 +227,13 @@ def restore_backup(
         try:
             # the restored site file's relative paths mean "next to it" at its new place
             config = load_config(placed)
-            restored = _unpack_site(manifest, unpacked, config, config_path, force, progress)
-            placed.replace(config_path)
+            # one owner per data directory: never under a running agent or recorder
+            with DataDirLock(config.storage.data_dir, "beltcam restore"):
+                restored = _unpack_site(manifest, unpacked, config, config_path, force, progress)
+                placed.replace(config_path)
+                _move_paths(config, manifest, _roots(manifest, config, config_path), restored)
         finally:
             placed.unlink(missing_ok=True)
-    _move_paths(config, manifest, _roots(manifest, config, config_path), restored)
     return RestoreSummary(config_path, config.storage.data_dir, sorted(restored), manifest["schema_revision"])
 
 
@@ -238,7 +250,10 @@ def _unpack_site(
 ):
     database = _sqlite_path(config)
     if database.exists() and not force:
-        raise BackupError(f"{database} exists: the target site has a database; pass --force to replace it")
+        raise BackupError(
+            f"{database} exists: the restored site file names a data directory in use; give the restore "
+            "its own (--data-dir DIR), or --force to replace that site's data with the backup's"
+        )
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     for suffix in ("-wal", "-shm"):
@@ -259,6 +274,18 @@ def _unpack_site(
                 shutil.copytree(unpacked / "data" / tree, data_dir / tree, dirs_exist_ok=True)
                 progress(f"{tree}/ -> {data_dir / tree}")
     return restored
+
+
+def _moved_data_dir(site_text: str, manifest: dict, data_dir: Path) -> str:
+    """The site file with `storage.data_dir` set to `data_dir` (and a calibration file that lived in
+    the old data directory moved along with it)."""
+    site = yaml.safe_load(site_text)
+    old_data = Path(manifest["data_dir"])
+    site.setdefault("storage", {})["data_dir"] = str(data_dir)
+    calibration = manifest.get("calibration_file")
+    if calibration and Path(calibration).is_relative_to(old_data):
+        site["calibration_file"] = str(data_dir / Path(calibration).relative_to(old_data))
+    return yaml.safe_dump(site, sort_keys=False)
 
 
 def _placed(staged: Path, config_path: Path) -> Path:
