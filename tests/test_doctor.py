@@ -122,3 +122,15 @@ def test_the_disk_forecast_uses_the_pace_of_the_footage_it_has(make_config, run_
         (50 - recorded / MB) / with_quota["rate_mb_per_day"], rel=0.02, abs=0.01
     )
     assert with_quota["days_to_full"] is None  # a quota that fits on the disk keeps the floor away
+
+
+def test_an_invalid_site_file_or_a_missing_data_folder_is_a_failed_item(write_config, tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("cameras: 3\n")
+    assert main(["doctor", "--config", str(broken), "--json"]) == 1
+    (item,) = _items(capsys).values()
+    assert (item["item"], item["status"]) == ("site file", "fail") and "cameras" in item["seen"]
+    gone = write_config({"storage": {"data_dir": "/proc/no-such-folder", "min_free_mb": 1}}, name="gone.yaml")
+    assert main(["doctor", "--config", str(gone), "--json"]) == 1
+    items = _items(capsys)
+    assert items["database"]["status"] == "fail" and "No such file or directory" in items["database"]["seen"]

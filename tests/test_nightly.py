@@ -158,3 +158,23 @@ def test_nights_train_promote_skip_survive_a_kill_pause_reject_and_roll_back(wri
     assert main(["models", "list", "--json", "--config", str(path)]) == 0
     statuses = {row["id"]: row["status"] for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert statuses == {promoted.model_id: "live", worse.model_id: "rejected"}
+
+
+def test_a_night_past_its_window_is_stopped_a_minute_after_it_whoever_started_it(
+    write_config, capsys, monkeypatch
+):
+    """An epoch already under way when the window closes (the window is checked between epochs) is
+    stopped as SIGTERM stops a night (tested above: the run is left interrupted and resumes)."""
+    from edge.cli import nightly as nightly_command
+
+    def an_epoch_longer_than_the_window(*_args, **_kwargs):
+        time.sleep(30)
+        raise AssertionError("the night was not stopped")
+
+    monkeypatch.setattr(nightly_command, "run_night", an_epoch_longer_than_the_window)
+    monkeypatch.setattr(nightly_command, "WINDOW_GRACE_S", 0.5)  # a minute on a site, half a second here
+    path = write_config({})
+    started = time.monotonic()
+    assert main(["nightly", "--config", str(path), "--window-h", "0.0002"]) == 1  # a window of 0.72 s
+    assert time.monotonic() - started < 5
+    assert "nightly stopped (its window closed)" in capsys.readouterr().out

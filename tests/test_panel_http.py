@@ -120,6 +120,13 @@ def test_test_fire_from_the_panel_reaches_the_link_and_the_log_with_who_fired(pa
         site.url + "actuators/test-fire", data={"csrf_token": token, "channel": "99", "pulse_ms": "25"}
     )
     assert "channel 99 is not on the bank (24 nozzles: 0..23)" in refused.text
+    not_a_number = http.post(
+        site.url + "actuators/test-fire", data={"csrf_token": token, "channel": "3", "pulse_ms": "nan"}
+    )
+    assert (
+        not_a_number.status_code == 200
+        and "a pulse of nan ms is not a number of milliseconds" in not_a_number.text
+    )
     deadline = time.monotonic() + 5
     while (
         not (commands := http.get(site.url + "api/commands").json()["commands"])

@@ -42,6 +42,10 @@ def test_the_unit_is_what_systemd_accepts(write_config, tmp_path, capsys):
 
 def test_install_writes_the_unit_and_status_says_the_agent_is_down(write_config, tmp_path, capsys):
     config = write_config({})
+    for flags, said in ((["--memory-max", "lots"], "--memory-max 'lots': a size such as 6G"),
+                        (["--user", "nobody-here"], "--user nobody-here: no such user")):  # fmt: skip
+        assert main(["service", "install", "--dry-run", "--config", str(config), *flags]) == 2
+        assert said in capsys.readouterr().err
     units = tmp_path / "units"
     units.mkdir()
     assert main(["service", "install", "--config", str(config), "--unit-dir", str(units), "--no-enable"]) == 0

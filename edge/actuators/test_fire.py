@@ -4,6 +4,7 @@ is on record, with who asked for it."""
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import Future
 
@@ -15,6 +16,8 @@ from firmware_bridge.valve_device import MAX_PULSE_US
 
 def test_fire_problem(bank: NozzleBank, channel: int, pulse_ms: float) -> str | None:
     """Why this test fire must not be sent (None when it may)."""
+    if not math.isfinite(pulse_ms):
+        return f"a pulse of {pulse_ms} ms is not a number of milliseconds"
     if not 0 <= channel < bank.nozzle_count:
         return (
             f"channel {channel} is not on the bank ({bank.nozzle_count} nozzles: 0..{bank.nozzle_count - 1})"

@@ -19,14 +19,14 @@ from edge.store.database import make_engine
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     backup = commands.add_parser(
         "backup", help="site file, calibration, database and models in one archive (.tar.gz)",
-        description=__doc__.splitlines()[0],
+        description=" ".join(__doc__.split("\n\n")[0].split()),
     )  # fmt: skip
     add_config(backup)
     backup.add_argument("file", type=Path, help="the archive to write (e.g. beltcam-2026-11-27.tar.gz)")
     backup.add_argument("--frames", action="store_true", help="also the recorded frames, masks and depth")
     restore = commands.add_parser(
         "restore", help="restore an archive: the site file at --config, its data directory from it",
-        description=__doc__.splitlines()[0],
+        description=" ".join(__doc__.split("\n\n")[0].split()),
     )  # fmt: skip
     add_config(restore)
     restore.add_argument("file", type=Path, help="an archive made by `beltcam backup`")

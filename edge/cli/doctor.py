@@ -15,7 +15,7 @@ MARKS = {PASS: "PASS", "warn": "WARN", FAIL: "FAIL"}
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("doctor", help="pre-flight check of the site: each item pass / warn / fail",
-                                 description=__doc__.splitlines()[0])  # fmt: skip
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
     add_config(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per item")
 

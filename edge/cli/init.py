@@ -36,7 +36,7 @@ class InitError(ConfigError):
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("init", help="write a first site file for the cameras and link plugged in",
-                                 description=__doc__.splitlines()[0])  # fmt: skip
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
     parser.add_argument(
         "--config",
         type=Path,
@@ -138,6 +138,10 @@ def _camera_from(camera_id: str, answer: str, found: list[FoundCamera]) -> dict:
         if chosen.kind == "realsense":
             return {"id": camera_id, "kind": "realsense", "source": chosen.source}
         answer = chosen.source
+    elif answer.isdigit() and not found:
+        raise ValueError(
+            f"{answer}: no camera was found on this machine to choose from: give a URL, a file or `simulated`"
+        )
     elif answer.isdigit():
         raise ValueError(f"{answer} is not a number from the list (1..{len(found)})")
     if not answer:
@@ -163,8 +167,8 @@ def _link(answers: Answers, given: str | None) -> dict:
         return {"transport": "serial", "serial_port": rest}
     if kind == "modbus_tcp" and rest:
         host, _, port = rest.partition(":")
-        if port and not port.isdigit():
-            raise InitError(f"init: link: {port!r} is not a port number")
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise InitError(f"init: link: {port!r} is not a port number (1..65535)")
         port_number = int(port or MODBUS_PORT)
         problem = modbus_reachable(host, port_number)
         print(

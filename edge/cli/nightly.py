@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +19,7 @@ from edge.nightly.night import run_night
 from edge.nightly.priority import lower_priority
 from edge.store.lock import NIGHTLY_LOCK_FILE, DataDirLock
 
+WINDOW_GRACE_S = 60.0
 OUTCOME_EXIT = {"promoted": 0, "rejected": 0, "skipped": 0, "paused": 0, "failed": 1}
 
 
@@ -38,15 +42,25 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         lower_priority(config.schedule.nice)
     now = datetime.now(UTC)
     window_end = now + timedelta(hours=args.window_h or config.schedule.window_h)
+    # an epoch already under way when the window closes is not waited for long: a minute after the
+    # window the night stops as on SIGTERM (its run is resumable), whoever started it
+    deadline = threading.Timer(
+        (window_end - now).total_seconds() + WINDOW_GRACE_S, os.kill, (os.getpid(), signal.SIGTERM)
+    )
+    deadline.daemon = True
     with DataDirLock(config.storage.data_dir, "beltcam nightly", NIGHTLY_LOCK_FILE):
         store = open_store(config)
         try:
             with interruptible():
+                deadline.start()
                 report = run_night(config, store, now, window_end, progress=sys.stderr.isatty())
         except KeyboardInterrupt:
-            print("nightly stopped: the next night goes on from where this one was; the live model is kept")
+            closed = " (its window closed)" if datetime.now(UTC) > window_end else ""
+            print(f"nightly stopped{closed}: the next night goes on from where this one was; "
+                  "the live model is kept")  # fmt: skip
             return 1
         finally:
+            deadline.cancel()
             store.close()
     print(f"night {report.outcome}: {report.reason}")
     if args.json:

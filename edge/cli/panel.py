@@ -7,7 +7,7 @@ import argparse
 import signal
 import threading
 
-from edge.cli.common import add_config, open_store
+from edge.cli.common import add_config, number_type, open_store
 from edge.cli.safe_mode import add_safe_mode_option
 from edge.config import SiteConfig
 from edge.panel.app import create_app
@@ -20,7 +20,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("panel", help="the technician's panel on its own (the agent serves it too)")
     add_config(parser)
     parser.add_argument("--host", help="listen address (default: panel.host in the site file)")
-    parser.add_argument("--port", type=int, help="port (default: panel.port in the site file)")
+    port = number_type(0, 65535, low_allowed=True, integer=True)
+    parser.add_argument("--port", type=port, help="port, 0..65535 (default: panel.port in the site file)")
     add_safe_mode_option(parser)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import pwd
+import re
 import shutil
 import subprocess
 import sys
@@ -18,17 +20,18 @@ from pathlib import Path
 
 from edge.capture.report import camera_reports, report_lines
 from edge.cli.common import add_config, open_store, positive_int
-from edge.config import SiteConfig
+from edge.config import ConfigError, SiteConfig
 from edge.store.lock import DataDirLock
 
 UNIT_NAME = "beltcam.service"
+MEMORY_LIMIT = re.compile(r"infinity|\d+(\.\d+)?[KMGT]?|\d+(\.\d+)?%")  # what systemd takes
 UNIT_DIR = Path("/etc/systemd/system")
 STATUS_PROPERTIES = ("ActiveState", "SubState", "NRestarts", "ExecMainStartTimestamp", "Result", "MainPID")
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     group = commands.add_parser("service", help="the agent as a systemd service: install, status",
-                                description=__doc__.splitlines()[0])  # fmt: skip
+                                description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
     actions = group.add_subparsers(dest="service_command", metavar="install|status", required=True)
     install = actions.add_parser("install", help="write the unit, reload systemd, enable it")
     add_config(install)
@@ -86,9 +89,24 @@ WantedBy=multi-user.target
 """
 
 
+def _checked(args: argparse.Namespace) -> None:
+    """What systemd would ignore or fail on later, refused now with the reason."""
+    try:
+        pwd.getpwnam(args.user)
+    except KeyError:
+        raise ConfigError(
+            f"service: --user {args.user}: no such user on this machine (useradd it first)"
+        ) from None
+    if not MEMORY_LIMIT.fullmatch(args.memory_max):
+        raise ConfigError(
+            f"service: --memory-max {args.memory_max!r}: a size such as 6G, 512M or 80%, or infinity"
+        )
+
+
 def run(config: SiteConfig, args: argparse.Namespace) -> int:
     config_path = args.config if args.config is not None else args.default_config
     if args.service_command == "install":
+        _checked(args)
         text = unit_text(config_path, args.user, args.watchdog_s, args.burst, args.memory_max)
         if args.dry_run:
             print(text, end="")

@@ -17,6 +17,7 @@ from edge.store.disk_report import disk_report
 bp = Blueprint("system", __name__)
 GPU_QUERY_S = 2.0
 LOW_DISK_DAYS = 3.0
+CPU_SAMPLE_S = 0.2
 
 
 def cameras_json(context: PanelContext) -> dict:
@@ -46,7 +47,7 @@ def gpus() -> list[dict] | str:
 def machine() -> dict:
     memory = psutil.virtual_memory()
     return {
-        "cpu_pct": psutil.cpu_percent(interval=None),
+        "cpu_pct": psutil.cpu_percent(interval=CPU_SAMPLE_S),  # measured now: between calls it is 0 or stale
         "cpu_count": psutil.cpu_count(),
         "load_1m": round(psutil.getloadavg()[0], 2),
         "memory_used_mb": round((memory.total - memory.available) / 2**20),

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from edge.config import StorageConfig
 from edge.store.frame_store import FrameStore, utc_now
 from edge.store.models import Frame
+from edge.store.retention import other_bytes
 
 MB = 1024 * 1024
 DAY_S = 86_400.0
@@ -23,7 +24,7 @@ def disk_report(store: FrameStore, storage: StorageConfig) -> dict:
     rate of the last 24 hours: the bytes recorded
     in that window over the time it actually covers (a site recording for an hour fills its disk at
     that hour's pace, not at a 24th of it). None when nothing was recorded in the window."""
-    used = store.usage_bytes()
+    used = store.usage_bytes() + other_bytes(store.data_dir)  # as the quota counts: runs, caches too
     free = shutil.disk_usage(store.data_dir).free
     to_floor = max(free - storage.min_free_mb * MB, 0)  # then recording pauses
     to_quota = None if storage.disk_quota_mb is None else max(storage.disk_quota_mb * MB - used, 0)
