@@ -116,34 +116,18 @@ def test_restore_beside_the_original_site_needs_its_own_data_dir_and_never_runs_
     assert main(["restore", str(archive), "--config", str(target)]) == 2
     assert "give the restore its own (--data-dir DIR)" in capsys.readouterr().err
     assert not target.exists()
+    restore = [
+        "restore",
+        str(archive),
+        "--config",
+        str(target),
+        "--data-dir",
+        str(tmp_path / "site-b" / "data"),
+    ]
     with DataDirLock(tmp_path / "site-b" / "data", "beltcam run"):  # an agent owns the new place
-        assert (
-            main(
-                [
-                    "restore",
-                    str(archive),
-                    "--config",
-                    str(target),
-                    "--data-dir",
-                    str(tmp_path / "site-b" / "data"),
-                ]
-            )
-            == 2
-        )
+        assert main(restore) == 2
         assert "in use by beltcam run" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "restore",
-                str(archive),
-                "--config",
-                str(target),
-                "--data-dir",
-                str(tmp_path / "site-b" / "data"),
-            ]
-        )
-        == 0
-    )
+    assert main(restore) == 0
     restored = load_config(target)
     assert restored.storage.data_dir == tmp_path / "site-b" / "data"
     assert main(["models", "list", "--config", str(target)]) == 0
