@@ -310,9 +310,13 @@ def _restore_models(manifest: dict, unpacked: Path, roots, data_dir: Path, progr
 
 
 def _move_paths(config: SiteConfig, manifest: dict, roots, restored: dict[int, Path]) -> None:
-    """Every path the database holds, moved to the restored site's places (FrameStore migrates an
-    older schema to this beltcam's on opening)."""
-    upgrade_schema(make_engine(config.storage.resolved_database_url()))  # an archive of an older beltcam
+    """Every path the database holds, moved to the restored site's places. An archive of an older
+    beltcam is migrated first: the archive itself is the backup a migration asks for."""
+    engine = make_engine(config.storage.resolved_database_url())
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
     store = FrameStore.from_config(config.storage)
     try:
         with store.session() as session:
