@@ -151,6 +151,7 @@ class HistoryEntry(_Section):
     version: int
     step: Step
     saved_utc: datetime
+    camera: Literal["c1", "c2"] | None = None  # the camera of a per-camera step (doctor: mounted since?)
 
 
 class CalibrationFile(_Section):
@@ -200,17 +201,13 @@ def load_calibration(path: Path) -> CalibrationFile:
         raise CalibrationError(f"{path}: {_field_path(first)}: {first['msg']}") from error
 
 
-def save_calibration(calibration: CalibrationFile, path: Path, step: Step) -> CalibrationFile:
+def save_calibration(
+    calibration: CalibrationFile, path: Path, step: Step, camera: str | None = None
+) -> CalibrationFile:
     """Write the next version atomically (temp file, fsync, rename) and return what was written."""
-    saved = calibration.model_copy(
-        update={
-            "version": calibration.version + 1,
-            "history": [
-                *calibration.history,
-                HistoryEntry(version=calibration.version + 1, step=step, saved_utc=datetime.now(UTC)),
-            ],
-        }
-    )
+    version = calibration.version + 1
+    entry = HistoryEntry(version=version, step=step, saved_utc=datetime.now(UTC), camera=camera)
+    saved = calibration.model_copy(update={"version": version, "history": [*calibration.history, entry]})
     text = yaml.safe_dump(saved.model_dump(mode="json", by_alias=True), sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

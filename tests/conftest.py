@@ -12,6 +12,7 @@ from edge.capture.cameras import build_sources
 from edge.config import SiteConfig, load_config
 from edge.recorder.recorder import Recorder
 from edge.store.frame_store import FrameStore
+from tests.postgres_server import postgres_url
 
 pytest_plugins = ["tests.panel_helpers"]  # the panel's server, HTTP sessions and browser
 
@@ -62,6 +63,13 @@ def make_config(write_config):
         return load_config(write_config(overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster (the plant server); started once, only if a test asks for it."""
+    with postgres_url() as url:
+        yield url
 
 
 @pytest.fixture

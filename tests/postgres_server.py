@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -12,12 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
-def _binary(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
-    if found is None:
-        raise RuntimeError(f"PostgreSQL's {name} not found: install Debian's postgresql (make test does)")
-    return found
+from edge.store.pg_dump import postgres_tool
 
 
 def _free_port() -> int:
@@ -41,18 +38,31 @@ def postgres_url() -> Iterator[str]:
     port = _free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(
-        _as_server_user([_binary("initdb"), "-D", str(data), "-U", "beltcam", "-A", "trust"]), **run
+        _as_server_user([postgres_tool("initdb"), "-D", str(data), "-U", "beltcam", "-A", "trust"]), **run
     )
     options = f"-h 127.0.0.1 -p {port} -k {folder}"
     log = folder / "server.log"
     subprocess.run(
-        _as_server_user([_binary("pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]),
+        _as_server_user(
+            [postgres_tool("pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]
+        ),
         **run,
     )
     try:
         yield f"postgresql+psycopg://beltcam@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            _as_server_user([_binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), **run
+            _as_server_user([postgres_tool("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), **run
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def new_database(server_url: str, name: str) -> str:
+    """An empty database on the test cluster (one per test: the cluster is shared); its URL."""
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)

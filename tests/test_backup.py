@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import tarfile
 
 from calibration import load_calibration, save_calibration
@@ -16,11 +17,12 @@ from edge.store.lock import DataDirLock
 from edge.store.registry import add_model, model_entry, promote
 from edge.store.users import add_user, authenticate, users
 from tests.panel_helpers import GEOMETRY, PASSWORD
+from tests.postgres_server import new_database
 
 
-def _site_with_history(write_config, tmp_path, run_recorder):
+def _site_with_history(write_config, tmp_path, run_recorder, overrides: dict | None = None):
     save_calibration(CalibrationFile(actuators=GEOMETRY), tmp_path / "calibration.yaml", "actuators")
-    config_path = write_config({"calibration_file": "calibration.yaml"})
+    config_path = write_config({"calibration_file": "calibration.yaml", **(overrides or {})})
     config = load_config(config_path)
     store, _ = run_recorder(config, 1.0)  # a short recording: frames and camera states
     add_user(store, "anna", PASSWORD, "technician")
@@ -135,3 +137,67 @@ def test_restore_beside_the_original_site_needs_its_own_data_dir_and_never_runs_
     untouched = FrameStore.from_config(load_config(moved).storage)
     assert untouched.recordings()  # the original site is as it was
     untouched.close()
+
+
+def test_a_postgresql_site_is_backed_up_with_pg_dump_and_restored_into_an_empty_database(
+    write_config, tmp_path, run_recorder, capsys, postgres
+):
+    site_url = new_database(postgres, "site_a")
+    config_path, store, models = _site_with_history(
+        write_config, tmp_path, run_recorder, {"storage": {"database_url": site_url}}
+    )
+    store.close()
+    archive = tmp_path / "pg.tar.gz"
+    assert main(["backup", str(archive), "--config", str(config_path)]) == 0
+    assert "(pg_dump)" in capsys.readouterr().out
+    assert main(["models", "list", "--config", str(config_path)]) == 0
+    listed_before = capsys.readouterr().out
+    target = tmp_path / "fresh" / "beltcam.yaml"
+    restore = [
+        "restore",
+        str(archive),
+        "--config",
+        str(target),
+        "--data-dir",
+        str(tmp_path / "fresh" / "data"),
+    ]
+    assert main(restore) == 2  # the site file names the original database, which holds the site
+    assert "already holds tables: give the restore an empty database" in capsys.readouterr().err
+    assert not target.exists()
+
+    assert main([*restore, "--database-url", new_database(postgres, "site_b")]) == 0
+    assert main(["models", "list", "--config", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert out[out.index("  id  status") :] == listed_before
+    restored = FrameStore.from_config(load_config(target).storage)
+    try:
+        assert authenticate(restored, "anna", PASSWORD)
+        live = model_entry(restored, models[1])
+        assert live.path.is_relative_to(tmp_path / "fresh" / "data") and live.path.read_bytes() == b"onnx 1"
+    finally:
+        restored.close()
+    original = FrameStore.from_config(load_config(config_path).storage)
+    assert original.recordings()  # the backed-up site's database is untouched
+    original.close()
+
+    sqlite_site = write_config({}, name="sqlite.yaml")  # the tiny site: SQLite under tmp_path/data
+    other = ["restore", str(archive), "--config", str(tmp_path / "x" / "beltcam.yaml")]
+    assert main([*other, "--database-url", f"sqlite:///{tmp_path / 'x' / 'beltcam.db'}"]) == 2
+    assert "the archive holds a postgresql database" in capsys.readouterr().err
+    assert sqlite_site.exists() and not (tmp_path / "x" / "beltcam.yaml").exists()
+
+
+def test_a_backup_of_a_postgresql_server_that_does_not_answer_is_one_line_and_no_archive(
+    write_config, tmp_path, capsys
+):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config_path = write_config(
+        {"storage": {"database_url": f"postgresql+psycopg://u:secret@127.0.0.1:{port}/x"}}
+    )
+    archive = tmp_path / "never.tar.gz"
+    assert main(["backup", str(archive), "--config", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "secret" not in err and len(err.strip().splitlines()) == 1
+    assert not archive.exists() and not archive.with_name("never.tar.gz.partial").exists()

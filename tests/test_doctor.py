@@ -134,3 +134,41 @@ def test_an_invalid_site_file_or_a_missing_data_folder_is_a_failed_item(write_co
     assert main(["doctor", "--config", str(gone), "--json"]) == 1
     items = _items(capsys)
     assert items["database"]["status"] == "fail" and "No such file or directory" in items["database"]["seen"]
+
+
+def _calibration_item(config_path, capsys) -> dict:
+    capsys.readouterr()
+    main(["doctor", "--config", str(config_path), "--json"])
+    return _items(capsys)["calibration"]
+
+
+def test_a_camera_mounted_anew_fails_the_calibration_until_its_belt_plane_is_measured_again(
+    write_config, tmp_path, capsys
+):
+    from tests.test_cli_calibrate import _points
+
+    config_path = _site(write_config)
+    assert _calibration_item(config_path, capsys)["status"] == "pass"
+    assert main(["cameras", "moved", "c1", "--config", str(config_path), "--note", "bracket bent"]) == 0
+    assert "recorded: c1 mounted anew" in capsys.readouterr().out
+    item = _calibration_item(config_path, capsys)
+    assert item["status"] == "fail" and "c1 mounted anew" in item["seen"] and "bracket bent" in item["seen"]
+    assert "calibrate plane --camera c1" in item["fix"]
+    plane = ["calibrate", "plane", "--config", str(config_path), "--points", str(_points(tmp_path))]
+    assert main([*plane, "--camera", "c2"]) == 0  # the other camera's plane does not clear c1
+    assert _calibration_item(config_path, capsys)["status"] == "fail"
+    assert main([*plane, "--camera", "c1"]) == 0
+    assert _calibration_item(config_path, capsys)["status"] == "pass"
+    assert main(["cameras", "--config", str(config_path)]) == 0
+    assert "c1 mounted: bracket bent" in capsys.readouterr().out  # kept in the camera's history
+
+
+def test_a_camera_whose_source_changed_between_runs_warns_the_calibration(write_config, capsys):
+    config_path = _site(write_config)
+    cameras = simulated_cameras(fps=10.0)
+    cameras[0]["source"] = "rig-2"  # a new serial number in the site file: maybe another camera
+    _site(write_config, {"cameras": cameras})
+    item = _calibration_item(config_path, capsys)
+    assert item["status"] == "warn", item
+    assert "c1's source changed from simulated to simulated:rig-2" in item["seen"]
+    assert item["fix"].startswith("if the camera was replaced or moved")

@@ -1,18 +1,10 @@
 """The store on a real PostgreSQL server, as a plant server gathering several belts would run it."""
 
-import pytest
 from sqlalchemy import inspect, select
 
 from edge.store.frame_store import FrameStore
 from edge.store.models import Frame, Mask, Recording
 from edge.store.reconcile import check_store
-from tests.postgres_server import postgres_url
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    with postgres_url() as url:
-        yield url
 
 
 def test_record_check_and_quota_on_postgresql(make_config, run_recorder, postgres):

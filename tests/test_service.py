@@ -40,6 +40,47 @@ def test_the_unit_is_what_systemd_accepts(write_config, tmp_path, capsys):
     assert "beltcam.service" not in verified.stderr  # no warning about our unit
 
 
+USB_SITE = {
+    "cameras": [
+        {"id": "c1", "kind": "opencv", "source": "0"},
+        {
+            "id": "c2",
+            "kind": "gstreamer",
+            "source": "v4l2src device=/dev/v4l/by-id/usb-cam_2-video ! videoconvert",
+        },
+    ],
+    "bridge": {"transport": "serial", "serial_port": "/dev/ttyUSB0"},
+}
+
+
+def test_the_unit_starts_after_the_sites_usb_cameras_and_serial_link(write_config, tmp_path, capsys):
+    config = write_config(USB_SITE)
+    assert main(["service", "install", "--dry-run", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    units = ["dev-video0.device", "dev-v4l-by\\x2did-usb\\x2dcam_2\\x2dvideo.device", "dev-ttyUSB0.device"]
+    escaped = subprocess.run(
+        ["systemd-escape", "--path", "--suffix=device", "/dev/video0", "/dev/v4l/by-id/usb-cam_2-video",
+         "//dev/ttyUSB0/"], capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert escaped == units  # the names systemd gives these devices
+    assert f"Wants={' '.join(units)}" in out and f"After=network-online.target {' '.join(units)}" in out
+    assert 'SUBSYSTEM=="video4linux", TAG+="systemd"' in out  # V4L2 devices get device units by the rule
+    unit = tmp_path / "beltcam.service"
+    unit.write_text(out[: out.index("\n# and ")])
+    verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verified.returncode == 0 and "beltcam.service" not in verified.stderr, verified.stderr
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    install = ["service", "install", "--config", str(config), "--unit-dir", str(tmp_path), "--no-enable"]
+    assert main([*install, "--udev-dir", str(rules)]) == 0
+    assert (rules / "70-beltcam-cameras.rules").read_text().endswith('TAG+="systemd"\n')
+    capsys.readouterr()
+    network_only = write_config({}, name="simulated.yaml")  # simulated cameras: no device to wait for
+    assert main(["service", "install", "--dry-run", "--config", str(network_only)]) == 0
+    out = capsys.readouterr().out
+    assert ".device" not in out and "udev" not in out
+
+
 def test_install_writes_the_unit_and_status_says_the_agent_is_down(write_config, tmp_path, capsys):
     config = write_config({})
     for flags, said in ((["--memory-max", "lots"], "--memory-max 'lots': a size such as 6G"),

@@ -74,7 +74,7 @@ class CalibrationSession:
             update={**update, **site, "inputs": {**self.current.inputs, step: inputs}}
         )
         CalibrationFile.model_validate(updated.model_dump(by_alias=True))  # every section still valid
-        self.current = save_version(self.store, self.path, updated, step)
+        self.current = save_version(self.store, self.path, updated, step, camera)
         return self.current
 
     def restore(self, version: int | None = None) -> CalibrationFile:

@@ -8,12 +8,12 @@ killed, host down): the report says so instead of showing a stale "ok".
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 
 from edge.capture.camera_health import FAILING, FINAL_STATES, PAUSED, STALLED, UNAVAILABLE, CameraCounters
-from edge.store.frame_store import FrameStore, utc_now
+from edge.store.frame_store import FrameStore, as_utc, utc_now
 from edge.store.models import CameraEvent, CameraStatus
 
 SILENT_AFTER_S = 10.0
@@ -43,11 +43,6 @@ class CameraEventReport:
     detail: str | None
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def camera_reports(
     store: FrameStore, now: datetime | None = None, silent_after_s: float = SILENT_AFTER_S
 ) -> list[CameraReport]:
@@ -55,16 +50,16 @@ def camera_reports(
     reports = []
     with store.session() as session:
         for row in session.scalars(select(CameraStatus).order_by(CameraStatus.camera)):
-            updated = _aware(row.updated_utc)
+            updated = as_utc(row.updated_utc)
             silent = row.state not in FINAL_STATES and (now - updated).total_seconds() > silent_after_s
             reports.append(
                 CameraReport(
                     camera=row.camera,
                     source=row.source,
                     state=SILENT if silent else row.state,
-                    since_utc=updated if silent else _aware(row.since_utc),
+                    since_utc=updated if silent else as_utc(row.since_utc),
                     updated_utc=updated,
-                    last_frame_utc=_aware(row.last_frame_utc),
+                    last_frame_utc=as_utc(row.last_frame_utc),
                     last_error=row.last_error,
                     counts=CameraCounters.of(row),
                     paired=row.paired,
@@ -81,7 +76,7 @@ def camera_events(store: FrameStore, camera: str | None = None, limit: int = 20)
         query = query.where(CameraEvent.camera == camera)
     with store.session() as session:
         return [
-            CameraEventReport(event.camera, _aware(event.utc), event.state, event.detail)
+            CameraEventReport(event.camera, as_utc(event.utc), event.state, event.detail)
             for event in session.scalars(query)
         ]
 

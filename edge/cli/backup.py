@@ -35,12 +35,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--data-dir", type=Path, help="the restored site's data directory (default: the one its site file "
         "names; given, it is written into the site file, whose comments are then lost)",
     )  # fmt: skip
+    restore.add_argument(
+        "--database-url", help="the restored site's database (a PostgreSQL archive restored into "
+        "another server or database; written into the site file like --data-dir)",
+    )  # fmt: skip
 
 
 def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
     if args.command == "restore":
         target = args.config if args.config is not None else DEFAULT_CONFIG_PATH
-        summary = restore_backup(args.file, target, args.force, data_dir=args.data_dir)
+        summary = restore_backup(
+            args.file, target, args.force, data_dir=args.data_dir, database_url=args.database_url
+        )
         models = ", ".join(map(str, summary.models)) or "none"
         print(f"restored {args.file} -> {summary.config_path} (data in {summary.data_dir}); models: {models}")
         return 0

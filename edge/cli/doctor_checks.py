@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
 
-from calibration import CalibrationError, load_calibration
+from calibration import CalibrationError, CalibrationFile, load_calibration
 from edge.actuators.link import open_transport
 from edge.capture.cameras import build_sources
+from edge.capture.mounts import MOUNTED, MountChange, last_mount_changes
 from edge.capture.report import UNHEALTHY_STATES, camera_reports
 from edge.config import ConfigError, SiteConfig, load_config
 from edge.live.site_check import live_geometry_problem
@@ -40,6 +41,7 @@ UNPAIRED_SHARE = 0.1
 LOW_DISK_DAYS = 7.0
 LINK_WAIT_S = 5.0
 CALIBRATION_OLD_DAYS = 365
+PLANE_STEPS = ("belt_plane", "simulator")  # the steps that measure where a camera looks
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def run_checks(config_path: Path) -> Iterator[Check]:
         agent = DataDirLock(config.storage.data_dir, "beltcam doctor").owner()
         yield from (_cameras_of_agent(store, agent) if agent else _cameras_opened(config))
         yield from _pairing(store)
-        yield _calibration(config)
+        yield _calibration(config, store)
         yield _model(config, store)
         yield _link(config, agent)
         yield _disk(config, store)
@@ -166,7 +168,7 @@ def _pairing(store: FrameStore) -> Iterator[Check]:
         yield Check("C1/C2 pairing", PASS, seen)
 
 
-def _calibration(config: SiteConfig) -> Check:
+def _calibration(config: SiteConfig, store: FrameStore) -> Check:
     path = config.calibration_file
     if path is None:
         return Check(
@@ -182,11 +184,47 @@ def _calibration(config: SiteConfig) -> Check:
     problem = live_geometry_problem(calibration)
     if problem is not None:
         return Check("calibration", FAIL, problem, "run the missing `beltcam calibrate` step")
+    moved = _mounted_since(calibration, last_mount_changes(store))
+    if moved is not None:
+        return moved
     age_days = (datetime.now(UTC) - datetime.fromtimestamp(path.stat().st_mtime, UTC)).days
     seen = f"{path} version {calibration.version}, saved {age_days} days ago"
     if age_days > CALIBRATION_OLD_DAYS:
         return Check("calibration", WARN, seen, "over a year old: check it (`beltcam calibrate show`)")
     return Check("calibration", PASS, seen)
+
+
+def _plane_measured(calibration: CalibrationFile, camera: str) -> datetime | None:
+    """When this camera's belt plane was last measured (entries of files older than the camera field
+    count for both cameras)."""
+    return max(
+        (
+            entry.saved_utc
+            for entry in calibration.history
+            if entry.step in PLANE_STEPS and entry.camera in (camera, None)
+        ),
+        default=None,
+    )
+
+
+def _mounted_since(calibration: CalibrationFile, changes: dict[str, MountChange]) -> Check | None:
+    """A camera mounted anew after its belt plane was measured fails (said by the technician) or
+    warns (a source seen to change, which may only be a renumbered device)."""
+    found = []
+    for camera, change in sorted(changes.items()):
+        measured = _plane_measured(calibration, camera)
+        if measured is not None and measured >= change.utc:
+            continue
+        when = change.utc.strftime("%Y-%m-%d %H:%M UTC")
+        since = f"measured {measured:%Y-%m-%d %H:%M UTC}" if measured else "never measured"
+        fix = f"`beltcam calibrate plane --camera {camera} --image PHOTO`, then offsets (docs/calibration.md)"
+        if change.state == MOUNTED:
+            seen = f"{camera} mounted anew {when} ({change.detail}); its belt plane {since}"
+            found.append(Check("calibration", FAIL, seen, fix))
+        else:
+            seen = f"{camera}'s {change.detail} on {when}; its belt plane {since}"
+            found.append(Check("calibration", WARN, seen, f"if the camera was replaced or moved, {fix}"))
+    return min(found, key=lambda check: check.status != FAIL, default=None)
 
 
 def _model(config: SiteConfig, store: FrameStore) -> Check:

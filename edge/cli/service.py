@@ -3,8 +3,9 @@
 The unit restarts the agent when it fails (at most `--burst` times in 10 minutes, then it stays down
 for a person to look), expects `READY=1` and a watchdog ping from the agent (Type=notify,
 WatchdogSec: the agent pings only while its live path and recorder make progress, so a hung agent is
-restarted, not just a dead one), starts after the network (IP cameras, Modbus) and logs to the
-journal with levels. `--dry-run` prints the unit instead of installing it.
+restarted, not just a dead one), starts after the network (IP cameras, Modbus) and the site's USB
+cameras and serial valve link (edge/cli/unit_devices.py) and logs to the journal with levels.
+`--dry-run` prints the unit instead of installing it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from pathlib import Path
 
 from edge.capture.report import camera_reports, report_lines
 from edge.cli.common import add_config, open_store, positive_int
+from edge.cli.unit_devices import UDEV_RULE, UDEV_RULE_NAME, device_paths, device_unit, needs_udev_rule
 from edge.config import ConfigError, SiteConfig
 from edge.store.lock import DataDirLock
 
 UNIT_NAME = "beltcam.service"
 MEMORY_LIMIT = re.compile(r"infinity|\d+(\.\d+)?[KMGT]?|\d+(\.\d+)?%")  # what systemd takes
 UNIT_DIR = Path("/etc/systemd/system")
+UDEV_DIR = Path("/etc/udev/rules.d")
 STATUS_PROPERTIES = ("ActiveState", "SubState", "NRestarts", "ExecMainStartTimestamp", "Result", "MainPID")
 
 
@@ -46,21 +49,35 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     install.add_argument("--burst", type=positive_int, default=5, help="restarts allowed in 10 minutes")
     install.add_argument("--no-enable", action="store_true", help="write the unit only")
     install.add_argument(
+        "--udev-dir", type=Path, default=UDEV_DIR,
+        help=f"where the rule giving V4L2 cameras device units goes (default {UDEV_DIR})",
+    )  # fmt: skip
+    install.add_argument(
         "--memory-max", default="80%", help="memory limit (systemd MemoryMax=, e.g. 6G or 80%%)"
     )
     status = actions.add_parser("status", help="the unit's state and the agent's own health")
     add_config(status)
 
 
-def unit_text(config_path: Path, user: str, watchdog_s: int, burst: int, memory_max: str) -> str:
+def unit_text(
+    config_path: Path, user: str, watchdog_s: int, burst: int, memory_max: str, devices: list[str]
+) -> str:
+    """`devices`: the device files of the site's cameras and valve link (unit_devices.device_paths)."""
     executable = Path(sys.executable).with_name("beltcam")
     command = executable if executable.exists() else f"{sys.executable} -m edge.cli"
     site = config_path.resolve()
+    units = " ".join(device_unit(path) for path in devices)
+    waits = (
+        f"# the site's cameras and valve link: waited for up to systemd's device timeout, then the agent\n"
+        f"# starts anyway and reconnects to what comes late\nWants={units}\n"
+        if devices
+        else ""
+    )
     return f"""[Unit]
 Description=beltcam agent ({site})
 Documentation=file://{site.parent}
-After=network-online.target
 Wants=network-online.target
+{waits}After=network-online.target{" " + units if devices else ""}
 StartLimitIntervalSec=600
 StartLimitBurst={burst}
 
@@ -107,13 +124,19 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
     config_path = args.config if args.config is not None else args.default_config
     if args.service_command == "install":
         _checked(args)
-        text = unit_text(config_path, args.user, args.watchdog_s, args.burst, args.memory_max)
+        devices = device_paths(config)
+        text = unit_text(config_path, args.user, args.watchdog_s, args.burst, args.memory_max, devices)
+        rule = needs_udev_rule(devices)
         if args.dry_run:
             print(text, end="")
+            if rule:
+                print(f"\n# and {args.udev_dir / UDEV_RULE_NAME}:\n{UDEV_RULE}", end="")
             return 0
         path = args.unit_dir / UNIT_NAME
         path.write_text(text, encoding="utf-8")
         print(f"unit written: {path}")
+        if rule:
+            _install_udev_rule(args.udev_dir)
         if args.no_enable:
             print("not enabled (--no-enable): `systemctl daemon-reload && systemctl enable --now beltcam`")
             return 0
@@ -128,6 +151,21 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         print("enabled; start it with `systemctl start beltcam` (or reboot)")
         return 0
     return _status(config)
+
+
+def _install_udev_rule(udev_dir: Path) -> None:
+    """The rule giving V4L2 cameras device units, applied to the devices already plugged in."""
+    path = udev_dir / UDEV_RULE_NAME
+    path.write_text(UDEV_RULE, encoding="utf-8")
+    print(f"udev rule written: {path}")
+    if shutil.which("udevadm") is None:
+        print("no udevadm here: the rule applies from the next boot")
+        return
+    for step in (["control", "--reload"], ["trigger", "--subsystem-match=video4linux", "--action=add"]):
+        done = subprocess.run(["udevadm", *step], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"udevadm {' '.join(step)}: {done.stderr.strip()} (the rule applies from the next boot)")
+            return
 
 
 def _status(config: SiteConfig) -> int:

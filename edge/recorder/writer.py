@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from calibration import load_calibration
 from edge.capture.camera_health import PAUSED, HealthSnapshot
+from edge.capture.mounts import source_change_event
 from edge.capture.stream_pair import StreamPair
 from edge.capture.worker import CaptureWorker
 from edge.config import CameraConfig, SiteConfig, redact_credentials
@@ -270,7 +271,10 @@ class FrameWriter:
         if status is None:
             status = CameraStatus(camera=camera)
             session.add(status)
-        status.source = _source_label(self.config.camera(camera))
+        source = _source_label(self.config.camera(camera))
+        if status.source is not None and status.source != source:  # the calibration may no longer hold
+            session.add(source_change_event(camera, status.source, source))
+        status.source = source
         status.session = self.session_name
         status.state, status.since_utc = health.state, health.since_utc
         status.updated_utc = utc_now()

@@ -1,12 +1,12 @@
 """`beltcam backup` / `beltcam restore`: what a site cannot get back once it is lost, in one archive.
 
-The site file, the calibration file, the database (SQLite's online backup API: consistent while
-the agent writes), the live model and the models before it with their metrics, and optionally the
-frames. A restore onto a fresh machine writes the site file where it is told, the database and the
-files under the data directory that site file names, and moves every path the database holds
-(models, runs, calibration versions) to the new places, so `beltcam models list` and the
-calibration read the same as before. An archive made by a newer beltcam (a schema this one does not
-know) is refused before anything is written.
+The site file, the calibration file, the database (SQLite's online backup API, or `pg_dump` for a
+PostgreSQL server: consistent while the agent writes), the live model and the models before it with
+their metrics, and optionally the frames. A restore onto a fresh machine writes the site file where
+it is told, the database and the files under the data directory that site file names, and moves
+every path the database holds (models, runs, calibration versions) to the new places, so `beltcam
+models list` and the calibration read the same as before. An archive made by a newer beltcam (a
+schema this one does not know) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -17,23 +17,28 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from edge.config import SiteConfig, load_config
+from edge.config import SiteConfig, load_config, redact_credentials
 from edge.store.database import current_revision, known_revisions, make_engine, upgrade_schema
 from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore, utc_now
 from edge.store.lock import DataDirLock
 from edge.store.models import Calibration, Model, TrainingRun
+from edge.store.pg_dump import PostgresToolError, dump_database, restore_database
 
 ARCHIVE_VERSION = 1
 MANIFEST = "manifest.json"
+SQLITE_MEMBER = "database/beltcam.db"
+POSTGRES_MEMBER = "database/beltcam.pgdump"
 BACKUP_LOG = "backups.jsonl"
 KEPT_MODELS = 3  # the live model and the two newest others with their files: what a rollback needs
 RUN_FILES = ("metrics.json", "model.onnx")
@@ -51,14 +56,38 @@ class BackupSummary:
     frames: int
 
 
-def _sqlite_path(config: SiteConfig) -> Path:
+def _database_kind(config: SiteConfig) -> str:
+    """The two databases beltcam backs up: "sqlite" (a file) or "postgresql" (a server)."""
     url = make_url(config.storage.resolved_database_url())
-    if url.get_backend_name() != "sqlite" or not url.database:
-        raise BackupError(
-            f"{config.storage.shown_database_url()}: only SQLite databases are backed up by beltcam; "
-            "back a PostgreSQL server up with pg_dump"
-        )
-    return Path(url.database)
+    kind = url.get_backend_name()
+    if kind == "postgresql" or (kind == "sqlite" and url.database):
+        return kind
+    raise BackupError(
+        f"{config.storage.shown_database_url()}: beltcam backs up SQLite files and PostgreSQL servers only"
+    )
+
+
+def _sqlite_path(config: SiteConfig) -> Path:
+    return Path(make_url(config.storage.resolved_database_url()).database)
+
+
+def _snapshot_database(config: SiteConfig, folder: Path, progress) -> tuple[Path, str]:
+    """The database, copied consistently into `folder`; (the copy, its name in the archive)."""
+    if _database_kind(config) == "postgresql":
+        progress(f"database {config.storage.shown_database_url()} (pg_dump)")
+        snapshot = folder / Path(POSTGRES_MEMBER).name
+        try:
+            dump_database(config.storage.resolved_database_url(), snapshot)
+        except PostgresToolError as error:
+            raise BackupError(f"{config.storage.shown_database_url()}: {error}") from None
+        return snapshot, POSTGRES_MEMBER
+    database = _sqlite_path(config)
+    progress(f"database {database} (online backup)")
+    snapshot = folder / Path(SQLITE_MEMBER).name
+    with sqlite3.connect(database) as source, sqlite3.connect(snapshot) as copy:
+        source.backup(copy)
+    copy.close()
+    return snapshot, SQLITE_MEMBER
 
 
 def _models_with_files(engine: Engine) -> list[tuple[int, str, str]]:
@@ -79,21 +108,19 @@ def write_backup(
     frames: bool = False,
     progress: Callable[[str], None] = print,
 ) -> BackupSummary:
-    database = _sqlite_path(config)
-    if not database.is_file():
+    if _database_kind(config) == "sqlite" and not _sqlite_path(config).is_file():  # never made empty here
+        database = _sqlite_path(config)
         raise BackupError(f"{database}: no database there (storage.data_dir / database_url of {config_path})")
     partial = out.with_name(out.name + ".partial")
-    models = _models_with_files(engine)
+    with _reached(config.storage.resolved_database_url()):
+        models = _models_with_files(engine)
     frame_count = 0
     with tempfile.TemporaryDirectory() as tmp:
-        snapshot = Path(tmp) / "beltcam.db"
-        progress(f"database {database} (online backup)")
-        with sqlite3.connect(database) as source, sqlite3.connect(snapshot) as copy:
-            source.backup(copy)
-        copy.close()
+        snapshot, member = _snapshot_database(config, Path(tmp), progress)
         manifest = {
             "archive_version": ARCHIVE_VERSION,
             "created_utc": utc_now().isoformat(timespec="seconds"),
+            "database": _database_kind(config),
             "schema_revision": current_revision(engine),
             "site_file": config_path.name,
             "config_dir": str(config_path.resolve().parent),
@@ -106,7 +133,7 @@ def write_backup(
             archive.add(config_path, arcname=f"site/{config_path.name}")
             if config.calibration_file is not None and config.calibration_file.is_file():
                 archive.add(config.calibration_file, arcname=f"calibration/{config.calibration_file.name}")
-            archive.add(snapshot, arcname="database/beltcam.db")
+            archive.add(snapshot, arcname=member)
             for model_id, path, status in models:
                 progress(f"model {model_id} ({status}) {path}")
                 folder = Path(path).parent
@@ -207,9 +234,11 @@ def restore_backup(
     force: bool = False,
     progress: Callable[[str], None] = print,
     data_dir: Path | None = None,
+    database_url: str | None = None,
 ) -> RestoreSummary:
-    """`data_dir`: where the restored site keeps its data (written into the restored site file, whose
-    comments are then lost); without it, the folder the backed-up site file names."""
+    """`data_dir`: where the restored site keeps its data, `database_url`: its database (each written
+    into the restored site file, whose comments are then lost); without them, what the backed-up site
+    file names."""
     manifest = read_manifest(archive_path)
     if config_path.exists() and not force:
         raise BackupError(f"{config_path} exists: restore into a new place, or pass --force to replace it")
@@ -218,8 +247,8 @@ def restore_backup(
         with tarfile.open(archive_path, "r:gz") as archive:
             archive.extractall(unpacked, filter="data")  # no absolute paths, links out or devices
         site_text = (unpacked / "site" / manifest["site_file"]).read_text(encoding="utf-8")
-        if data_dir is not None:
-            site_text = _moved_data_dir(site_text, manifest, data_dir)
+        if data_dir is not None or database_url is not None:
+            site_text = _site_moved(site_text, manifest, data_dir, database_url)
         staged = unpacked / "staged.yaml"
         staged.write_text(site_text, encoding="utf-8")
         config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,18 +277,11 @@ def _roots(manifest: dict, config: SiteConfig, config_path: Path) -> list[tuple[
 def _unpack_site(
     manifest: dict, unpacked: Path, config: SiteConfig, config_path: Path, force: bool, progress
 ):
-    database = _sqlite_path(config)
-    if database.exists() and not force:
-        raise BackupError(
-            f"{database} exists: the restored site file names a data directory in use; give the restore "
-            "its own (--data-dir DIR), or --force to replace that site's data with the backup's"
-        )
+    restore_database_now = _database_restorer(manifest, unpacked, config, force)
     data_dir = config.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(unpacked / "database" / "beltcam.db", database)
-    progress(f"database -> {database}")
+    restore_database_now()
+    progress(f"database -> {config.storage.shown_database_url()}")
     calibration = manifest.get("calibration_file")
     if calibration and config.calibration_file is not None:
         source = unpacked / "calibration" / Path(calibration).name
@@ -276,15 +298,78 @@ def _unpack_site(
     return restored
 
 
-def _moved_data_dir(site_text: str, manifest: dict, data_dir: Path) -> str:
+def _database_restorer(manifest: dict, unpacked: Path, config: SiteConfig, force: bool) -> Callable[[], None]:
+    """Every check on the restored site's database done now; what writes it, returned for later."""
+    archived = manifest.get("database", "sqlite")  # archives from before PostgreSQL backups are SQLite
+    target = _database_kind(config)
+    shown = config.storage.shown_database_url()
+    if archived != target:
+        raise BackupError(
+            f"the archive holds a {archived} database but the restored site file names {shown}: "
+            f"restore with --database-url naming a {archived} database"
+        )
+    if target == "postgresql":
+        url = config.storage.resolved_database_url()
+        if _holds_tables(url) and not force:
+            raise BackupError(
+                f"{shown} already holds tables: give the restore an empty database (--database-url URL), "
+                "or --force to replace that site's database with the backup's"
+            )
+
+        def restore_postgresql() -> None:
+            try:
+                restore_database(unpacked / POSTGRES_MEMBER, url)
+            except PostgresToolError as error:
+                raise BackupError(f"{shown}: {error}") from None
+
+        return restore_postgresql
+    database = _sqlite_path(config)
+    if database.exists() and not force:
+        raise BackupError(
+            f"{database} exists: the restored site file names a data directory in use; give the restore "
+            "its own (--data-dir DIR), or --force to replace that site's data with the backup's"
+        )
+
+    def restore_sqlite() -> None:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(unpacked / SQLITE_MEMBER, database)
+
+    return restore_sqlite
+
+
+@contextmanager
+def _reached(database_url: str) -> Iterator[None]:
+    """A database server that does not answer, said in one line naming it."""
+    try:
+        yield
+    except OperationalError as error:
+        reason = " ".join(str(error.orig).split())
+        raise BackupError(f"{redact_credentials(database_url)}: cannot connect ({reason})") from None
+
+
+def _holds_tables(database_url: str) -> bool:
+    engine = make_engine(database_url)
+    try:
+        with _reached(database_url):
+            return bool(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _site_moved(site_text: str, manifest: dict, data_dir: Path | None, database_url: str | None) -> str:
     """The site file with `storage.data_dir` set to `data_dir` (and a calibration file that lived in
-    the old data directory moved along with it)."""
+    the old data directory moved along with it) and `storage.database_url` to `database_url`."""
     site = yaml.safe_load(site_text)
-    old_data = Path(manifest["data_dir"])
-    site.setdefault("storage", {})["data_dir"] = str(data_dir)
-    calibration = manifest.get("calibration_file")
-    if calibration and Path(calibration).is_relative_to(old_data):
-        site["calibration_file"] = str(data_dir / Path(calibration).relative_to(old_data))
+    storage = site.setdefault("storage", {})
+    if database_url is not None:
+        storage["database_url"] = database_url
+    if data_dir is not None:
+        old_data = Path(manifest["data_dir"])
+        storage["data_dir"] = str(data_dir)
+        calibration = manifest.get("calibration_file")
+        if calibration and Path(calibration).is_relative_to(old_data):
+            site["calibration_file"] = str(data_dir / Path(calibration).relative_to(old_data))
     return yaml.safe_dump(site, sort_keys=False)
 
 

@@ -33,13 +33,16 @@ def stored_content(store: FrameStore, path: Path, version: int) -> dict | None:
         ).first()
 
 
-def save_version(store: FrameStore, path: Path, calibration: CalibrationFile, step: Step) -> CalibrationFile:
-    """Save the next version of the file (after its own and every stored one) and keep it in the store."""
+def save_version(
+    store: FrameStore, path: Path, calibration: CalibrationFile, step: Step, camera: str | None = None
+) -> CalibrationFile:
+    """Save the next version of the file (after its own and every stored one) and keep it in the store;
+    `camera`: the camera a per-camera step measured."""
     stored = stored_versions(store, path)
     calibration = calibration.model_copy(
         update={"version": max(calibration.version, stored[-1] if stored else 0)}
     )
-    saved = save_calibration(calibration, path, step)
+    saved = save_calibration(calibration, path, step, camera)
     with store.session() as session:
         session.add(
             Calibration(

@@ -5,12 +5,12 @@ the forecast is what lets someone act before). Shown by the panel and checked by
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from edge.config import StorageConfig
-from edge.store.frame_store import FrameStore, utc_now
+from edge.store.frame_store import FrameStore, as_utc, utc_now
 from edge.store.models import Frame
 from edge.store.retention import other_bytes
 
@@ -37,7 +37,7 @@ def disk_report(store: FrameStore, storage: StorageConfig) -> dict:
         ).one()
     per_day = None
     if recent and first is not None:
-        first = first if first.tzinfo else first.replace(tzinfo=UTC)  # SQLite gives naive UTC back
+        first = as_utc(first)
         covered_s = max((now - first).total_seconds(), MIN_SPAN_S)
         per_day = int(recent) * DAY_S / covered_s
     return {
