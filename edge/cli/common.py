@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import math
 import os
@@ -34,6 +35,13 @@ def interruptible():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def load_training_stack() -> None:
+    """Import torch and ONNX Runtime (seconds) before a step that SIGTERM may stop (`interruptible`):
+    a signal landing inside a C extension's import turns into an ImportError with a traceback, not a
+    clean stop."""
+    importlib.import_module("trainer.train")
 
 
 def open_store(config: SiteConfig) -> FrameStore:

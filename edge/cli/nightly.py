@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from edge.cli.common import add_config, interruptible, number_type, open_store
+from edge.cli.common import add_config, interruptible, load_training_stack, number_type, open_store
 from edge.config import SiteConfig
 from edge.nightly.night import run_night
 from edge.nightly.priority import lower_priority
@@ -48,6 +48,7 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
         (window_end - now).total_seconds() + WINDOW_GRACE_S, os.kill, (os.getpid(), signal.SIGTERM)
     )
     deadline.daemon = True
+    load_training_stack()
     with DataDirLock(config.storage.data_dir, "beltcam nightly", NIGHTLY_LOCK_FILE):
         store = open_store(config)
         try:

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 from calibration import CalibrationError, load_calibration
 from edge.actuators.link import nozzle_bank, open_transport
 from edge.capture.cameras import build_sources
-from edge.cli.common import add_config, calibrate_simulated_site, interruptible, open_store, positive
+from edge.cli.common import (
+    add_config,
+    calibrate_simulated_site,
+    interruptible,
+    load_training_stack,
+    open_store,
+    positive,
+)
 from edge.cli.restart import AgentRestart
 from edge.cli.safe_mode import add_safe_mode_option
 from edge.cli.systemd_notify import tell_systemd, watchdog_period_s
@@ -125,6 +132,7 @@ def _run(
     why = _starter_needed(store) if args.command == "demo" and _simulated(config) else None
     if why is not None:
         folder = config.storage.data_dir / "starter-model"
+        load_training_stack()
         print(f"{why}: training a starter model on simulated frames into {folder} (a minute or two)")
         try:
             with interruptible():
