@@ -3,7 +3,10 @@ time (10 fps, 640x480 cameras), for models trained by `ours`, `puzzlecam` and `c
 without inference-time fusion (belt motion), at two belt speeds, over several seeds.
 
 Each model is the demo's starter recipe (ResNet-18, 128 px long side, 4 epochs on rendered frames of
-another stretch of belt) with the method changed. Each run is a fresh data directory with the
+another stretch of belt) with the method changed. The method `truth` is no model: the live path takes
+the simulator's own label map of each frame (perfect masks), so its row is what the tracker, the
+planner and the valves lose by themselves (collateral hits of touching objects, merged patches): the
+floor under every model's false ejections. Each run is a fresh data directory with the
 simulator's calibration and that model live; its scoreboard (`--report`) gives:
   recall, false ejections   shares of the illegal / legal objects that passed the ejector line and were hit
   late                      commands whose fire time had passed before they could be sent
@@ -11,7 +14,7 @@ simulator's calibration and that model live; its scoreboard (`--report`) gives:
   processed/captured        C1 frames segmented over frames captured
 
     .venv/bin/python -m benchmarks.endtoend [--seeds 0 1] [--minutes 1] [--speeds 250 500]
-        [--methods ours puzzlecam cam]
+        [--methods ours puzzlecam cam truth] [--fusions belt none] [--spare on off] [--out endtoend]
 """
 
 from __future__ import annotations
@@ -19,26 +22,33 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import statistics
 import tempfile
+import time
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import yaml
 
 from benchmarks.common import describe_machine, run_record, write_results
 from edge.cli.main import main as beltcam
 from edge.config import load_config
+from edge.live.path import LivePath
 from edge.nightly.starter import starter_model
+from edge.sources.base import Frame
 from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
 
 FUSIONS = ("belt", "none")
+TRUTH = "truth"  # the simulator's label maps in place of a model: the floor of the rest of the path
 CAMERAS = ("c1", "c2")
 KEYS = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms")
 
 
-def site(folder: Path, seed: int, speed: float, fusion: str) -> Path:
+def site(folder: Path, seed: int, speed: float, fusion: str, spare_legal: bool = True) -> Path:
     path = folder / "beltcam.yaml"
     config = {
         "cameras": [{"id": c, "kind": "simulated", "resolution": [640, 480], "fps": 10} for c in CAMERAS],
@@ -47,18 +57,31 @@ def site(folder: Path, seed: int, speed: float, fusion: str) -> Path:
         "model": {"backbone": "resnet18", "pretrained_weights": "random"},
         "calibration_file": "data/calibration.yaml",
         "live": {"fusion": fusion},
+        "bridge": {"spare_legal": spare_legal},
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
-def one_run(model: Path, folder: Path, seed: int, speed: float, fusion: str, seconds: float) -> dict:
-    config = site(folder, seed, speed, fusion)
+def _truth_labels(live: LivePath, frame: Frame) -> np.ndarray | None:
+    """The simulator's label map of the frame, counted as the model's would be (method `truth`)."""
+    live.stats.processed += 1
+    if live.stats.first_frame_ns is None:
+        live.stats.first_frame_ns = frame.capture_ns
+    live.stats.mask_latency_ms.append((time.monotonic_ns() - frame.capture_ns) / 1e6)
+    return frame.truth.label_map
+
+
+def one_run(
+    model: Path, folder: Path, seed: int, speed: float, fusion: str, seconds: float, truth: bool, spare: bool
+) -> dict:
+    config = site(folder, seed, speed, fusion, spare)
     store = FrameStore.from_config(load_config(config).storage)
-    promote(store, add_model(store, model))
+    promote(store, add_model(store, model))  # `truth` too: the agent starts only with a live model
     store.close()
     report = folder / "report.json"
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    masks = mock.patch.object(LivePath, "_segment", _truth_labels) if truth else contextlib.nullcontext()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), masks:
         code = beltcam(["run", "--config", str(config), "--duration", str(seconds), "--report", str(report)])
     if code != 0:
         raise RuntimeError(f"beltcam run exited {code} ({folder})")
@@ -75,47 +98,68 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--speeds", type=float, nargs="+", default=[250.0, 500.0])
-    parser.add_argument("--methods", nargs="+", default=["ours", "puzzlecam", "cam"])
+    parser.add_argument("--methods", nargs="+", default=["ours", "puzzlecam", "cam", TRUTH])
+    parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=list(FUSIONS))
+    parser.add_argument(
+        "--spare",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on", "off"],
+        help="bridge.spare_legal: lanes where a legal object would be hit are not fired",
+    )
+    parser.add_argument("--out", default="endtoend", help="results/<OUT>.json and results/<OUT>_run.json")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         training_site = load_config(site(root, 100, 250.0, "belt"))
         models = {}
-        for method in args.methods:
+        for method in (m for m in args.methods if m != TRUTH):
             _, result = starter_model(training_site, root / f"model-{method}", method=method, progress=False)
             models[method] = result.onnx_path
             print(f"trained {method}: threshold {result.evaluation.threshold:.2f}", flush=True)
-        for method in args.methods:
-            for fusion in FUSIONS:
-                for speed in args.speeds:
-                    runs = []
-                    for seed in args.seeds:
-                        folder = root / f"{method}-{fusion}-{speed:g}-{seed}"
-                        folder.mkdir()
-                        runs.append(one_run(models[method], folder, seed, speed, fusion, args.minutes * 60))
-                        print(method, fusion, speed, seed, {k: runs[-1][k] for k in KEYS}, flush=True)
-                    rows.append(
-                        {
-                            "method": method, "fusion": fusion, "speed_mm_s": speed,
-                            **{k: _mean([r[k] for r in runs]) for k in KEYS},
-                            "processed_over_captured": _mean([r["frames_processed"] / r["frames_captured"]
-                                                              for r in runs]),
-                            "illegal_passed": sum(r["illegal_passed"] for r in runs),
-                            "legal_passed": sum(r["legal_passed"] for r in runs),
-                            "per_seed": runs,
-                        }
-                    )  # fmt: skip
+        if TRUTH in args.methods:  # any model file: the agent loads one, the label maps are the truth's
+            models[TRUTH] = (
+                next(iter(models.values()), None)
+                or starter_model(training_site, root / "model-truth", progress=False)[1].onnx_path
+            )
+        for method, fusion, spare, speed in itertools.product(
+            args.methods, args.fusions, args.spare, args.speeds
+        ):
+            if method == TRUTH and fusion != args.fusions[0]:
+                continue  # no maps to fuse: the truth's label maps are used as they are
+            runs = []
+            for seed in args.seeds:
+                folder = root / f"{method}-{fusion}-{spare}-{speed:g}-{seed}"
+                folder.mkdir()
+                seconds = args.minutes * 60
+                runs.append(
+                    one_run(
+                        models[method], folder, seed, speed, fusion, seconds, method == TRUTH, spare == "on"
+                    )
+                )
+                print(method, fusion, spare, speed, seed, {k: runs[-1][k] for k in KEYS}, flush=True)
+            rows.append(
+                {
+                    "method": method, "fusion": "none" if method == TRUTH else fusion, "spare_legal": spare,
+                    "speed_mm_s": speed, **{k: _mean([r[k] for r in runs]) for k in KEYS},
+                    "processed_over_captured": _mean([r["frames_processed"] / r["frames_captured"]
+                                                      for r in runs]),
+                    "illegal_passed": sum(r["illegal_passed"] for r in runs),
+                    "legal_passed": sum(r["legal_passed"] for r in runs),
+                    "per_seed": runs,
+                }
+            )  # fmt: skip
     budget = f"{args.minutes:g} min x {len(args.seeds)} seeds"
     print(f"\nend to end on the simulated belt ({describe_machine()}), {budget}")
-    print(f"{'method':>10} {'fusion':>6} {'mm/s':>5} {'recall':>7} {'false ej':>8} {'late':>5} "
+    print(f"{'method':>10} {'fusion':>6} {'spare':>5} {'mm/s':>5} {'recall':>7} {'false ej':>8} {'late':>5} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'proc/capt':>9}")  # fmt: skip
     for r in rows:
-        print(f"{r['method']:>10} {r['fusion']:>6} {r['speed_mm_s']:>5g} {r['recall']!s:>7} "
-              f"{r['false_ejections']!s:>8} {r['late']!s:>5} {r['latency_p50_ms']!s:>7} "
+        print(f"{r['method']:>10} {r['fusion']:>6} {r['spare_legal']:>5} {r['speed_mm_s']:>5g} "
+              f"{r['recall']!s:>7} {r['false_ejections']!s:>8} {r['late']!s:>5} {r['latency_p50_ms']!s:>7} "
               f"{r['latency_p99_ms']!s:>7} {r['processed_over_captured']!s:>9}")  # fmt: skip
-    write_results("endtoend", rows)
-    write_results("endtoend_run", run_record(**vars(args)))
+    write_results(args.out, rows)
+    write_results(f"{args.out}_run", run_record(**vars(args)))
 
 
 if __name__ == "__main__":

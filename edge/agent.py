@@ -124,7 +124,10 @@ class Agent:
         if problem is not None:
             raise LiveUnavailable(f"{config.calibration_file}: {problem}")
         c1 = next(camera for camera in config.cameras if camera.id == "c1")
-        self.planner = EjectionPlanner(nozzle_bank(config.calibration_file), lead_ms=config.bridge.lead_ms)
+        self.planner = EjectionPlanner(
+            nozzle_bank(config.calibration_file), lead_ms=config.bridge.lead_ms,
+            spare_legal=config.bridge.spare_legal,
+        )  # fmt: skip
         self.planner_lock = threading.Lock()
         tracker = BeltTracker(
             np.array(calibration.camera("c1").belt_plane.pixel_to_belt),
@@ -233,6 +236,8 @@ class Agent:
             "commands_sent": self.dispatcher.sent,
             "dropped_at_stop": self.dispatcher.dropped_at_stop,
             "late": self.planner.stats.late,
+            "spared": self.planner.stats.spared,
+            "lanes_spared": self.planner.stats.lanes_spared,
             "latency_p50_ms": _percentile(plan, 50),
             "latency_p99_ms": _percentile(plan, 99),
             "mask_latency_p50_ms": _percentile(masks, 50),

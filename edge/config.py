@@ -312,6 +312,11 @@ class BridgeConfig(_Strict):
     watchdog_ms: int = Field(default=500, ge=50, le=10_000, description="device closes all valves after this")
     lead_ms: float = Field(default=100.0, gt=0, description="commands are final this long before firing")
     dry_run: bool = False
+    spare_legal: bool = Field(
+        default=True,
+        description="never fire a lane where a legal object would be hit too: far fewer legal objects "
+        "lost where objects touch, a few touching illegal ones left (benchmarks/README.md)",
+    )
 
     @model_validator(mode="after")
     def _serial_needs_a_port(self) -> BridgeConfig:

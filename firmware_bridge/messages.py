@@ -61,6 +61,7 @@ class CommandOutcome(StrEnum):
     LATE = "late"  # its fire time had passed before it could be sent
     DROPPED = "dropped"  # its deadline passed while the link was down, or the device refused it
     DRY_RUN = "dry_run"
+    SPARED = "spared"  # not sent: each of its lanes would have hit a legal object too (spare_legal)
 
 
 class LinkStatus(_Message):

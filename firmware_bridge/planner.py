@@ -4,6 +4,12 @@ A command is planned from the newest report of its object (later reports are mor
 tracker has seen more), and released to the transport only shortly before it must fire. What has
 been released is final. A fire time that has already passed is never sent: it is counted as late,
 with the margin by which it was missed.
+
+With `spare_legal`, a pulse never fires a lane where a legal object reported by the tracker would be
+in the air too: on a belt where objects touch, a pulse over an illegal object's extent otherwise
+blows a third of the legal objects off with it (benchmarks/README.md, the `truth` rows). The lanes
+clear of legal objects still fire; a command left with no lane is not sent and is handed over as
+`spared`, so that it is on record like a late one.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class PlannerStats:
     late_margins_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_MARGINS))
     no_channel: int = 0
     withdrawn: int = 0  # pending commands dropped because their object was reported legal
+    spared: int = 0  # commands not sent: each of their lanes would have hit a legal object too
+    lanes_spared: int = 0  # lanes taken off commands that still fired
 
 
 class EjectionPlanner:
@@ -60,14 +68,19 @@ class EjectionPlanner:
         bank: NozzleBank,
         lead_ms: float = 100.0,
         clock: Callable[[], int] = time.monotonic_ns,
+        spare_legal: bool = False,
     ) -> None:
         self.bank = bank
         self.lead_ns = round(lead_ms * 1e6)
         self.clock = clock
+        self.spare_legal = spare_legal
         self.stats = PlannerStats()
         self._pending: dict[int, RemovalCommand] = {}
+        self._reports: dict[int, BeltObject] = {}  # the report each pending command was planned from
+        self._legal: OrderedDict[int, BeltObject] = OrderedDict()  # newest report of each legal object
         self._released: OrderedDict[int, None] = OrderedDict()  # bounded: the agent runs for months
         self._late: list[RemovalCommand] = []
+        self._spared: list[RemovalCommand] = []
         self._sequence = 0
 
     def plan(self, obj: BeltObject) -> RemovalCommand | None:
@@ -77,9 +90,12 @@ class EjectionPlanner:
         if obj.object_id in self._released:
             return None
         if obj.cls != "illegal":
+            self._remember_legal(obj)
+            self._reports.pop(obj.object_id, None)
             if self._pending.pop(obj.object_id, None) is not None:
                 self.stats.withdrawn += 1
             return None
+        self._legal.pop(obj.object_id, None)
         channels = self.bank.channels_covering(obj.y_min_mm, obj.y_max_mm)
         if not channels:
             self.stats.no_channel += 1
@@ -107,7 +123,56 @@ class EjectionPlanner:
         else:
             self.stats.planned += 1
         self._pending[obj.object_id] = command
+        self._reports[obj.object_id] = obj
         return command
+
+    def _remember_legal(self, obj: BeltObject) -> None:
+        if not self.spare_legal:
+            return
+        self._legal[obj.object_id] = obj
+        self._legal.move_to_end(obj.object_id)
+        if len(self._legal) > REMEMBERED_OBJECTS:
+            self._legal.popitem(last=False)
+
+    def take_spared(self) -> list[RemovalCommand]:
+        """The commands not sent since the last call because every lane would have hit a legal object
+        too (`spare_legal`): for the command log, like the late ones."""
+        spared, self._spared = self._spared, []
+        return spared
+
+    def _spare(self, command: RemovalCommand, obj: BeltObject) -> RemovalCommand | None:
+        """The command without the lanes where a legal object is in the pulse's stretch of belt (both
+        moved to the time of `obj`'s report: the belt carries them alike); None when no lane is left."""
+        pulse_mm = command.pulse_ms / 1e3 * obj.speed_mm_s
+        air_lo, air_hi = obj.x_max_mm - pulse_mm, obj.x_max_mm  # the belt the air meets, in obj's frame
+        clear = []
+        for channel in command.channels:
+            lane_lo = self.bank.first_nozzle_y_mm + (channel - 0.5) * self.bank.pitch_mm
+            lane_hi = lane_lo + self.bank.pitch_mm
+            if not any(
+                legal.y_max_mm > lane_lo
+                and legal.y_min_mm < lane_hi
+                and legal.x_max_mm + (shift := obj.speed_mm_s * (obj.seen_ns - legal.seen_ns) / 1e9) > air_lo
+                and legal.x_min_mm + shift < air_hi
+                for legal in self._legal.values()
+            ):
+                clear.append(channel)
+        if not clear:
+            self.stats.spared += 1
+            self._spared.append(command)
+            return None
+        self.stats.lanes_spared += len(command.channels) - len(clear)
+        return (
+            command
+            if len(clear) == len(command.channels)
+            else command.model_copy(update={"channels": tuple(clear)})
+        )
+
+    def _forget_passed_legal(self, now_ns: int) -> None:
+        """Legal objects wholly past the ejector line can no longer be hit."""
+        for object_id, legal in list(self._legal.items()):
+            if legal.x_min_mm + legal.speed_mm_s * (now_ns - legal.seen_ns) / 1e9 > self.bank.line_x_mm:
+                del self._legal[object_id]
 
     def take_late(self) -> list[RemovalCommand]:
         """The commands found late since the last call (never sent): for the command log, so that an
@@ -126,11 +191,16 @@ class EjectionPlanner:
             (c for c in self._pending.values() if c.fire_ns - now <= self.lead_ns), key=lambda c: c.fire_ns
         )
         released: list[RemovalCommand] = []
+        if self.spare_legal:
+            self._forget_passed_legal(now)
         for command in ready:
             del self._pending[command.object_id]
+            report = self._reports.pop(command.object_id)
             self._release(command.object_id)
             if command.fire_ns <= now:
                 self._count_late(command, now - command.fire_ns)
+                continue
+            if self.spare_legal and (command := self._spare(command, report)) is None:
                 continue
             released.extend(self._merge_into(released, command))
         return released
@@ -164,6 +234,7 @@ class EjectionPlanner:
 
     def _count_late(self, command: RemovalCommand, margin_ns: int) -> None:
         self._pending.pop(command.object_id, None)
+        self._reports.pop(command.object_id, None)
         self._release(command.object_id)
         self._late.append(command)
         self.stats.late += 1

@@ -98,3 +98,26 @@ def test_overlapping_pulses_on_a_nozzle_merge():
     first, second = planner.due()
     assert first.channels == (2, 3, 4) and first.pulse_ms == pytest.approx(600.0)  # 1988 .. 2588 ms
     assert second.channels == (5,)
+
+
+def test_spare_legal_fires_only_the_lanes_clear_of_legal_objects():
+    clock = Clock()
+    planner = EjectionPlanner(BANK, clock=clock, spare_legal=True)
+    # a legal object touching the illegal one on its right side (lanes 4 and 5, 100-150 mm), same stretch
+    assert planner.plan(_object(object_id=5, x=(930.0, 990.0), y=(105.0, 140.0), cls="legal")) is None
+    planner.plan(_object())  # lanes 2, 3, 4 (60-110 mm)
+    planner.plan(_object(object_id=2, y=(110.0, 145.0)))  # wholly in the legal object's lanes
+    planner.plan(_object(object_id=3, x=(500.0, 600.0), y=(105.0, 140.0)))  # same lanes, 330 mm behind
+    clock.now = 1950 * MS
+    released = {command.object_id: command for command in planner.due()}
+    clock.now = 3550 * MS  # object 3 fires at 3588 ms
+    released |= {command.object_id: command for command in planner.due()}
+    assert released[1].channels == (2, 3)  # lane 4 would have blown the legal object off too
+    assert 2 not in released and [c.object_id for c in planner.take_spared()] == [2]
+    assert released[3].channels == (4, 5)  # its air meets the belt behind the legal object
+    assert (planner.stats.spared, planner.stats.lanes_spared) == (1, 1)
+    allowing = EjectionPlanner(BANK, clock=Clock())
+    allowing.plan(_object(object_id=5, x=(930.0, 990.0), y=(105.0, 140.0), cls="legal"))
+    assert allowing.plan(_object()).channels == (2, 3, 4)
+    allowing.clock.now = 1950 * MS
+    assert [c.channels for c in allowing.due()] == [(2, 3, 4)] and allowing.take_spared() == []

@@ -237,6 +237,22 @@ def test_late_commands_are_on_record_as_late(store):
     assert [tuple(row) for row in rows] == [(7, "late")] and dispatcher.sent == 0
 
 
+def test_commands_spared_for_a_legal_neighbour_are_on_record_as_spared(store):
+    clock = [0]
+    planner = EjectionPlanner(BANK, clock=lambda: clock[0], spare_legal=True)
+    for object_id, cls in ((8, "legal"), (9, "illegal")):  # the same stretch of belt, the same lanes
+        planner.plan(BeltObject(object_id=object_id, cls=cls, x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
+                                y_max_mm=90.0, seen_ns=0, speed_mm_s=250.0, capture_ns=0))  # fmt: skip
+    clock[0] = 300_000_000  # within the lead time of its fire time (388 ms)
+    log = CommandLog(store)
+    dispatcher = Dispatcher(planner, threading.Lock(), DryRunTransport(), log, 0.005)
+    dispatcher.release()
+    log.close()
+    with store.session() as session:
+        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
+    assert [tuple(row) for row in rows] == [(9, "spared")] and dispatcher.sent == 0
+
+
 def test_the_watcher_follows_the_registry_and_reports_a_bad_model_once(store, live_model_file, tmp_path):
     live = LivePath(NewestFrameSlot(), lambda: "ok", None, None, threading.Lock(), _segmenter)
     watcher = ModelWatcher(store, live, period_s=0.05)

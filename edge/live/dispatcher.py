@@ -1,5 +1,6 @@
 """The dispatcher: every few milliseconds, the planner's due commands go to the actuator link and
-into the command log, and the commands found late go into the log as `late` (never sent). When the
+into the command log, and the commands found late go into the log as `late` (never sent), those
+spared for a legal neighbour as `spared`. When the
 agent stops, what was already planned is still released for a while (`drain_s`)."""
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Dispatcher:
     def release(self) -> None:
         """Hand over what is due now; what is late goes on record."""
         with self.planner_lock:
-            due, late = self.planner.due(), self.planner.take_late()
+            due, late, spared = self.planner.due(), self.planner.take_late(), self.planner.take_spared()
         for command in due:
             outcome = self.transport.send(command)
             self.command_log.record(command, outcome)
@@ -50,6 +51,8 @@ class Dispatcher:
             self.sent += 1
         for command in late:
             self.command_log.record(command, CommandOutcome.LATE)
+        for command in spared:
+            self.command_log.record(command, CommandOutcome.SPARED)
 
     def run(self, stop: threading.Event) -> None:
         """Release until `stop`; then, for up to `drain_s`, keep releasing what was planned, so the

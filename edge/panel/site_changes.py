@@ -41,6 +41,7 @@ READERS: dict[str, tuple[str, ...]] = {
     "calibration_file": (LIVE, LINK),
     "bridge": (LINK,),
     "bridge.lead_ms": (LIVE,),  # the ejection planner's lead
+    "bridge.spare_legal": (LIVE,),  # the ejection planner's lanes
     "live": (LIVE,),
     "panel": (PANEL,),
 }
