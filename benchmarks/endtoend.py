@@ -14,7 +14,8 @@ simulator's calibration and that model live; its scoreboard (`--report`) gives:
   processed/captured        C1 frames segmented over frames captured
 
     .venv/bin/python -m benchmarks.endtoend [--seeds 0 1] [--minutes 1] [--speeds 250 500]
-        [--methods ours puzzlecam cam truth] [--fusions belt none] [--spare on off] [--out endtoend]
+        [--methods ours puzzlecam cam truth] [--fusions belt none] [--paths whole spare+split]
+        [--out endtoend]
 """
 
 from __future__ import annotations
@@ -43,12 +44,19 @@ from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
 
 FUSIONS = ("belt", "none")
+PATHS = {"whole": (False, False), "spare+split": (True, True)}  # (bridge.spare_legal, live.split_classes)
+PATHS_HELP = (
+    "whole: pulses over whole object extents, touching objects one patch; spare+split (the default "
+    "settings): touching illegal/legal regions split, lanes of legal objects spared"
+)
 TRUTH = "truth"  # the simulator's label maps in place of a model: the floor of the rest of the path
 CAMERAS = ("c1", "c2")
 KEYS = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms")
 
 
-def site(folder: Path, seed: int, speed: float, fusion: str, spare_legal: bool = True) -> Path:
+def site(
+    folder: Path, seed: int, speed: float, fusion: str, spare_legal: bool = True, split: bool = True
+) -> Path:
     path = folder / "beltcam.yaml"
     config = {
         "cameras": [{"id": c, "kind": "simulated", "resolution": [640, 480], "fps": 10} for c in CAMERAS],
@@ -56,7 +64,7 @@ def site(folder: Path, seed: int, speed: float, fusion: str, spare_legal: bool =
         "simulator": {"seed": seed, "belt_speed_mm_s": speed},
         "model": {"backbone": "resnet18", "pretrained_weights": "random"},
         "calibration_file": "data/calibration.yaml",
-        "live": {"fusion": fusion},
+        "live": {"fusion": fusion, "split_classes": split},
         "bridge": {"spare_legal": spare_legal},
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -73,9 +81,10 @@ def _truth_labels(live: LivePath, frame: Frame) -> np.ndarray | None:
 
 
 def one_run(
-    model: Path, folder: Path, seed: int, speed: float, fusion: str, seconds: float, truth: bool, spare: bool
+    model: Path, folder: Path, seed: int, speed: float, fusion: str, seconds: float, truth: bool, path: tuple
 ) -> dict:
-    config = site(folder, seed, speed, fusion, spare)
+    """`path`: (spare_legal, split_classes) of the planner and the tracker."""
+    config = site(folder, seed, speed, fusion, *path)
     store = FrameStore.from_config(load_config(config).storage)
     promote(store, add_model(store, model))  # `truth` too: the agent starts only with a live model
     store.close()
@@ -100,13 +109,7 @@ def main() -> None:
     parser.add_argument("--speeds", type=float, nargs="+", default=[250.0, 500.0])
     parser.add_argument("--methods", nargs="+", default=["ours", "puzzlecam", "cam", TRUTH])
     parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=list(FUSIONS))
-    parser.add_argument(
-        "--spare",
-        nargs="+",
-        choices=("on", "off"),
-        default=["on", "off"],
-        help="bridge.spare_legal: lanes where a legal object would be hit are not fired",
-    )
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help=PATHS_HELP)
     parser.add_argument("--out", default="endtoend", help="results/<OUT>.json and results/<OUT>_run.json")
     args = parser.parse_args()
     rows = []
@@ -123,25 +126,22 @@ def main() -> None:
                 next(iter(models.values()), None)
                 or starter_model(training_site, root / "model-truth", progress=False)[1].onnx_path
             )
-        for method, fusion, spare, speed in itertools.product(
-            args.methods, args.fusions, args.spare, args.speeds
+        for method, fusion, path, speed in itertools.product(
+            args.methods, args.fusions, args.paths, args.speeds
         ):
             if method == TRUTH and fusion != args.fusions[0]:
                 continue  # no maps to fuse: the truth's label maps are used as they are
             runs = []
             for seed in args.seeds:
-                folder = root / f"{method}-{fusion}-{spare}-{speed:g}-{seed}"
+                folder = root / f"{method}-{fusion}-{path}-{speed:g}-{seed}"
                 folder.mkdir()
                 seconds = args.minutes * 60
-                runs.append(
-                    one_run(
-                        models[method], folder, seed, speed, fusion, seconds, method == TRUTH, spare == "on"
-                    )
-                )
-                print(method, fusion, spare, speed, seed, {k: runs[-1][k] for k in KEYS}, flush=True)
+                truth = method == TRUTH
+                runs.append(one_run(models[method], folder, seed, speed, fusion, seconds, truth, PATHS[path]))
+                print(method, fusion, path, speed, seed, {k: runs[-1][k] for k in KEYS}, flush=True)
             rows.append(
                 {
-                    "method": method, "fusion": "none" if method == TRUTH else fusion, "spare_legal": spare,
+                    "method": method, "fusion": "none" if method == TRUTH else fusion, "path": path,
                     "speed_mm_s": speed, **{k: _mean([r[k] for r in runs]) for k in KEYS},
                     "processed_over_captured": _mean([r["frames_processed"] / r["frames_captured"]
                                                       for r in runs]),
@@ -152,10 +152,10 @@ def main() -> None:
             )  # fmt: skip
     budget = f"{args.minutes:g} min x {len(args.seeds)} seeds"
     print(f"\nend to end on the simulated belt ({describe_machine()}), {budget}")
-    print(f"{'method':>10} {'fusion':>6} {'spare':>5} {'mm/s':>5} {'recall':>7} {'false ej':>8} {'late':>5} "
+    print(f"{'method':>10} {'fusion':>6} {'path':>11} {'mm/s':>5} {'recall':>7} {'false ej':>8} {'late':>5} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'proc/capt':>9}")  # fmt: skip
     for r in rows:
-        print(f"{r['method']:>10} {r['fusion']:>6} {r['spare_legal']:>5} {r['speed_mm_s']:>5g} "
+        print(f"{r['method']:>10} {r['fusion']:>6} {r['path']:>11} {r['speed_mm_s']:>5g} "
               f"{r['recall']!s:>7} {r['false_ejections']!s:>8} {r['late']!s:>5} {r['latency_p50_ms']!s:>7} "
               f"{r['latency_p99_ms']!s:>7} {r['processed_over_captured']!s:>9}")  # fmt: skip
     write_results(args.out, rows)

@@ -233,6 +233,10 @@ class LiveConfig(_Strict):
     )
     min_area_mm2: float = Field(default=1500.0, ge=0, description="smaller patches of foreground are ignored")
     merge_gap_mm: float = Field(default=10.0, ge=0, description="patches closer than this are one object")
+    split_classes: bool = Field(
+        default=True,
+        description="a patch with an illegal and a legal region each of min_area_mm2 is two touching objects",
+    )
     illegal_share: float = Field(
         default=0.5, gt=0, le=1, description="an object is illegal when, on average, this share of it is"
     )

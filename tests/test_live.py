@@ -171,6 +171,22 @@ def test_small_patches_are_noise_and_far_jumps_are_new_objects():
     assert first.object_id != second.object_id
 
 
+def test_touching_illegal_and_legal_regions_are_two_objects_but_speckles_stay_one():
+    touching = _labels([(20, 10, 40, 30, 1), (40, 10, 60, 30, 2)])  # 20x20 px each: 15625 mm^2 each
+    split = _tracker(min_hits=1).update(touching, 0)
+    assert sorted((obj.cls, round(obj.x_min_mm / MM_PER_PX)) for obj in split) == [
+        ("illegal", 20),
+        ("legal", 40),
+    ]
+    (merged,) = _tracker(min_hits=1, split_classes=False).update(touching, 0)  # the mixed object of before
+    assert merged.cls == "illegal" and merged.x_max_mm == pytest.approx(60 * MM_PER_PX)
+    speckled = _labels([(20, 10, 60, 30, 2), (30, 15, 34, 19, 1)])  # 16 px of illegal: below min_area_mm2
+    (whole,) = _tracker(min_hits=1).update(speckled, 0)
+    assert whole.cls == "legal" and (whole.x_min_mm, whole.x_max_mm) == pytest.approx(
+        (20 * MM_PER_PX, 60 * MM_PER_PX)
+    )
+
+
 def test_belt_motion_fusion_moves_the_previous_maps_by_the_belt():
     fusion = TemporalFusion("belt", (100.0, 0.0))  # 100 input px per second
     frame = np.zeros((48, 64, 3), np.uint8)

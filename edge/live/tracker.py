@@ -4,7 +4,11 @@ An object is a patch of foreground (illegal or legal pixels; patches closer than
 one, patches smaller than `min_area_mm2` are noise), and its share of illegal pixels is its vote in
 this frame; a track's class is decided by its votes so far (illegal when their mean reaches
 `illegal_share`): the rule the removal-based object check scores a model's threshold with, and a
-mistake in one frame is outvoted by the others. Each patch's box goes through the calibrated belt
+mistake in one frame is outvoted by the others. A patch holding an illegal and a legal region each
+of at least `min_area_mm2` is taken for two touching objects, not one mixed object (`split_classes`):
+each region becomes its own patch, so that the planner can spare the legal one instead of firing
+over both (the object check does not split: a departure from its rule, measured in
+benchmarks/README.md). Each patch's box goes through the calibrated belt
 plane to belt millimetres; existing tracks are moved on by the belt's speed to the frame's time and
 matched to the patches by an optimal assignment on centre distance (gated at `gate_mm`). A track is
 reported once it has been seen `min_hits` times, and again at every later sighting (same object id,
@@ -23,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 
 from edge.config import LiveConfig
 from firmware_bridge.messages import BeltObject
-from trainer.cams import LABEL_BACKGROUND, LABEL_ILLEGAL
+from trainer.cams import LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL
 
 UNMATCHED = 1e9
 
@@ -54,6 +58,11 @@ def _belt_box(to_belt: np.ndarray, x0: float, y0: float, x1: float, y1: float) -
     return np.array([*points.min(axis=0), *points.max(axis=0)])
 
 
+def _cut(x: int, y: int, w: int, h: int, shape: tuple[int, int]) -> bool:
+    """Touches the image border: the object goes on beyond the view."""
+    return x == 0 or y == 0 or x + w == shape[1] or y + h == shape[0]
+
+
 def _centre(box: np.ndarray) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
@@ -80,7 +89,6 @@ class BeltTracker:
     def _patches(self, labels: np.ndarray, to_belt: np.ndarray) -> list[tuple[np.ndarray, bool, float]]:
         """(belt box, cut by the image border, share of illegal pixels) of each object in the map."""
         mm_per_px = float(np.sqrt(abs(np.linalg.det(to_belt[:2, :2]))))
-        height, width = labels.shape
         objects = (labels != LABEL_BACKGROUND).astype(np.uint8)
         gap_px = round(self.settings.merge_gap_mm / mm_per_px)
         if gap_px >= 1:
@@ -88,15 +96,29 @@ class BeltTracker:
         count, component, stats, _ = cv2.connectedComponentsWithStats(objects, connectivity=8)
         illegal = np.bincount(component[labels == LABEL_ILLEGAL], minlength=count)
         foreground = np.bincount(component[labels != LABEL_BACKGROUND], minlength=count)
+        min_px = self.settings.min_area_mm2 / mm_per_px**2
         patches = []
         for index in range(1, count):
-            x, y, w, h, _ = stats[index]
-            if foreground[index] * mm_per_px**2 < self.settings.min_area_mm2:
+            if foreground[index] < min_px:
                 continue
-            cut = x == 0 or y == 0 or x + w == width or y + h == height
+            legal = foreground[index] - illegal[index]
+            if self.settings.split_classes and min(illegal[index], legal) >= min_px:
+                for label, share in ((LABEL_ILLEGAL, 1.0), (LABEL_LEGAL, 0.0)):
+                    region = ((component == index) & (labels == label)).astype(np.uint8)
+                    patches.extend(self._regions(region, min_px, to_belt, share))
+                continue
+            x, y, w, h, _ = stats[index]
             share = float(illegal[index] / foreground[index])
-            patches.append((_belt_box(to_belt, x, y, x + w, y + h), cut, share))
+            patches.append((_belt_box(to_belt, x, y, x + w, y + h), _cut(x, y, w, h, labels.shape), share))
         return patches
+
+    @staticmethod
+    def _regions(region: np.ndarray, min_px: float, to_belt: np.ndarray, share: float):
+        """The patches of one class inside a split patch: its connected regions of `min_px` or more."""
+        stats = cv2.connectedComponentsWithStats(region, connectivity=8)[2]
+        for x, y, w, h, area in stats[1:]:
+            if area >= min_px:
+                yield _belt_box(to_belt, x, y, x + w, y + h), _cut(x, y, w, h, region.shape), share
 
     def update(self, labels: np.ndarray, capture_ns: int) -> list[BeltObject]:
         """Track one label map of the frame captured at `capture_ns`; the confirmed objects seen in it."""
