@@ -116,7 +116,7 @@ def test_restore_beside_the_original_site_needs_its_own_data_dir_and_never_runs_
     assert main(["backup", str(archive), "--config", str(moved)]) == 0
     target = tmp_path / "site-b" / "beltcam.yaml"
     assert main(["restore", str(archive), "--config", str(target)]) == 2
-    assert "give the restore its own (--data-dir DIR)" in capsys.readouterr().err
+    assert "give the restore its own (--data-dir DIR" in capsys.readouterr().err
     assert not target.exists()
     restore = [
         "restore",
@@ -201,3 +201,29 @@ def test_a_backup_of_a_postgresql_server_that_does_not_answer_is_one_line_and_no
     err = capsys.readouterr().err
     assert "cannot connect" in err and "secret" not in err and len(err.strip().splitlines()) == 1
     assert not archive.exists() and not archive.with_name("never.tar.gz.partial").exists()
+
+
+def test_cut_archives_folders_and_closed_input_are_one_line_each(write_config, tmp_path, capsys, monkeypatch):
+    config_path = write_config({})
+    main(["record", "--config", str(config_path), "--duration", "0.5"])
+    archive = tmp_path / "site.tar.gz"
+    assert main(["backup", str(archive), "--config", str(config_path)]) == 0
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])  # a copy that stopped halfway
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    attempts = {
+        ("restore", str(cut), "--config", str(tmp_path / "x.yaml")): "not a beltcam backup",
+        ("restore", str(archive), "--config", str(tmp_path)): "is a folder: --config names the site file",
+        ("backup", str(tmp_path / "none" / "b.tar.gz"), "--config", str(config_path)): "no such folder",
+        ("init", "--config", str(a_file / "site.yaml"), "--yes"): str(a_file),
+    }
+    capsys.readouterr()
+    for argv, said in attempts.items():
+        assert main(list(argv)) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no terminal, nothing piped in
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": input(prompt))
+    assert main(["users", "add", "anna", "--role", "technician", "--config", str(config_path)]) == 2
+    assert "the input ended before an answer was given" in capsys.readouterr().err

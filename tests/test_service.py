@@ -75,6 +75,19 @@ def test_the_unit_starts_after_the_sites_usb_cameras_and_serial_link(write_confi
     assert main([*install, "--udev-dir", str(rules)]) == 0
     assert (rules / "70-beltcam-cameras.rules").read_text().endswith('TAG+="systemd"\n')
     capsys.readouterr()
+    (tmp_path / "site 2%").mkdir()  # a space and a specifier character in the path
+    pipeline = {"id": "c1", "kind": "opencv", "source": "v4l2src device='/dev/video4' ! appsink"}
+    odd = write_config(
+        {**USB_SITE, "cameras": [pipeline, USB_SITE["cameras"][1]]}, name="site 2%/beltcam.yaml"
+    )
+    assert main(["service", "install", "--dry-run", "--config", str(odd)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f'run --config "{str(odd).replace("%", "%%")}"' in out and "dev-video4.device" in out
+    )  # OpenCV pipeline
+    unit.write_text(out[: out.index("\n# and ")])
+    verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verified.returncode == 0 and "beltcam.service" not in verified.stderr, verified.stderr
     network_only = write_config({}, name="simulated.yaml")  # simulated cameras: no device to wait for
     assert main(["service", "install", "--dry-run", "--config", str(network_only)]) == 0
     out = capsys.readouterr().out
@@ -86,6 +99,11 @@ def test_install_writes_the_unit_and_status_says_the_agent_is_down(write_config,
     for flags, said in ((["--memory-max", "lots"], "--memory-max 'lots': a size such as 6G"),
                         (["--user", "nobody-here"], "--user nobody-here: no such user")):  # fmt: skip
         assert main(["service", "install", "--dry-run", "--config", str(config), *flags]) == 2
+        assert said in capsys.readouterr().err
+    nowhere = str(tmp_path / "nowhere")
+    for flags, said in ((["--memory-max", "150%"], "(at most 100%)"),
+                        (["--unit-dir", nowhere], f"--unit-dir {nowhere}: no such folder")):  # fmt: skip
+        assert main(["service", "install", "--config", str(config), *flags]) == 2
         assert said in capsys.readouterr().err
     units = tmp_path / "units"
     units.mkdir()

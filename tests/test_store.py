@@ -86,6 +86,11 @@ def test_db_upgrade_migrates_only_after_a_fresh_backup(write_config, capsys):
         FrameStore.from_config(config.storage)  # nor does any command that opens the store
     archive = config_path.parent / "before-upgrade.tar.gz"
     assert main(["backup", str(archive), "--config", str(config_path)]) == 0  # the old schema as it is
+    kept = archive.read_bytes()
+    archive.write_bytes(b"junk")  # the archive replaced since: no backup any more
+    assert main(["db", "upgrade", "--config", str(config_path)]) == 2
+    assert "no backup of this database (schema 0003)" in capsys.readouterr().err
+    archive.write_bytes(kept)
     assert main(["db", "upgrade", "--config", str(config_path)]) == 0
     out = capsys.readouterr().out
     assert f"backup of schema 0003: {archive}" in out and "migrated: 0003 -> 0004" in out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edge.cli.common import add_config
 from edge.config import DEFAULT_CONFIG_PATH, SiteConfig
-from edge.store.backup import restore_backup, write_backup
+from edge.store.backup import BackupError, restore_backup, write_backup
 from edge.store.database import make_engine
 
 
@@ -52,6 +52,10 @@ def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
         return 0
     if args.file.exists():
         raise FileExistsError(f"{args.file} exists: choose a new name")
+    if not args.file.parent.is_dir():
+        raise BackupError(
+            f"{args.file.parent}: no such folder for the archive (create it, or choose another)"
+        )
     database = config.storage.resolved_database_url()
     engine = make_engine(database)  # not the store: a database of an older schema is backed up as it is
     try:

@@ -177,6 +177,11 @@ def _calibration(config: SiteConfig, store: FrameStore) -> Check:
             "calibration_file is not set",
             "set calibration_file and calibrate (docs/calibration.md)",
         )
+    if not path.is_file():
+        return Check(
+            "calibration", FAIL, f"{path}: no such file", "calibrate the site (docs/calibration.md), or "
+            "correct calibration_file"
+        )  # fmt: skip
     try:
         calibration = load_calibration(path)
     except CalibrationError as error:
@@ -215,8 +220,8 @@ def _mounted_since(calibration: CalibrationFile, changes: dict[str, MountChange]
         measured = _plane_measured(calibration, camera)
         if measured is not None and measured >= change.utc:
             continue
-        when = change.utc.strftime("%Y-%m-%d %H:%M UTC")
-        since = f"measured {measured:%Y-%m-%d %H:%M UTC}" if measured else "never measured"
+        when = change.utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+        since = f"measured {measured:%Y-%m-%d %H:%M:%S UTC}" if measured else "never measured"
         fix = f"`beltcam calibrate plane --camera {camera} --image PHOTO`, then offsets (docs/calibration.md)"
         if change.state == MOUNTED:
             seen = f"{camera} mounted anew {when} ({change.detail}); its belt plane {since}"
@@ -273,7 +278,7 @@ def _link(config: SiteConfig, agent: str | None) -> Check:
 def _disk(config: SiteConfig, store: FrameStore) -> Check:
     disk = disk_report(store, config.storage)
     seen = (
-        f"{disk['free_mb']:.0f} MB free (floor {disk['min_free_mb']:g} MB), {disk['used_mb']:.0f} MB stored"
+        f"{disk['free_mb']:.0f} MB free (floor {disk['min_free_mb']:.0f} MB), {disk['used_mb']:.0f} MB stored"
     )
     if disk["free_mb"] <= disk["min_free_mb"]:
         return Check(

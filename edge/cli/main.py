@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import NoReturn
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from calibration import CalibrationError
 from edge.cli import (
@@ -33,7 +36,7 @@ from edge.cli import (
 )
 from edge.cli.common import configure_logging
 from edge.cli.safe_mode import load_or_fix
-from edge.config import ConfigError
+from edge.config import ConfigError, redact_credentials
 from edge.live.site_check import LiveUnavailable
 from edge.nightly.manifests import NoTrainingData
 from edge.panel.server import PanelUnavailable
@@ -130,6 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         FileExistsError,
     ) as exc:
         print(f"beltcam: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine said no (a read-only disk, a missing folder): the error names it
+        print(f"beltcam: error: {exc}", file=sys.stderr)
+        return 2
+    except EOFError:  # a question asked with nothing at the other end (no terminal, a closed pipe)
+        print("beltcam: error: the input ended before an answer was given", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, sqlite3.Error) as exc:  # a database that opened but cannot be read
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"beltcam: error: database: {redact_credentials(reason)}", file=sys.stderr)
         return 2
 
 

@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 from edge.capture.report import camera_reports, report_lines
@@ -64,7 +65,7 @@ def unit_text(
 ) -> str:
     """`devices`: the device files of the site's cameras and valve link (unit_devices.device_paths)."""
     executable = Path(sys.executable).with_name("beltcam")
-    command = executable if executable.exists() else f"{sys.executable} -m edge.cli"
+    command = _quoted(executable) if executable.exists() else f"{_quoted(Path(sys.executable))} -m edge.cli"
     site = config_path.resolve()
     units = " ".join(device_unit(path) for path in devices)
     waits = (
@@ -74,8 +75,8 @@ def unit_text(
         else ""
     )
     return f"""[Unit]
-Description=beltcam agent ({site})
-Documentation=file://{site.parent}
+Description=beltcam agent ({_specifiers_escaped(str(site))})
+Documentation=file://{_specifiers_escaped(urllib.parse.quote(str(site.parent)))}
 Wants=network-online.target
 {waits}After=network-online.target{" " + units if devices else ""}
 StartLimitIntervalSec=600
@@ -85,8 +86,8 @@ StartLimitBurst={burst}
 Type=notify
 NotifyAccess=main
 User={user}
-WorkingDirectory={site.parent}
-ExecStart={command} run --config {site}
+WorkingDirectory={_specifiers_escaped(str(site.parent))}
+ExecStart={command} run --config {_quoted(site)}
 Restart=on-failure
 RestartSec=5
 WatchdogSec={watchdog_s}
@@ -106,6 +107,17 @@ WantedBy=multi-user.target
 """
 
 
+def _specifiers_escaped(text: str) -> str:
+    """systemd expands `%` specifiers in unit settings: a literal one is written `%%`."""
+    return text.replace("%", "%%")
+
+
+def _quoted(path: Path) -> str:
+    """A path as one word of a systemd command line (spaces, quotes, backslashes and `%` kept)."""
+    text = _specifiers_escaped(str(path)).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"' if any(char.isspace() or char in "\"'\\;" for char in str(path)) else text
+
+
 def _checked(args: argparse.Namespace) -> None:
     """What systemd would ignore or fail on later, refused now with the reason."""
     try:
@@ -114,10 +126,15 @@ def _checked(args: argparse.Namespace) -> None:
         raise ConfigError(
             f"service: --user {args.user}: no such user on this machine (useradd it first)"
         ) from None
-    if not MEMORY_LIMIT.fullmatch(args.memory_max):
+    limit = args.memory_max
+    if not MEMORY_LIMIT.fullmatch(limit) or (limit.endswith("%") and float(limit[:-1]) > 100):
         raise ConfigError(
-            f"service: --memory-max {args.memory_max!r}: a size such as 6G, 512M or 80%, or infinity"
+            f"service: --memory-max {args.memory_max!r}: a size such as 6G, 512M or 80% (at most 100%), "
+            "or infinity"
         )
+    for flag, folder in (("--unit-dir", args.unit_dir), ("--udev-dir", args.udev_dir)):
+        if not args.dry_run and not folder.is_dir():
+            raise ConfigError(f"service: {flag} {folder}: no such folder")
 
 
 def run(config: SiteConfig, args: argparse.Namespace) -> int:

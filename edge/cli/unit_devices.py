@@ -21,7 +21,7 @@ UDEV_RULE = (
     "# beltcam: V4L2 cameras get systemd device units, so that beltcam.service starts after them\n"
     'SUBSYSTEM=="video4linux", TAG+="systemd"\n'
 )
-PIPELINE_DEVICE = re.compile(r"\bdevice=(/dev/[^\s!]+)")  # v4l2src device=/dev/video0 in a pipeline
+PIPELINE_DEVICE = re.compile(r"""\bdevice=["']?(/dev/[^\s!"']+)""")  # v4l2src device=/dev/video0
 _UNESCAPED = set(string.ascii_letters + string.digits + ":_.")
 
 
@@ -33,7 +33,7 @@ def device_paths(config: SiteConfig) -> list[str]:
             paths.append(f"/dev/video{camera.source}")
         elif camera.kind == "opencv" and camera.source.startswith("/dev/"):
             paths.append(camera.source)
-        elif camera.kind == "gstreamer":
+        elif camera.kind == "gstreamer" or "!" in camera.source:  # OpenCV opens pipelines too
             paths.extend(PIPELINE_DEVICE.findall(camera.source))
     if config.bridge.transport == "serial" and config.bridge.serial_port:
         paths.append(config.bridge.serial_port)

@@ -183,9 +183,21 @@ def fresh_backup(data_dir: Path, revision: str | None, max_age_h: float) -> dict
             made = datetime.fromisoformat(entry["created_utc"])
         except (ValueError, KeyError, TypeError):
             continue  # a line cut short by a crash
-        if entry.get("schema_revision") == revision and made >= since and Path(entry["archive"]).is_file():
+        if (
+            entry.get("schema_revision") == revision
+            and made >= since
+            and _readable(Path(entry["archive"]), revision)
+        ):
             return entry
     return None
+
+
+def _readable(archive: Path, revision: str | None) -> bool:
+    """The archive is still there and still a beltcam backup of that schema (not replaced, not cut)."""
+    try:
+        return read_manifest(archive)["schema_revision"] == revision and tarfile.is_tarfile(archive)
+    except BackupError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -202,8 +214,8 @@ def read_manifest(archive_path: Path) -> dict:
         with tarfile.open(archive_path, "r:gz") as archive:
             member = archive.extractfile(MANIFEST)
             manifest = json.loads(member.read()) if member is not None else None
-    except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError) as error:
-        raise BackupError(f"{archive_path}: not a beltcam backup ({error})") from None
+    except (OSError, EOFError, tarfile.TarError, KeyError, json.JSONDecodeError) as error:
+        raise BackupError(f"{archive_path}: not a beltcam backup ({error or type(error).__name__})") from None
     if not isinstance(manifest, dict) or "schema_revision" not in manifest:
         raise BackupError(f"{archive_path}: not a beltcam backup (no manifest)")
     if manifest.get("archive_version", 0) > ARCHIVE_VERSION:
@@ -240,6 +252,10 @@ def restore_backup(
     into the restored site file, whose comments are then lost); without them, what the backed-up site
     file names."""
     manifest = read_manifest(archive_path)
+    if config_path.is_dir():
+        raise BackupError(
+            f"{config_path} is a folder: --config names the site file to write ({config_path}/beltcam.yaml?)"
+        )
     if config_path.exists() and not force:
         raise BackupError(f"{config_path} exists: restore into a new place, or pass --force to replace it")
     with tempfile.TemporaryDirectory() as tmp:
@@ -326,8 +342,8 @@ def _database_restorer(manifest: dict, unpacked: Path, config: SiteConfig, force
     database = _sqlite_path(config)
     if database.exists() and not force:
         raise BackupError(
-            f"{database} exists: the restored site file names a data directory in use; give the restore "
-            "its own (--data-dir DIR), or --force to replace that site's data with the backup's"
+            f"{database} exists: the restored site would replace a site's database; give the restore its "
+            "own (--data-dir DIR, or --database-url naming a new file), or --force to replace it"
         )
 
     def restore_sqlite() -> None:

@@ -67,6 +67,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: a server that does not answer within this is said to be down
+
+
 def make_engine(url: str) -> Engine:
     shown = redact_credentials(url)
     try:
@@ -80,8 +83,12 @@ def make_engine(url: str) -> Engine:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseError(f"cannot create the database folder {folder}: {exc.strerror}") from None
+    # a server that takes the connection and never answers would hold every command for minutes
+    waits = {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_backend_name() == "postgresql" else {}
+    if "connect_timeout" in parsed.query:
+        waits = {}
     try:
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, connect_args=waits)
     except (ArgumentError, ValueError, ImportError) as exc:  # an unknown dialect or a missing driver
         reason = str(exc).strip().splitlines()[0]
         raise DatabaseError(f"database_url {shown!r}: {reason}") from None

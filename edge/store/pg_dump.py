@@ -17,6 +17,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
+from edge.store.database import CONNECT_TIMEOUT_S
+
 DUMP_TIMEOUT_S = 3600.0  # a database of many months of frames' rows; never forever
 
 
@@ -44,7 +46,7 @@ def _libpq(database_url: str) -> tuple[str, dict[str, str]]:
     """The SQLAlchemy URL as a libpq connection URI (no driver name) and the environment carrying its
     password, so that the password never shows in a process list."""
     url: URL = make_url(database_url)
-    environment = dict(os.environ)
+    environment = {"PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S), **os.environ}
     if url.password is not None:
         environment["PGPASSWORD"] = str(url.password)
     conninfo = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
