@@ -409,9 +409,28 @@ def _resolve_relative_paths(config: SiteConfig, base: Path) -> SiteConfig:
     model = config.model.model_copy(
         update={"pretrained_weights": resolve(weights) if isinstance(weights, Path) else weights}
     )
+    cameras = [
+        camera.model_copy(update={"source": str(resolve(Path(camera.source)))})
+        if _is_file_source(camera)
+        else camera
+        for camera in config.cameras
+    ]
     return config.model_copy(
-        update={"storage": storage, "model": model, "calibration_file": resolve(config.calibration_file)}
-    )
+        update={
+            "storage": storage, "model": model, "cameras": cameras,
+            "calibration_file": resolve(config.calibration_file),
+        }
+    )  # fmt: skip
+
+
+def _is_file_source(camera: CameraConfig) -> bool:
+    """A camera source naming a file or folder (a video, images, a RealSense recording): not a device
+    index, URL, pipeline or serial number."""
+    source = camera.source
+    if camera.kind == "realsense":
+        return source.endswith((".bag", ".db3"))
+    device_or_stream = source.isdigit() or "://" in source or "!" in source
+    return camera.kind == "opencv" and bool(source) and not device_or_stream
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> SiteConfig:

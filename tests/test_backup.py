@@ -134,6 +134,7 @@ def test_restore_beside_the_original_site_needs_its_own_data_dir_and_never_runs_
     assert restored.storage.data_dir == tmp_path / "site-b" / "data"
     assert main(["models", "list", "--config", str(target)]) == 0
     assert "live" in capsys.readouterr().out
+    assert main(["db", "check", "--config", str(target)]) == 0  # frames not archived: marked missing
     untouched = FrameStore.from_config(load_config(moved).storage)
     assert untouched.recordings()  # the original site is as it was
     untouched.close()

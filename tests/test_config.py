@@ -42,6 +42,22 @@ def test_relative_sqlite_url_resolves_against_config_folder(write_config, tmp_pa
     assert config.storage.database_url == f"sqlite:///{tmp_path / 'db' / 'index.db'}"
 
 
+def test_camera_files_resolve_against_the_config_folder_devices_urls_and_pipelines_do_not(
+    write_config, tmp_path
+):
+    sources = {
+        ("opencv", "clips/belt.mp4"): str(tmp_path / "clips" / "belt.mp4"),
+        ("opencv", "0"): "0",
+        ("opencv", "rtsp://10.0.0.12/stream"): "rtsp://10.0.0.12/stream",
+        ("opencv", "v4l2src device=/dev/video0 ! appsink"): "v4l2src device=/dev/video0 ! appsink",
+        ("realsense", "rec/site.bag"): str(tmp_path / "rec" / "site.bag"),
+        ("realsense", "123456789012"): "123456789012",
+    }
+    for (kind, source), expected in sources.items():
+        cameras = [{"id": "c1", "kind": kind, "source": source}, {"id": "c2", "kind": "simulated"}]
+        assert load_config(write_config({"cameras": cameras})).cameras[0].source == expected, source
+
+
 def test_unknown_key_names_file_and_field(write_config):
     path = write_config({"storage": {"dta_dir": "x"}})
     with pytest.raises(ConfigError) as error:
@@ -78,9 +94,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_cron_expressions_are_validated(write_config):
     path = write_config({"schedule": {"nightly_cron": "0 25 * * *"}})
-    with pytest.raises(
-        ConfigError, match=r"schedule.nightly_cron: Error validating expression '25'"
-    ):
+    with pytest.raises(ConfigError, match=r"schedule.nightly_cron: Error validating expression '25'"):
         load_config(path)
 
 

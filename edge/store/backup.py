@@ -34,6 +34,7 @@ from edge.store.frame_store import DEPTH_DIR, FRAMES_DIR, MASKS_DIR, FrameStore,
 from edge.store.lock import DataDirLock
 from edge.store.models import Calibration, Model, TrainingRun
 from edge.store.pg_dump import PostgresToolError, dump_database, restore_database
+from edge.store.reconcile import check_store, repair_store
 
 ARCHIVE_VERSION = 1
 MANIFEST = "manifest.json"
@@ -277,9 +278,22 @@ def restore_backup(
                 restored = _unpack_site(manifest, unpacked, config, config_path, force, progress)
                 placed.replace(config_path)
                 _move_paths(config, manifest, _roots(manifest, config, config_path), restored)
+                if not manifest.get("frames"):
+                    _index_without_frames(config, progress)
         finally:
             placed.unlink(missing_ok=True)
     return RestoreSummary(config_path, config.storage.data_dir, sorted(restored), manifest["schema_revision"])
+
+
+def _index_without_frames(config: SiteConfig, progress: Callable[[str], None]) -> None:
+    """An archive made without --frames: the restored index says its frames are not here (the store's
+    own safe repairs), instead of `db check` and doctor finding hundreds missing."""
+    store = FrameStore.from_config(config.storage)
+    try:
+        for action in repair_store(store, check_store(store)):
+            progress(f"frames not in the archive: {action}")
+    finally:
+        store.close()
 
 
 def _roots(manifest: dict, config: SiteConfig, config_path: Path) -> list[tuple[Path, Path]]:
