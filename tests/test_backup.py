@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import subprocess
 import tarfile
 
 from calibration import load_calibration, save_calibration
@@ -200,7 +201,7 @@ def test_a_backup_of_a_postgresql_server_that_does_not_answer_is_one_line_and_no
     archive = tmp_path / "never.tar.gz"
     assert main(["backup", str(archive), "--config", str(config_path)]) == 2
     err = capsys.readouterr().err
-    assert "cannot connect" in err and "secret" not in err and len(err.strip().splitlines()) == 1
+    assert "Connection refused" in err and "secret" not in err and len(err.strip().splitlines()) == 1
     assert not archive.exists() and not archive.with_name("never.tar.gz.partial").exists()
 
 
@@ -228,3 +229,28 @@ def test_cut_archives_folders_and_closed_input_are_one_line_each(write_config, t
     monkeypatch.setattr("getpass.getpass", lambda prompt="": input(prompt))
     assert main(["users", "add", "anna", "--role", "technician", "--config", str(config_path)]) == 2
     assert "the input ended before an answer was given" in capsys.readouterr().err
+
+
+def test_a_site_on_a_disk_gone_read_only_is_still_backed_up(
+    write_config, small_disk, tmp_path, run_recorder, capsys
+):
+    disk = small_disk(64)
+    storage = {"storage": {"data_dir": str(disk / "data"), "min_free_mb": 1}}
+    config_path, store, _ = _site_with_history(write_config, tmp_path, run_recorder, storage)
+    store.close()
+    assert main(["models", "list", "--config", str(config_path)]) == 0
+    listed = capsys.readouterr().out
+    remounted = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
+    assert remounted.returncode == 0, remounted.stderr
+    archive = tmp_path / "rescue.tar.gz"
+    assert main(["backup", str(archive), "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "read as it lies" in out and "not noted in" in out and archive.is_file()
+    target = tmp_path / "new" / "beltcam.yaml"
+    assert (
+        main(["restore", str(archive), "--config", str(target), "--data-dir", str(tmp_path / "new" / "d")])
+        == 0
+    )
+    assert main(["models", "list", "--config", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert out[out.index("  id  status") :] == listed[listed.index("  id  status") :]

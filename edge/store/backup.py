@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -85,10 +86,37 @@ def _snapshot_database(config: SiteConfig, folder: Path, progress) -> tuple[Path
     database = _sqlite_path(config)
     progress(f"database {database} (online backup)")
     snapshot = folder / Path(SQLITE_MEMBER).name
-    with sqlite3.connect(database) as source, sqlite3.connect(snapshot) as copy:
+    source = _open_for_copy(database, progress)
+    with source, sqlite3.connect(snapshot) as copy:
         source.backup(copy)
+    source.close()
     copy.close()
     return snapshot, SQLITE_MEMBER
+
+
+def _open_for_copy(database: Path, progress) -> sqlite3.Connection:
+    """The site's database for its online backup. On a disk that went read-only (when a backup is
+    needed most) SQLite cannot make the shared-memory file its write-ahead log needs: the file is then
+    read as it lies, which holds everything once the log was checkpointed (no `-wal` left with data)."""
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+    log = Path(f"{database}-wal")
+    if log.is_file() and log.stat().st_size > 0:
+        raise BackupError(
+            f"{database}: cannot be opened here and its write-ahead log {log} holds writes not yet in it: "
+            "copy the data folder to a writable disk and back up from that copy"
+        )
+    progress(f"{database} cannot be opened for writing (a read-only disk?): read as it lies")
+    return sqlite3.connect(f"file:{urllib.parse.quote(str(database))}?immutable=1", uri=True)
+
+
+def _snapshot_engine(snapshot: Path) -> Engine:
+    """The copy, read only: what is backed up is what the archive holds."""
+    return create_engine(f"sqlite:///file:{urllib.parse.quote(str(snapshot))}?mode=ro&uri=true")
 
 
 def _models_with_files(engine: Engine) -> list[tuple[int, str, str]]:
@@ -113,16 +141,22 @@ def write_backup(
         database = _sqlite_path(config)
         raise BackupError(f"{database}: no database there (storage.data_dir / database_url of {config_path})")
     partial = out.with_name(out.name + ".partial")
-    with _reached(config.storage.resolved_database_url()):
-        models = _models_with_files(engine)
     frame_count = 0
     with tempfile.TemporaryDirectory() as tmp:
         snapshot, member = _snapshot_database(config, Path(tmp), progress)
+        source = _snapshot_engine(snapshot) if member == SQLITE_MEMBER else engine
+        try:
+            with _reached(config.storage.resolved_database_url()):
+                models = _models_with_files(source)
+                revision = current_revision(source)
+        finally:
+            if source is not engine:
+                source.dispose()
         manifest = {
             "archive_version": ARCHIVE_VERSION,
             "created_utc": utc_now().isoformat(timespec="seconds"),
             "database": _database_kind(config),
-            "schema_revision": current_revision(engine),
+            "schema_revision": revision,
             "site_file": config_path.name,
             "config_dir": str(config_path.resolve().parent),
             "data_dir": str(config.storage.data_dir),
@@ -156,19 +190,22 @@ def write_backup(
             info.size = len(data)
             archive.addfile(info, fileobj=io.BytesIO(data))
     partial.replace(out)
-    _record(config.storage.data_dir, out, manifest["schema_revision"])
+    _record(config.storage.data_dir, out, manifest["schema_revision"], progress)
     return BackupSummary(out, out.stat().st_size, [model_id for model_id, _, _ in models], frame_count)
 
 
-def _record(data_dir: Path, archive: Path, revision: str | None) -> None:
+def _record(data_dir: Path, archive: Path, revision: str | None, progress: Callable[[str], None]) -> None:
     """Remembered beside the data, for `beltcam db upgrade`: is there a fresh backup of this schema?"""
     line = {
         "created_utc": utc_now().isoformat(),
         "archive": str(archive.resolve()),
         "schema_revision": revision,
     }
-    with (data_dir / BACKUP_LOG).open("a", encoding="utf-8") as log:
-        log.write(json.dumps(line) + "\n")
+    try:
+        with (data_dir / BACKUP_LOG).open("a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+    except OSError as error:  # the archive is written; only `db upgrade` will not know of it
+        progress(f"warning: the backup is not noted in {data_dir / BACKUP_LOG} ({error.strerror})")
 
 
 def fresh_backup(data_dir: Path, revision: str | None, max_age_h: float) -> dict | None:
