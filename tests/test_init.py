@@ -31,12 +31,14 @@ def test_scripted_answers_write_a_site_file_that_loads(tmp_path, monkeypatch, ca
             str(tmp_path / "no-such-camera.avi"),  # a wrong answer is asked again
             str(before),
             str(after),
+            f"modbus_tcp :{plc.port}",  # no host: asked again, the cameras' answers kept
             f"modbus_tcp 127.0.0.1:{plc.port}",
             "",  # data directory: the default
         ]
         monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(answers) + "\n"))
         assert main(["init", "--config", str(target)]) == 0
     out = capsys.readouterr().out
+    assert "no host before the port (modbus_tcp HOST[:PORT]): try again" in out
     assert "try again" in out and "delivers 160x120 frames" in out and f"127.0.0.1:{plc.port} answers" in out
     config = load_config(target)
     assert config.site_name == "belt-7"

@@ -155,10 +155,22 @@ def _link(answers: Answers, given: str | None) -> dict:
     ports = serial_ports()
     if answers.interactive and given is None and ports:
         print("serial ports: " + ", ".join(f"{device} ({text})" for device, text in ports))
-    answer = answers.ask(
-        "actuator link: simulator | modbus_tcp HOST[:PORT] | serial PORT", "simulator", given
-    )
+    for _ in range(ATTEMPTS):
+        answer = answers.ask(
+            "actuator link: simulator | modbus_tcp HOST[:PORT] | serial PORT", "simulator", given
+        )
+        try:
+            return _link_from(answer, ports)
+        except ValueError as error:
+            if given is not None or not answers.interactive:
+                raise InitError(f"init: link: {error}") from None
+            print(f"  {error}: try again")
+    raise InitError(f"init: link: no usable actuator link after {ATTEMPTS} tries")
+
+
+def _link_from(answer: str, ports: list[tuple[str, str]]) -> dict:
     kind, _, rest = answer.partition(" ")
+    rest = rest.strip()
     if kind == "simulator":
         return {"transport": "simulator"}
     if kind == "serial" and rest:
@@ -167,8 +179,10 @@ def _link(answers: Answers, given: str | None) -> dict:
         return {"transport": "serial", "serial_port": rest}
     if kind == "modbus_tcp" and rest:
         host, _, port = rest.partition(":")
+        if not host:
+            raise ValueError(f"{answer!r}: no host before the port (modbus_tcp HOST[:PORT])")
         if port and not (port.isdigit() and 1 <= int(port) <= 65535):
-            raise InitError(f"init: link: {port!r} is not a port number (1..65535)")
+            raise ValueError(f"{port!r} is not a port number (1..65535)")
         port_number = int(port or MODBUS_PORT)
         problem = modbus_reachable(host, port_number)
         print(
@@ -177,7 +191,7 @@ def _link(answers: Answers, given: str | None) -> dict:
             else f"  {host}:{port_number} answers"
         )
         return {"transport": "modbus_tcp", "host": host, "port": port_number}
-    raise InitError(f"init: link: {answer!r}: simulator, modbus_tcp HOST[:PORT] or serial PORT")
+    raise ValueError(f"{answer!r}: simulator, modbus_tcp HOST[:PORT] or serial PORT")
 
 
 def _write(target: Path, site: dict) -> None:
