@@ -39,6 +39,18 @@ def _site_with_history(write_config, tmp_path, run_recorder, overrides: dict | N
     return config_path, store, models
 
 
+def _restore_into(archive, folder) -> list[str]:
+    """`beltcam restore` of `archive` as a new site in `folder`, with its own data directory."""
+    return [
+        "restore",
+        str(archive),
+        "--config",
+        str(folder / "beltcam.yaml"),
+        "--data-dir",
+        str(folder / "data"),
+    ]
+
+
 def test_a_backup_restored_into_an_empty_folder_reads_the_same(write_config, tmp_path, run_recorder, capsys):
     config_path, store, models = _site_with_history(write_config, tmp_path, run_recorder)
     frames_before = sum(r.frame_count for r in store.recordings())
@@ -119,14 +131,7 @@ def test_restore_beside_the_original_site_needs_its_own_data_dir_and_never_runs_
     assert main(["restore", str(archive), "--config", str(target)]) == 2
     assert "give the restore its own (--data-dir DIR" in capsys.readouterr().err
     assert not target.exists()
-    restore = [
-        "restore",
-        str(archive),
-        "--config",
-        str(target),
-        "--data-dir",
-        str(tmp_path / "site-b" / "data"),
-    ]
+    restore = _restore_into(archive, tmp_path / "site-b")
     with DataDirLock(tmp_path / "site-b" / "data", "beltcam run"):  # an agent owns the new place
         assert main(restore) == 2
         assert "in use by beltcam run" in capsys.readouterr().err
@@ -155,14 +160,7 @@ def test_a_postgresql_site_is_backed_up_with_pg_dump_and_restored_into_an_empty_
     assert main(["models", "list", "--config", str(config_path)]) == 0
     listed_before = capsys.readouterr().out
     target = tmp_path / "fresh" / "beltcam.yaml"
-    restore = [
-        "restore",
-        str(archive),
-        "--config",
-        str(target),
-        "--data-dir",
-        str(tmp_path / "fresh" / "data"),
-    ]
+    restore = _restore_into(archive, tmp_path / "fresh")
     assert main(restore) == 2  # the site file names the original database, which holds the site
     assert "already holds tables: give the restore an empty database" in capsys.readouterr().err
     assert not target.exists()
@@ -246,11 +244,7 @@ def test_a_site_on_a_disk_gone_read_only_is_still_backed_up(
     assert main(["backup", str(archive), "--config", str(config_path)]) == 0
     out = capsys.readouterr().out
     assert "read as it lies" in out and "not noted in" in out and archive.is_file()
-    target = tmp_path / "new" / "beltcam.yaml"
-    assert (
-        main(["restore", str(archive), "--config", str(target), "--data-dir", str(tmp_path / "new" / "d")])
-        == 0
-    )
-    assert main(["models", "list", "--config", str(target)]) == 0
+    assert main(_restore_into(archive, tmp_path / "new")) == 0
+    assert main(["models", "list", "--config", str(tmp_path / "new" / "beltcam.yaml")]) == 0
     out = capsys.readouterr().out
     assert out[out.index("  id  status") :] == listed[listed.index("  id  status") :]
