@@ -357,7 +357,9 @@ class PanelConfig(_Strict):
 
 
 class SiteConfig(_Strict):
-    site_name: str = "beltcam"
+    site_name: str = Field(
+        default="beltcam", min_length=1, description="the belt's name on panels and backups"
+    )
     cameras: list[CameraConfig]
     storage: StorageConfig = StorageConfig()
     recorder: RecorderConfig = RecorderConfig()

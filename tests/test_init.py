@@ -75,3 +75,9 @@ def test_flags_alone_and_an_existing_file(tmp_path, monkeypatch, capsys):
         "link: 'carrier pigeon': simulator, modbus_tcp HOST[:PORT] or serial PORT" in capsys.readouterr().err
     )
     assert load_config(target).bridge.transport == "simulator"  # a refused answer writes nothing
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert main([*flags, "--force", "--data-dir", str(a_file / "data")]) == 2
+    assert f"init: data directory: {a_file / 'data'}: cannot write there" in capsys.readouterr().err
+    assert main([*flags, "--force", "--site-name", ""]) == 2
+    assert "site_name" in capsys.readouterr().err

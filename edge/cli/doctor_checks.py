@@ -7,6 +7,8 @@ items are read from the store's camera status instead of opening the devices a s
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import subprocess
 import time
@@ -254,6 +256,17 @@ def _model(config: SiteConfig, store: FrameStore) -> Check:
     return Check("live model", PASS, f"model {model_id} ({info.method}, {info.backbone}) loads on {used}")
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _link(config: SiteConfig, agent: str | None) -> Check:
     if config.bridge.dry_run:
         return Check(
@@ -264,7 +277,7 @@ def _link(config: SiteConfig, agent: str | None) -> Check:
         )
     if agent and config.bridge.transport != "modbus_tcp":
         return Check("actuator link", PASS, f"held by {agent} (its state is on the panel's Actuators page)")
-    with open_transport(config) as link:
+    with _quiet("pymodbus"), open_transport(config) as link:  # the item says it: not its retries too
         connected = link.transport.wait_connected(LINK_WAIT_S)
         status = link.transport.status()
     if not connected:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -94,10 +95,7 @@ def run(_config: None, args: argparse.Namespace) -> int:
         _camera("c2", "C2, after the sorter", found, answers, args.c2),
     ]
     bridge = _link(answers, args.link)
-    data_dir = answers.ask("data directory (frames, models, database)", "data", args.data_dir)
-    where = target.parent / data_dir if not Path(data_dir).is_absolute() else Path(data_dir)
-    existing = next(p for p in (where, *where.parents) if p.exists())
-    print(f"data directory {where}: {shutil.disk_usage(existing).free / 2**30:.1f} GB free on its disk")
+    data_dir = _data_dir(answers, target, args.data_dir)
     site = {
         "site_name": site_name,
         "cameras": cameras,
@@ -149,6 +147,26 @@ def _camera_from(camera_id: str, answer: str, found: list[FoundCamera]) -> dict:
     width, height = try_camera(CameraConfig(id=camera_id, kind="opencv", source=answer))
     print(f"  {camera_id}: {answer} delivers {width}x{height} frames")
     return {"id": camera_id, "kind": "opencv", "source": answer, "resolution": [width, height]}
+
+
+def _data_dir(answers: Answers, target: Path, given: str | None) -> str:
+    """A data directory beltcam can write (made now if missing), with the free space of its disk."""
+    for _ in range(ATTEMPTS):
+        answer = answers.ask("data directory (frames, models, database)", "data", given)
+        where = target.parent / answer if not Path(answer).is_absolute() else Path(answer)
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=where):
+                pass
+        except OSError as error:
+            problem = f"{where}: cannot write there ({error.strerror})"
+            if given is not None or not answers.interactive:
+                raise InitError(f"init: data directory: {problem}") from None
+            print(f"  {problem}: try again")
+            continue
+        print(f"data directory {where}: {shutil.disk_usage(where).free / 2**30:.1f} GB free on its disk")
+        return answer
+    raise InitError(f"init: data directory: no writable folder after {ATTEMPTS} tries")
 
 
 def _link(answers: Answers, given: str | None) -> dict:
