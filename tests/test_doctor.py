@@ -12,6 +12,7 @@ import pytest
 from edge.cli import doctor_checks
 from edge.cli.main import main
 from edge.config import load_config
+from edge.store.database import make_engine, upgrade_schema
 from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
 from tests.conftest import simulated_cameras
@@ -138,6 +139,11 @@ def test_an_invalid_site_file_or_a_missing_data_folder_is_a_failed_item(write_co
     assert main(["doctor", "--config", str(gone), "--json"]) == 1
     items = _items(capsys)
     assert items["database"]["status"] == "fail" and "No such file or directory" in items["database"]["seen"]
+    assert items["camera c1"]["status"] == items["actuator link"]["status"] == "pass"  # still judged
+    old_site = write_config({}, name="old.yaml")
+    upgrade_schema(make_engine(load_config(old_site).storage.resolved_database_url()), revision="0003")
+    assert main(["doctor", "--config", str(old_site), "--json"]) == 1
+    assert "`beltcam db upgrade`" in _items(capsys)["database"]["fix"]
 
 
 def _calibration_item(config_path, capsys) -> dict:

@@ -28,7 +28,7 @@ from edge.capture.report import UNHEALTHY_STATES, camera_reports
 from edge.config import ConfigError, SiteConfig, load_config
 from edge.live.site_check import live_geometry_problem
 from edge.sources.base import SourceError
-from edge.store.database import DatabaseError
+from edge.store.database import DatabaseError, SchemaOutdated
 from edge.store.disk_report import disk_report
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
@@ -70,8 +70,13 @@ def run_checks(config_path: Path) -> Iterator[Check]:
         store = FrameStore.from_config(config.storage)
     except (DatabaseError, OSError, SQLAlchemyError) as error:
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
-        fix = "check storage.data_dir / storage.database_url and that the disk or server is there"
+        fix = (
+            "back it up (`beltcam backup FILE`), then `beltcam db upgrade`"
+            if isinstance(error, SchemaOutdated)
+            else "check storage.data_dir / storage.database_url and that the disk or server is there"
+        )
         yield Check("database", FAIL, f"{config.storage.data_dir}: {reason}", fix)
+        yield from _without_store(config)
         return
     try:
         yield Check("database", PASS, f"reachable: {config.storage.shown_database_url()}")
@@ -90,6 +95,15 @@ def run_checks(config_path: Path) -> Iterator[Check]:
         )
     finally:
         store.close()
+
+
+def _without_store(config: SiteConfig) -> Iterator[Check]:
+    """What can still be judged when the database cannot be read: the devices and the clock."""
+    agent = DataDirLock(config.storage.data_dir, "beltcam doctor").owner()
+    if not agent:
+        yield from _cameras_opened(config)
+    yield _link(config, agent)
+    yield _time_sync()
 
 
 def _cameras_opened(config: SiteConfig) -> Iterator[Check]:
