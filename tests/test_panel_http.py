@@ -9,6 +9,7 @@ import numpy as np
 import requests
 
 from edge.capture.live_view import LiveView
+from edge.capture.mounts import last_mount_changes
 from edge.store.registry import add_model, live_model, promote
 from edge.store.users import UserError, add_user, authenticate
 from firmware_bridge.dry_run import DryRunTransport
@@ -208,3 +209,22 @@ def test_users_are_stored_hashed_and_bad_ones_refused(store):
             assert reason in str(error)
         else:
             raise AssertionError(f"{name}/{role} accepted")
+
+
+def test_a_technician_records_a_camera_moved_and_a_viewer_cannot(panel_site):
+    site = panel_site()
+    viewer = site.session("viewer")
+    assert 'id="camera-moved"' not in viewer.get(site.url + "system").text
+    token = csrf_token(viewer.get(site.url + "models").text)
+    form = {"camera": "c1", "note": "bracket bent", "csrf_token": token}
+    assert viewer.post(site.url + "system/cameras/moved", data=form).status_code == 403
+    assert last_mount_changes(site.store) == {}
+    tech = site.session("tech")
+    token = csrf_token(tech.get(site.url + "system").text)
+    page = tech.post(site.url + "system/cameras/moved", data={**form, "csrf_token": token})
+    assert "recorded: c1 mounted anew" in page.text
+    assert "c1 mounted: bracket bent (by tech in the panel)" in page.text  # in the recent changes
+    assert last_mount_changes(site.store)["c1"].detail == "bracket bent (by tech in the panel)"
+    refused = tech.post(site.url + "system/cameras/moved", data={"camera": "c9", "csrf_token": token})
+    assert "not recorded: c9 is not a camera" in refused.text
+    assert set(last_mount_changes(site.store)) == {"c1"}

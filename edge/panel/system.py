@@ -1,16 +1,23 @@
 """The System page: each camera's health and counters with its recent state changes, the alarms a
-technician must act on, and the machine: CPU, memory, GPU and disk."""
+technician must act on, and the machine: CPU, memory, GPU and disk. A technician records here that a
+camera was moved, re-aimed or replaced (`beltcam cameras moved`): doctor then fails the calibration
+until that camera's belt plane is measured again."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import get_args
 
 import psutil
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
+from edge.capture.mounts import record_mount_change
 from edge.capture.report import UNHEALTHY_STATES, camera_events, camera_reports, reports_as_json
+from edge.config import CameraId
 from edge.panel.actuators import link_state
+from edge.panel.auth import technician_required
 from edge.panel.context import PanelContext
 from edge.store.disk_report import disk_report
 
@@ -72,6 +79,26 @@ def alarms(context: PanelContext) -> list[str]:
     if not context.agent_running:
         found.append("the agent is not running in this process: the live view and test-fire are off")
     return found
+
+
+@bp.route("/system/cameras/moved", methods=["POST"])
+@technician_required
+def camera_moved():
+    context: PanelContext = current_app.extensions["beltcam"]
+    camera = request.form.get("camera", "")
+    if camera not in get_args(CameraId):
+        flash(f"not recorded: {camera or 'no camera'} is not a camera (c1 or c2)", "error")
+        return redirect(url_for("system.page"))
+    note = request.form.get("note", "").strip() or None
+    change = record_mount_change(
+        context.store, camera, f"{note or 'moved'} (by {current_user.name} in the panel)"
+    )
+    flash(
+        f"recorded: {camera} mounted anew {change.utc:%Y-%m-%d %H:%M:%S} UTC; measure its belt plane again "
+        "(Calibration page), then the offsets",
+        "ok",
+    )
+    return redirect(url_for("system.page"))
 
 
 @bp.route("/system")
