@@ -163,7 +163,7 @@ def test_a_postgresql_site_is_backed_up_with_pg_dump_and_restored_into_an_empty_
     restore = _restore_into(archive, tmp_path / "fresh")
     assert main(restore) == 2  # the site file names the original database, which holds the site
     assert "already holds tables: give the restore an empty database" in capsys.readouterr().err
-    assert not target.exists()
+    assert not target.exists() and not (tmp_path / "fresh" / "data").exists()  # no half site left
 
     assert main([*restore, "--database-url", new_database(postgres, "site_b")]) == 0
     assert main(["models", "list", "--config", str(target)]) == 0

@@ -310,13 +310,20 @@ def restore_backup(
         try:
             # the restored site file's relative paths mean "next to it" at its new place
             config = load_config(placed)
-            # one owner per data directory: never under a running agent or recorder
-            with DataDirLock(config.storage.data_dir, "beltcam restore"):
-                restored = _unpack_site(manifest, unpacked, config, config_path, force, progress)
-                placed.replace(config_path)
-                _move_paths(config, manifest, _roots(manifest, config, config_path), restored)
-                if not manifest.get("frames"):
-                    _index_without_frames(config, progress)
+            fresh = not config.storage.data_dir.exists() and not config_path.exists()
+            try:
+                # one owner per data directory: never under a running agent or recorder
+                with DataDirLock(config.storage.data_dir, "beltcam restore"):
+                    restored = _unpack_site(manifest, unpacked, config, config_path, force, progress)
+                    placed.replace(config_path)
+                    _move_paths(config, manifest, _roots(manifest, config, config_path), restored)
+                    if not manifest.get("frames"):
+                        _index_without_frames(config, progress)
+            except BaseException:
+                if fresh:  # a restore into a new place that did not finish leaves no half site behind
+                    shutil.rmtree(config.storage.data_dir, ignore_errors=True)
+                    config_path.unlink(missing_ok=True)
+                raise
         finally:
             placed.unlink(missing_ok=True)
     return RestoreSummary(config_path, config.storage.data_dir, sorted(restored), manifest["schema_revision"])
