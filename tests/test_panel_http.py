@@ -3,6 +3,8 @@ pages, the JSON API, /metrics, promote/rollback and test-fire reaching the store
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 import numpy as np
@@ -174,6 +176,32 @@ def test_the_live_stream_carries_new_frames_with_the_mask_drawn(panel_site):
         np.frombuffer(http.get(site.url + "live/c1.jpg").content, np.uint8), cv2.IMREAD_COLOR
     )
     assert snapshot.shape == (48, 64, 3)
+
+
+def _publish_until(view: LiveView, stop: threading.Event) -> None:
+    image = np.full((48, 64, 3), 90, np.uint8)
+    while not stop.wait(0.01):
+        view.publish("c1", image, None, 0)
+
+
+def test_closing_the_panel_under_streaming_viewers_ends_their_streams_without_an_error(panel_site, caplog):
+    stop = threading.Event()
+    for _ in range(3):  # the race it guards against (a connection closed under its writer) is one of timing
+        view = LiveView()
+        site = panel_site(view=view)
+        threading.Thread(target=_publish_until, args=(view, stop), daemon=True).start()
+        viewers = [site.session("viewer") for _ in range(3)]
+        streams = [http.get(site.url + "live/c1.mjpg", stream=True, timeout=10) for http in viewers]
+        for stream in streams:
+            next(stream.iter_content(chunk_size=None))
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR, logger="waitress"):
+            site.server.close()
+        assert time.monotonic() - started < 4.0
+        for stream in streams:
+            stream.close()
+    stop.set()
+    assert not [record for record in caplog.records if record.name.startswith("waitress")], caplog.text
 
 
 def test_metrics_are_prometheus_text_and_can_be_closed(panel_site):

@@ -54,13 +54,15 @@ class PanelServer:
         log.info("%s at %s", self.name, self.url)
 
     def close(self) -> None:
-        """End the long responses, then close the listening socket and every connection from the
-        server's own loop thread (closing them from here would race its poll), which ends the loop."""
-        self.stopping.set()
+        """End the long responses and let every response under way finish (a connection closed while
+        its task thread still writes to it raises in that thread), then close the listening socket and
+        every connection from the server's own loop thread (closing them from here would race its
+        poll), which ends the loop."""
+        self.stopping.set()  # live streams end within a second
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_S)
         with contextlib.suppress(OSError):  # its trigger is closed already: the loop is ending or has ended
             self._server.trigger.pull_trigger(self._close_all)
         self._thread.join(timeout=STOP_S)
-        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_S)
         if self._thread.is_alive():
             log.warning("%s server did not stop within %.0f s", self.name, STOP_S)
 
