@@ -23,12 +23,13 @@ import cv2
 import numpy as np
 
 from benchmarks.common import describe_machine, run_record, write_results
+from edge.actuators.link import bank_of
 from edge.config import CameraConfig, LiveConfig, SimulatorConfig
 from edge.live.tracker import BeltTracker
-from edge.simulator.calibration_truth import local_plane
+from edge.simulator.calibration_truth import simulator_calibration
 from edge.simulator.camera import SimulatedCamera
 from edge.simulator.judge import judge_openings, perfect_tracking, removal_scores
-from firmware_bridge.planner import EjectionPlanner, NozzleBank
+from firmware_bridge.planner import EjectionPlanner
 from firmware_bridge.valve_device import ValveOpening
 
 FPS = 10
@@ -39,24 +40,15 @@ END_MARGIN_S = 0.5  # ... and wholly past the line half a second before the end:
 KEYS = ("recall", "false_ejections", "illegal_passed", "legal_passed", "spared")
 
 
-def _bank(simulator: SimulatorConfig) -> NozzleBank:
-    ejector = simulator.ejector
-    return NozzleBank(
-        line_x_mm=ejector.line_x_mm, nozzle_count=ejector.nozzle_count, pitch_mm=ejector.pitch_mm,
-        first_nozzle_y_mm=ejector.first_nozzle_y_mm, valve_latency_ms=ejector.valve_latency_ms,
-        min_pulse_ms=ejector.min_pulse_ms,
-    )  # fmt: skip
-
-
 def one_run(seed: int, speed: float, source: str, spare: bool, split: bool, seconds: float) -> dict:
     simulator = SimulatorConfig(seed=seed, belt_speed_mm_s=speed, realtime=False)
-    camera = SimulatedCamera(
-        CameraConfig(id="c1", kind="simulated", resolution=RESOLUTION, fps=FPS), simulator, epoch_ns=0
-    )
-    bank = _bank(simulator)
+    c1 = CameraConfig(id="c1", kind="simulated", resolution=RESOLUTION, fps=FPS)
+    camera = SimulatedCamera(c1, simulator, epoch_ns=0)
+    calibration = simulator_calibration(simulator, [c1])  # what the simulated site's agent is given
+    bank = bank_of(calibration.actuators)
     now = [0]
     planner = EjectionPlanner(bank, clock=lambda: now[0], spare_legal=spare)
-    plane = np.array(local_plane(camera).pixel_to_belt)
+    plane = np.array(calibration.camera("c1").belt_plane.pixel_to_belt)
     tracker = BeltTracker(plane, RESOLUTION, speed, LiveConfig(split_classes=split))
     corners = np.array([[[0.0, 0.0]], [[RESOLUTION[0], RESOLUTION[1]]]])
     view_x = cv2.perspectiveTransform(corners, plane)[:, 0, 0]

@@ -40,6 +40,11 @@ class NozzleBank(BaseModel):
     valve_latency_ms: float = Field(ge=0)
     min_pulse_ms: float = Field(gt=0)
 
+    def lane(self, channel: int) -> tuple[float, float]:
+        """The stretch across the belt (y_min, y_max mm) a nozzle reaches: its centre +/- half a pitch."""
+        centre = self.first_nozzle_y_mm + channel * self.pitch_mm
+        return centre - self.pitch_mm / 2, centre + self.pitch_mm / 2
+
     def channels_covering(self, y_min_mm: float, y_max_mm: float) -> tuple[int, ...]:
         """Nozzles whose lane (centre +/- half a pitch) overlaps [y_min, y_max]."""
         first = self.first_nozzle_y_mm - self.pitch_mm / 2
@@ -147,8 +152,7 @@ class EjectionPlanner:
         air_lo, air_hi = obj.x_max_mm - pulse_mm, obj.x_max_mm  # the belt the air meets, in obj's frame
         clear = []
         for channel in command.channels:
-            lane_lo = self.bank.first_nozzle_y_mm + (channel - 0.5) * self.bank.pitch_mm
-            lane_hi = lane_lo + self.bank.pitch_mm
+            lane_lo, lane_hi = self.bank.lane(channel)
             if not any(
                 legal.y_max_mm > lane_lo
                 and legal.y_min_mm < lane_hi

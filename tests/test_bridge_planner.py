@@ -43,6 +43,7 @@ def test_fire_time_pulse_and_channels_hand_computed():
 
 
 def test_channels_at_the_edges_of_the_bank():
+    assert BANK.lane(0) == (0.0, 25.0) and BANK.lane(2) == (50.0, 75.0)
     assert BANK.channels_covering(0.0, 0.1) == (0,)
     assert BANK.channels_covering(25.0, 25.0) == ()  # a zero-width span on a lane border needs no air
     assert BANK.channels_covering(-50.0, 700.0) == tuple(range(24))

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from calibration import CalibrationError, load_calibration
+from calibration import ActuatorGeometry, CalibrationError, load_calibration
 from edge.config import SiteConfig
 from firmware_bridge.dry_run import DryRunTransport
 from firmware_bridge.link import LinkTransport
@@ -33,6 +33,11 @@ def nozzle_bank(calibration_file: Path | None) -> NozzleBank:
         raise CalibrationError(
             f"{calibration_file}: actuators.nozzle_count: at most {MAX_NOZZLES} nozzles per bank"
         )
+    return bank_of(actuators)
+
+
+def bank_of(actuators: ActuatorGeometry) -> NozzleBank:
+    """The planner's view of a calibrated ejector."""
     return NozzleBank(
         line_x_mm=actuators.ejector_line_x_mm, nozzle_count=actuators.nozzle_count,
         pitch_mm=actuators.nozzle_pitch_mm, first_nozzle_y_mm=actuators.first_nozzle_y_mm,
@@ -72,4 +77,3 @@ def open_transport(config: SiteConfig) -> Iterator[ActuatorLink]:
         transport.close()
         if simulator is not None:
             simulator.close()
-

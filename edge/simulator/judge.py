@@ -44,10 +44,7 @@ def judge_openings(
     margin = world.config.object_size_mm[1]
     judgements = []
     for opening in openings:
-        lane_lo, lane_hi = (
-            bank.first_nozzle_y_mm + (opening.channel - 0.5) * bank.pitch_mm,
-            bank.first_nozzle_y_mm + (opening.channel + 0.5) * bank.pitch_mm,
-        )
+        lane_lo, lane_hi = bank.lane(opening.channel)
         start_s = (opening.open_ns - epoch_ns) / 1e9 + latency_s
         end_s = (opening.close_ns - epoch_ns) / 1e9 + latency_s
         first, last = world.belt_offset_mm(start_s), world.belt_offset_mm(end_s)
