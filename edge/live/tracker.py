@@ -7,13 +7,13 @@ this frame; a track's class is decided by its votes so far (illegal when their m
 mistake in one frame is outvoted by the others. A patch holding an illegal and a legal region each
 of at least `min_area_mm2` is taken for two touching objects, not one mixed object (`split_classes`):
 each region becomes its own patch, so that the planner can spare the legal one instead of firing
-over both (the object check does not split: a departure from its rule, measured in
-benchmarks/README.md). Each patch's box goes through the calibrated belt
-plane to belt millimetres; existing tracks are moved on by the belt's speed to the frame's time and
-matched to the patches by an optimal assignment on centre distance (gated at `gate_mm`). A track is
-reported once it has been seen `min_hits` times, and again at every later sighting (same object id,
-refined extent and class), so the planner always holds its newest estimate. A patch cut by the
-image border keeps the track's predicted extent on that side: the object goes on beyond the view.
+over both (the object check does not split: a departure from its rule, not yet measured). Each
+patch's box goes through the calibrated belt plane to belt millimetres; existing tracks are moved on
+by the belt's speed to the frame's time and matched to the patches by an optimal assignment on
+centre distance (gated at `gate_mm`). A track is reported once it has been seen `min_hits` times,
+and again at every later sighting (same object id, refined extent and class), so the planner always
+holds its newest estimate. A patch cut by the image border keeps the track's predicted extent on
+that side: the object goes on beyond the view.
 """
 
 from __future__ import annotations

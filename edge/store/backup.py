@@ -231,9 +231,10 @@ def fresh_backup(data_dir: Path, revision: str | None, max_age_h: float) -> dict
 
 
 def _readable(archive: Path, revision: str | None) -> bool:
-    """The archive is still there and still a beltcam backup of that schema (not replaced, not cut)."""
+    """The archive is still there and still a beltcam backup of that schema (not replaced, not cut:
+    the manifest is its last member)."""
     try:
-        return read_manifest(archive)["schema_revision"] == revision and tarfile.is_tarfile(archive)
+        return read_manifest(archive)["schema_revision"] == revision
     except BackupError:
         return False
 
