@@ -42,6 +42,7 @@ def tiny_site() -> dict:
         "simulator": {"seed": 1, "objects_per_m": 8, "c1_to_c2_mm": 800},
         "model": {"pretrained_weights": "random"},  # no ImageNet weights on a test machine
         "panel": {"port": 0},  # any free port: agents of tests never fight over one
+        "schedule": {"min_free_gb": 0.01},  # a CI disk with a few GB free must still train
     }
 
 

@@ -178,3 +178,19 @@ def test_a_night_past_its_window_is_stopped_a_minute_after_it_whoever_started_it
     assert main(["nightly", "--config", str(path), "--window-h", "0.0002"]) == 1  # a window of 0.72 s
     assert time.monotonic() - started < 5
     assert "nightly stopped (its window closed)" in capsys.readouterr().out
+
+
+def test_a_night_on_a_disk_below_the_training_floor_is_skipped_with_the_space_it_needs(write_config):
+    path = write_config({"schedule": {"min_new_frames": 1, "min_free_gb": 1e9}})  # more than any disk
+    assert main(["record", "--config", str(path), "--duration", "1.5"]) == 0
+    config = load_config(path)
+    store = FrameStore.from_config(config.storage)
+    try:
+        now = datetime.now(UTC)
+        report = run_night(config, store, now, now + timedelta(hours=4))
+    finally:
+        store.close()
+    assert report.outcome == "skipped"
+    assert "1e+09 GB needed to train (schedule.min_free_gb)" in report.reason
+    assert str(config.storage.data_dir) in report.reason
+    assert not (config.storage.data_dir / "runs").exists()  # nothing started
