@@ -15,7 +15,10 @@ simulator's calibration and that model live; its scoreboard (`--report`) gives:
 
     .venv/bin/python -m benchmarks.endtoend [--seeds 0 1] [--minutes 1] [--speeds 250 500]
         [--methods ours puzzlecam cam truth] [--fusions belt none] [--paths whole spare+split]
-        [--out endtoend]
+        [--belt standard|hard] [--out endtoend]
+
+`--belt hard` (edge/simulator/belts.py) runs the site, and trains its models, on the hard belt: one
+palette for both classes, a crowded belt, flickering lamps. Rows carry their `belt`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from edge.cli.main import main as beltcam
 from edge.config import load_config
 from edge.live.path import LivePath
 from edge.nightly.starter import starter_model
+from edge.simulator.belts import BELTS, belt_settings
 from edge.sources.base import Frame
 from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
@@ -55,13 +59,19 @@ KEYS = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms")
 
 
 def site(
-    folder: Path, seed: int, speed: float, fusion: str, spare_legal: bool = True, split: bool = True
+    folder: Path,
+    seed: int,
+    speed: float,
+    fusion: str,
+    spare_legal: bool = True,
+    split: bool = True,
+    belt: str = "standard",
 ) -> Path:
     path = folder / "beltcam.yaml"
     config = {
         "cameras": [{"id": c, "kind": "simulated", "resolution": [640, 480], "fps": 10} for c in CAMERAS],
         "storage": {"data_dir": "data", "min_free_mb": 1},
-        "simulator": {"seed": seed, "belt_speed_mm_s": speed},
+        "simulator": {"seed": seed, "belt_speed_mm_s": speed, **belt_settings(belt)},
         "model": {"backbone": "resnet18", "pretrained_weights": "random"},
         "calibration_file": "data/calibration.yaml",
         "live": {"fusion": fusion, "split_classes": split},
@@ -81,10 +91,18 @@ def _truth_labels(live: LivePath, frame: Frame) -> np.ndarray | None:
 
 
 def one_run(
-    model: Path, folder: Path, seed: int, speed: float, fusion: str, seconds: float, truth: bool, path: tuple
+    model: Path,
+    folder: Path,
+    seed: int,
+    speed: float,
+    fusion: str,
+    seconds: float,
+    truth: bool,
+    path: tuple,
+    belt: str,
 ) -> dict:
     """`path`: (spare_legal, split_classes) of the planner and the tracker."""
-    config = site(folder, seed, speed, fusion, *path)
+    config = site(folder, seed, speed, fusion, *path, belt=belt)
     store = FrameStore.from_config(load_config(config).storage)
     promote(store, add_model(store, model))  # `truth` too: the agent starts only with a live model
     store.close()
@@ -110,12 +128,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["ours", "puzzlecam", "cam", TRUTH])
     parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=list(FUSIONS))
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help=PATHS_HELP)
+    parser.add_argument("--belt", choices=list(BELTS), default="standard", help="which simulated belt")
     parser.add_argument("--out", default="endtoend", help="results/<OUT>.json and results/<OUT>_run.json")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        training_site = load_config(site(root, 100, 250.0, "belt"))
+        training_site = load_config(site(root, 100, 250.0, "belt", belt=args.belt))
         models = {}
         for method in (m for m in args.methods if m != TRUTH):
             _, result = starter_model(training_site, root / f"model-{method}", method=method, progress=False)
@@ -137,12 +156,13 @@ def main() -> None:
                 folder.mkdir()
                 seconds = args.minutes * 60
                 truth = method == TRUTH
-                runs.append(one_run(models[method], folder, seed, speed, fusion, seconds, truth, PATHS[path]))
+                run = (models[method], folder, seed, speed, fusion, seconds, truth, PATHS[path], args.belt)
+                runs.append(one_run(*run))
                 print(method, fusion, path, speed, seed, {k: runs[-1][k] for k in KEYS}, flush=True)
             rows.append(
                 {
-                    "method": method, "fusion": "none" if method == TRUTH else fusion, "path": path,
-                    "speed_mm_s": speed, **{k: _mean([r[k] for r in runs]) for k in KEYS},
+                    "belt": args.belt, "method": method, "fusion": "none" if method == TRUTH else fusion,
+                    "path": path, "speed_mm_s": speed, **{k: _mean([r[k] for r in runs]) for k in KEYS},
                     "processed_over_captured": _mean([r["frames_processed"] / r["frames_captured"]
                                                       for r in runs]),
                     "illegal_passed": sum(r["illegal_passed"] for r in runs),
@@ -151,7 +171,7 @@ def main() -> None:
                 }
             )  # fmt: skip
     budget = f"{args.minutes:g} min x {len(args.seeds)} seeds"
-    print(f"\nend to end on the simulated belt ({describe_machine()}), {budget}")
+    print(f"\nend to end on the {args.belt} simulated belt ({describe_machine()}), {budget}")
     print(f"{'method':>10} {'fusion':>6} {'path':>11} {'mm/s':>5} {'recall':>7} {'false ej':>8} {'late':>5} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'proc/capt':>9}")  # fmt: skip
     for r in rows:

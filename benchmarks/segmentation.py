@@ -13,24 +13,36 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
   ours_c1_after  ours with C1 foreground labelled {before, after} (C1 also shows legal objects)
 
     .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
-        [--frame-size 160 120]
+        [--frame-size 160 120] [--belt standard|hard] [--rows cam puzzlecam ...] [--out NAME]
+
+`--belt hard` (edge/simulator/belts.py): one palette for both classes, told apart by shape and
+surface, a crowded belt, flickering lamps. Each row carries its `belt`; the results file keeps the
+rows of the other belts and of the methods not run, so one file holds both belts and every row.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import describe_machine, run_record, write_results
+from benchmarks.common import RESULTS_DIR, describe_machine, run_record, write_results
+from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
 from trainer.evaluate import EvaluationResult, evaluate
 from trainer.manifest import load_manifest
 from trainer.train import TrainSettings, load_run_model, run_input_shape, train
 
+WHERE_WRONG = (  # trainer.evaluate's pixel shares: found, and called illegal where it is not
+    "illegal_found",
+    "legal_near_illegal_called_illegal",
+    "legal_elsewhere_called_illegal",
+    "belt_called_illegal",
+)
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
 # (row name, method, flow, C1 foreground labelled {before, after})
 RUNS = [
@@ -49,12 +61,14 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
     manifest = write_simulated_manifest(
         folder / "data", frames=args.frames, size=tuple(args.frame_size), sequences=args.sequences,
         masked_before=args.masked, seed=seed, fps=4.0, objects_per_m=6.0, holdout_s=args.holdout_s,
-        holdout_masks=True,
+        holdout_masks=True, belt=belt_settings(args.belt),
     )  # fmt: skip
     belt = load_manifest(manifest)[0].belt
     scores: dict[str, dict] = {}
     speed: dict[str, float] = {}
     for name, method, flow, c1_also_after in RUNS:
+        if name not in args.rows:
+            continue
         settings = TrainSettings(
             method=method, flow=flow, c1_also_after=c1_also_after, backbone=args.backbone,
             image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
@@ -88,16 +102,18 @@ def _figures(evaluation: EvaluationResult) -> dict:
         "object_precision": check.get("precision"),
         "object_recall": check.get("recall"),
         "objects": check.get("test_objects"),
+        **{key: (evaluation.where_wrong or {}).get(key) for key in WHERE_WRONG},
     }
 
 
 def _say(seed: int, name: str, figures: dict, seconds: float | None) -> None:
     took = f"  ({seconds:.0f} s)" if seconds is not None else ""
-    print(
-        f"  seed {seed} {name:14s} mIoU {figures['miou']:6.2f} at {figures['threshold']:.2f} (masks), "
-        f"{figures['miou_object_threshold']:6.2f} at {figures['object_threshold']:.2f} (object check){took}",
-        flush=True,
-    )
+    if figures["object_threshold"] is None:  # held-out footage without an object to check
+        check = "no object check"
+    else:
+        check = f"{figures['miou_object_threshold']:6.2f} at {figures['object_threshold']:.2f} (object check)"
+    masks = f"mIoU {figures['miou']:6.2f} at {figures['threshold']:.2f} (masks)"
+    print(f"  seed {seed} {name:14s} {masks}, {check}{took}", flush=True)
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -122,6 +138,12 @@ def main() -> None:
     parser.add_argument(
         "--weights", default="random", help="'imagenet' (torch hub cache only), a .pth, or random"
     )
+    parser.add_argument("--belt", choices=list(BELTS), default="standard", help="which simulated belt")
+    parser.add_argument(
+        "--rows", nargs="+", choices=[name for name, *_ in RUNS], default=[name for name, *_ in RUNS],
+        help="trained rows to run (f2f and foreground come with cam)",
+    )  # fmt: skip
+    parser.add_argument("--out", default="segmentation", help="results/<OUT>.json (and <OUT>_run.json)")
     args = parser.parse_args()
     per_seed: dict[str, list[dict]] = {}
     speeds: dict[str, list[float]] = {}
@@ -132,11 +154,13 @@ def main() -> None:
             per_seed.setdefault(name, []).append(figures)
         for name, value in speed.items():
             speeds.setdefault(name, []).append(value)
-    order = ["foreground", "f2f"] + [name for name, *_ in RUNS]
+    order = [name for name in ["foreground", "f2f"] + [name for name, *_ in RUNS] if name in per_seed]
     rows = []
     for name in order:
         mious = [f["miou"] for f in per_seed[name]]
         rows.append({
+            "belt": args.belt,
+            "image_size": args.image_size,
             "method": name,
             "miou": round(statistics.mean(mious), 2),
             "miou_std": round(statistics.pstdev(mious), 2),
@@ -145,12 +169,13 @@ def main() -> None:
             "object_threshold": _mean([f["object_threshold"] for f in per_seed[name]]),
             "object_precision": _mean([f["object_precision"] for f in per_seed[name]]),
             "object_recall": _mean([f["object_recall"] for f in per_seed[name]]),
+            **{key: _mean([f[key] for f in per_seed[name]]) for key in WHERE_WRONG},
             "seeds": args.seeds,
             "per_seed": per_seed[name],
             "paper_seruso": PAPER.get(name),
             "train_frames_per_s": round(statistics.mean(speeds[name]), 2) if name in speeds else None,
         })  # fmt: skip
-    print(f"\nsegmentation on the simulated belt ({describe_machine()}), {len(args.seeds)} seeds")
+    print(f"\nsegmentation on the {args.belt} simulated belt ({describe_machine()}), {len(args.seeds)} seeds")
     print(f"{'method':>14} {'mIoU':>7} {'std':>6} {'mIoU@obj':>9} {'thr':>5} {'obj thr':>8} {'obj P':>6} "
           f"{'obj R':>6} {'paper':>7} {'train fps':>10}")  # fmt: skip
     for row in rows:
@@ -161,8 +186,44 @@ def main() -> None:
         print(f"{row['method']:>14} {row['miou']:7.2f} {row['miou_std']:6.2f} {at_object:>9} "
               f"{row['threshold']:5.2f} {check[0]:8.2f} {check[1]:6.2f} {check[2]:6.2f} {paper:>7} "
               f"{fps:>10}")  # fmt: skip
-    write_results("segmentation", rows)
-    write_results("segmentation_run", run_record(**vars(args)))
+    _print_where_wrong(rows)
+    _print_paired(per_seed, args.seeds)
+    write_results(args.out, _rows_kept(args.out, args.belt, {row["method"] for row in rows}) + rows)
+    write_results(f"{args.out}_run", run_record(**vars(args)))
+
+
+def _print_where_wrong(rows: list[dict]) -> None:
+    """Which pixels each method gets wrong: spill onto touching legal objects shows as the first legal
+    share well above the second."""
+    print("\nshares at the masks' threshold (mean over seeds): illegal pixels found; called illegal on")
+    print(f"{'method':>14} {'illegal found':>14} {'legal near illegal':>19} {'legal elsewhere':>16} "
+          f"{'belt':>6}")  # fmt: skip
+    for row in rows:
+        shares = ["-" if row[key] is None else f"{row[key]:.3f}" for key in WHERE_WRONG]
+        print(f"{row['method']:>14} {shares[0]:>14} {shares[1]:>19} {shares[2]:>16} {shares[3]:>6}")
+
+
+def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int]) -> None:
+    """Differences between methods on the same seed (same footage, same initialisation): what the
+    spread between seeds hides."""
+    pairs = [("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam")]
+    print("\npaired per-seed differences of mIoU (masks' threshold)")
+    for a, b in pairs:
+        if a in per_seed and b in per_seed:
+            deltas = [x["miou"] - y["miou"] for x, y in zip(per_seed[a], per_seed[b], strict=True)]
+            listed = ", ".join(f"{d:+.2f}" for d in deltas)
+            print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f} (seeds {seeds}: {listed})")
+
+
+def _rows_kept(name: str, belt: str, methods: set[str]) -> list[dict]:
+    """The rows already in results/<name>.json that this run does not replace: other belts' rows,
+    and this belt's rows of methods not run now (an ablation run adds its rows beside the others';
+    rows from before belts had names were on the standard belt)."""
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.exists():
+        return []
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    return [row for row in rows if row.get("belt", "standard") != belt or row["method"] not in methods]
 
 
 if __name__ == "__main__":

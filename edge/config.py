@@ -197,8 +197,22 @@ class SimulatorConfig(_Strict):
     illegal_fraction: float = Field(default=0.5, ge=0, le=1)
     missed_illegal_rate: float = Field(default=0.05, ge=0, le=1)
     object_size_mm: tuple[float, float] = (60.0, 180.0)
+    classes_differ_by: Literal["colour", "shape"] = Field(
+        default="colour",
+        description="'colour': each class its own materials; 'shape': one palette for both, classes told "
+        "apart only by shape, surface and transparency (as clear PVC trays among clear PET bottles)",
+    )
+    touching_fraction: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="share of objects dropped against the previous one (touching or overlapping)",
+    )
     noise_sigma: float = Field(default=2.0, ge=0)
     lighting_drift: float = Field(default=0.08, ge=0, lt=1)
+    lamp_flicker: float = Field(
+        default=0.0, ge=0, lt=0.5, description="lamp brightness swing between frames, rolling-shutter bands"
+    )
     truth_every: int = Field(
         default=0, ge=0, description="store ground truth masks for every Nth C1 frame (0: never)"
     )

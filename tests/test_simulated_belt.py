@@ -1,9 +1,12 @@
+import math
+
 import numpy as np
 import pytest
 
 from edge.config import CameraConfig, SimulatedFault, SimulatorConfig
+from edge.simulator.belts import belt_settings
 from edge.simulator.camera import SimulatedCamera
-from edge.simulator.world import SHAPES, BeltWorld, camera_view
+from edge.simulator.world import SHAPES, SHARED_PALETTE, BeltWorld, camera_view
 from edge.sources.base import SourceError, SourceStalled
 
 FPS = 10.0
@@ -155,3 +158,86 @@ def test_scripted_error_and_stall_faults():
             frames.append(c2.read(1.0).seq)
     assert frames and frames[-1] < 10
     assert c2.read(1.0).seq > 15
+
+
+def _shares(values: list[str], names: tuple[str, ...]) -> np.ndarray:
+    return np.array([values.count(name) / len(values) for name in names])
+
+
+def test_on_a_belt_told_apart_by_shape_both_classes_share_one_palette_and_differ_in_shape_and_surface():
+    world = BeltWorld(SimulatorConfig(seed=1, objects_per_m=20, classes_differ_by="shape"))
+    objects = world.objects_between(0, 100_000)
+    by_class = {cls: [o for o in objects if o.cls == cls] for cls in ("illegal", "legal")}
+    assert all(len(group) > 400 for group in by_class.values())
+    palettes = {cls: _shares([o.material for o in group], SHARED_PALETTE) for cls, group in by_class.items()}
+    assert all(sum(shares) == pytest.approx(1.0) for shares in palettes.values())  # nothing else
+    assert np.abs(palettes["illegal"] - palettes["legal"]).max() < 0.06  # colour says nothing
+    shapes = {cls: _shares([o.shape for o in group], SHAPES) for cls, group in by_class.items()}
+    tray, bottle = SHAPES.index("tray"), SHAPES.index("bottle")
+    assert shapes["illegal"][tray] > 0.35 and shapes["legal"][tray] < 0.15
+    assert shapes["legal"][bottle] > 0.35 and shapes["illegal"][bottle] < 0.15
+    assert all(o.opacity_scale < 1 and o.gloss_scale < 1 for o in by_class["illegal"])  # thin matte PVC
+    assert all(o.opacity_scale > 1 and o.gloss_scale > 1 for o in by_class["legal"])  # thick glossy PET
+    ridged = {cls: np.mean([o.ridges > 0 for o in group]) for cls, group in by_class.items()}
+    assert ridged["legal"] > 0.45 and ridged["illegal"] < 0.2
+
+
+def _touching_share(world: BeltWorld) -> float:
+    objects = sorted(world.objects_between(0, 100_000), key=lambda o: o.anchor_mm)
+    touching = 0
+    for index, obj in enumerate(objects):
+        neighbours = objects[max(index - 3, 0) : index] + objects[index + 1 : index + 4]
+        touching += any(
+            math.hypot(obj.anchor_mm - other.anchor_mm, obj.y_mm - other.y_mm)
+            < 0.9 * (obj.half_extent_mm + other.half_extent_mm)
+            for other in neighbours
+        )
+    return touching / len(objects)
+
+
+def test_a_crowded_belt_drops_more_objects_against_their_neighbours():
+    loose = _touching_share(BeltWorld(SimulatorConfig(seed=1, objects_per_m=4)))
+    crowded = _touching_share(BeltWorld(SimulatorConfig(seed=1, objects_per_m=4, touching_fraction=0.6)))
+    assert crowded > 0.7 and crowded > loose + 0.25
+
+
+def test_flickering_lamps_change_brightness_frame_to_frame_and_band_the_rows():
+    def frames(flicker: float) -> list[np.ndarray]:
+        sim = SimulatorConfig(seed=2, objects_per_m=0, noise_sigma=0, lighting_drift=0, lamp_flicker=flicker)
+        c1, _ = cameras(sim)
+        return [c1.frame_at(seq).image.astype(np.float32) for seq in range(6)]
+
+    steady, flickering = frames(0.0), frames(0.15)
+    row_ratios = [f.mean(axis=(1, 2)) / s.mean(axis=(1, 2)) for f, s in zip(flickering, steady, strict=True)]
+    frame_gains = [ratio.mean() for ratio in row_ratios]
+    assert np.abs(np.diff([s.mean() for s in steady])).max() < 1.0  # steady lamps: the belt moving only
+    assert np.std(frame_gains) > 0.03  # each frame its own brightness
+    assert min(np.std(ratio) for ratio in row_ratios) > 0.02  # bands across the rows in every frame
+
+
+def test_named_belts_and_an_unknown_one():
+    hard = SimulatorConfig(**belt_settings("hard"))
+    assert hard.classes_differ_by == "shape" and hard.touching_fraction > 0.5 and hard.lamp_flicker > 0
+    assert SimulatorConfig(**belt_settings("standard")) == SimulatorConfig()
+    with pytest.raises(ValueError, match="unknown simulated belt 'muddy': choose one of standard, hard"):
+        belt_settings("muddy")
+
+
+def test_a_starter_model_renders_the_sites_own_kind_of_belt(make_config, tmp_path, monkeypatch):
+    """A hard site's starter model must learn classes told apart by shape, not by colours it never sees."""
+    from edge.nightly import starter
+
+    rendered: list[SimulatorConfig] = []
+
+    def render_and_stop(folder, **kwargs):
+        rendered.append(SimulatorConfig(**kwargs["belt"]))  # what write_simulated_manifest renders
+        raise RuntimeError("rendered")  # no training needed to know what was rendered
+
+    monkeypatch.setattr(starter, "write_simulated_manifest", render_and_stop)
+    config = make_config({"simulator": {**belt_settings("hard"), "belt_speed_mm_s": 400}})
+    with pytest.raises(RuntimeError, match="rendered"):
+        starter.starter_model(config, tmp_path / "starter", progress=False)
+    assert rendered[0].classes_differ_by == "shape"
+    assert rendered[0].touching_fraction == config.simulator.touching_fraction
+    assert rendered[0].lamp_flicker == config.simulator.lamp_flicker
+    assert rendered[0].belt_speed_mm_s == SimulatorConfig().belt_speed_mm_s  # where it runs is not its look

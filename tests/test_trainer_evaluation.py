@@ -198,3 +198,28 @@ def test_the_ranking_auc_counts_every_object_without_a_threshold():
     scores, removed = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7]), np.array([1, 0, 1, 0, 0, 1])
     result = check_objects(scores, removed, THRESHOLDS, 0)
     assert result.auc == 1.0
+
+
+def test_where_wrong_pixels_lie_tells_spill_onto_neighbours_from_confusing_classes(tmp_path, monkeypatch):
+    truth = np.zeros((HEIGHT, WIDTH), np.uint8)
+    truth[2:10, 2:10] = 1  # an illegal object ...
+    truth[2:10, 10:16] = 2  # ... a legal one touching it ...
+    truth[22:30, 22:30] = 2  # ... and a legal one far away
+    masked = [_sequence(f"s{k}", "before", [truth] * 3, tmp_path) for k in range(3)]
+
+    def spilling_maps(model, sequence, kind, indices, flip=False, scales=(1.0,)):
+        before = np.zeros((SIZE, SIZE), np.float32)
+        before[2:10, 2:16] = 1.0  # the illegal CAM covers its touching neighbour
+        after = (truth == 2).astype(np.float32) * 0.5
+        after[2:10, 10:16] = 0.0
+        return torch.from_numpy(np.stack([np.stack([before, after])] * len(indices)))
+
+    monkeypatch.setattr(evaluation, "sequence_before_maps", spilling_maps)
+    result = evaluate(None, masked)
+    assert result.where_wrong == {
+        "illegal_found": 1.0,
+        "legal_near_illegal_called_illegal": 1.0,
+        "legal_elsewhere_called_illegal": 0.0,
+        "belt_called_illegal": 0.0,  # the foreground is the objects: the bare belt is never a candidate
+    }
+    assert result.miou == pytest.approx(100 * 64 / (64 + 48), abs=0.01)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,8 @@ from trainer.object_check import ObjectCheckResult, check_objects, object_score,
 
 THRESHOLDS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.96, 0.05))
 CHUNK_FRAMES = 16  # frames through the model at a time
+COUNT_ROWS = 9  # per threshold: IoU's two counts, then illegal pixels and three (called illegal, of) pairs
+NEAR_FRACTION = 16  # "next to an illegal object": within a sixteenth of the frame's height of one
 MIN_OBJECTS = 6  # weakly labelled objects for the object check: a third to validate, the rest to test
 Part = list[tuple[int, list[int]]]  # (sequence index, frame indices)
 NOTHING_TO_EVALUATE = (
@@ -51,6 +54,7 @@ class EvaluationResult:
     per_sequence: dict[str, float] = field(default_factory=dict)
     object_check: dict | None = None  # ObjectCheckResult as JSON
     miou_at_object_threshold: float | None = None  # with masks and the object check: their agreement
+    where_wrong: dict[str, float | None] | None = None  # pixel shares on the test frames (_where_wrong)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -86,11 +90,9 @@ def count_at_least(values: np.ndarray, thresholds: tuple[float, ...]) -> np.ndar
     return counts[::-1].cumsum()[::-1][1:]
 
 
-def _frame_counts(
-    maps: torch.Tensor, foreground: np.ndarray, truth: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(intersection, union) of predicted and true illegal pixels at every threshold, at the frame's
-    own resolution."""
+def _frame_counts(maps: torch.Tensor, foreground: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """COUNT_ROWS x thresholds pixel counts at the frame's own resolution: intersection and union of
+    predicted and true illegal pixels, then where the predicted illegal pixels that are wrong lie."""
     height, width = truth.shape
     full = F.interpolate(maps[None], size=(height, width), mode="bilinear", align_corners=False)[0].numpy()
     before, after = full[0], full[1]
@@ -103,7 +105,38 @@ def _frame_counts(
     illegal = truth == 1
     intersection = count_at_least(before[candidate & illegal], THRESHOLDS)
     predicted = count_at_least(before[candidate], THRESHOLDS)
-    return intersection, illegal.sum() + predicted - intersection
+    near = _legal_near_illegal(truth)
+    every = np.ones(len(THRESHOLDS), np.int64)
+    rows = [intersection, illegal.sum() + predicted - intersection, every * illegal.sum()]
+    for region in near, (truth == 2) & ~near, truth == 0:
+        rows += [count_at_least(before[candidate & region], THRESHOLDS), every * region.sum()]
+    return np.stack(rows)
+
+
+def _legal_near_illegal(truth: np.ndarray) -> np.ndarray:
+    """Pixels of the legal objects (connected legal regions) that touch an illegal object or lie
+    within a sixteenth of the frame's height of one: where a CAM spreading past its object lands."""
+    reach = max(3, truth.shape[0] // NEAR_FRACTION)
+    near_illegal = cv2.dilate((truth == 1).astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)) > 0
+    _, objects = cv2.connectedComponents((truth == 2).astype(np.uint8))
+    touched = np.unique(objects[near_illegal])
+    return np.isin(objects, touched[touched > 0])
+
+
+def _where_wrong(total: np.ndarray, chosen: int) -> dict[str, float | None]:
+    """Shares at the chosen threshold: how much of the illegal area was found, and how much of the
+    legal objects touching or next to an illegal one, of the other legal objects and of the bare belt
+    was called illegal. Spill over neighbours shows as the first legal share above the second."""
+
+    def share(hit: int, of: int) -> float | None:
+        return round(float(hit) / float(of), 4) if of else None
+
+    return {
+        "illegal_found": share(total[0, chosen], total[2, chosen]),
+        "legal_near_illegal_called_illegal": share(total[3, chosen], total[4, chosen]),
+        "legal_elsewhere_called_illegal": share(total[5, chosen], total[6, chosen]),
+        "belt_called_illegal": share(total[7, chosen], total[8, chosen]),
+    }
 
 
 def _part_counts(model, sequences, part: Part, kind, flip, scales) -> dict[str, np.ndarray]:
@@ -111,10 +144,10 @@ def _part_counts(model, sequences, part: Part, kind, flip, scales) -> dict[str, 
     totals: dict[str, np.ndarray] = {}
     for s, indices in part:
         sequence = sequences[s]
-        total = np.zeros((2, len(THRESHOLDS)), np.int64)
+        total = np.zeros((COUNT_ROWS, len(THRESHOLDS)), np.int64)
         for index, maps in _maps(model, sequence, kind, indices, flip, scales):
             truth = read_mask(sequence.mask_paths[index], sequence.original_size)
-            total += np.stack(_frame_counts(maps, sequence.foreground[index], truth))
+            total += _frame_counts(maps, sequence.foreground[index], truth)
         totals[sequence.id] = total
     return totals
 
@@ -191,6 +224,7 @@ def evaluate(
     result.per_sequence = per_sequence
     result.test_frames = sum(len(indices) for _, indices in test)
     result.validation_frames = sum(len(indices) for _, indices in validation)
+    result.where_wrong = _where_wrong(sum(test_totals.values()), chosen)
     if objects is not None:
         at_object = THRESHOLDS.index(objects.threshold)
         ious = [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge.config import SiteConfig
 from edge.nightly.runs import register_run
+from edge.simulator.belts import LOOK_FIELDS
 from edge.simulator.dataset import write_simulated_manifest
 from edge.store.frame_store import FrameStore
 from edge.store.registry import model_of_run, promote
@@ -28,6 +29,7 @@ def starter_model(config: SiteConfig, folder: Path, method: str = "ours", progre
     manifest = write_simulated_manifest(
         folder / "frames", frames=16, size=c1.resolution, sequences=4, masked_before=2,
         seed=config.simulator.seed + STARTER_SEED_OFFSET, objects_per_m=6.0, holdout_s=HOLDOUT_S,
+        belt=config.simulator.model_dump(include=LOOK_FIELDS),
     )  # fmt: skip
     settings = TrainSettings(
         **{**STARTER, "method": method},

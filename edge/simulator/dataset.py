@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -26,6 +27,7 @@ def write_simulated_manifest(
     objects_per_m: float = 10.0,
     holdout_s: float = 0.0,
     holdout_masks: bool = False,
+    belt: dict[str, Any] | None = None,
 ) -> Path:
     """`sequences` C1 `before` and C2 `after` sequences, plus `masked_before` C1 sequences with masks
     (for evaluation only: the trainer never trains on sequences with masks). Sequences are taken
@@ -34,8 +36,10 @@ def write_simulated_manifest(
     `holdout_s` > 0 adds held-out footage for the removal-based object check: C1 for that long and C2
     for as long as it takes every object C1 saw to pass it, with the installation's geometry (belt
     planes, speed, C1-to-C2 distance) as the site calibration would give it; `holdout_masks` also
-    stores ground truth on the held-out C1 frames, to compare the check with."""
-    simulator = SimulatorConfig(seed=seed, objects_per_m=objects_per_m, c1_to_c2_mm=800, realtime=False)
+    stores ground truth on the held-out C1 frames, to compare the check with. `belt`: simulator
+    settings of the belt to render (`edge.simulator.belts`), over these defaults and `objects_per_m`."""
+    defaults = {"seed": seed, "objects_per_m": objects_per_m, "c1_to_c2_mm": 800, "realtime": False}
+    simulator = SimulatorConfig(**{**defaults, **(belt or {})})
     manifest: dict = {"version": 1, "root": ".", "sequences": []}
     plan = [("c1", "before", False)] * sequences + [("c2", "after", False)] * sequences
     plan += [("c1", "before", True)] * masked_before

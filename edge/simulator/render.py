@@ -4,6 +4,8 @@ The point is to make the weakly supervised problem honest. C1 and C2 see differe
 lighting and white balance (the background bias a classifier would otherwise learn instead of the
 objects), objects of both classes share shapes, stickers and ridges, and the classes differ only in
 material: colour, translucency and gloss, with overlaps (teal legal PET versus bluish illegal PET).
+On a belt whose classes differ by shape (the hard belt, `edge/simulator/belts.py`) they share one
+palette and differ by shape, wall transparency, gloss and ridges instead; lamps may flicker.
 """
 
 from __future__ import annotations
@@ -129,12 +131,26 @@ class BeltRenderer:
             + 0.3 * math.sin(2 * math.pi * t_s / 23.0 + 2 * self._drift_phase)
         )
         image *= self._light * drift
+        if config.lamp_flicker > 0:
+            image *= self._flicker(seq)
         if config.noise_sigma > 0:
             rng = np.random.default_rng([config.seed, 13, seq, 1 if view.camera_id == "c1" else 2])
             image += rng.standard_normal(image.shape, dtype=np.float32) * config.noise_sigma
         # rendered along the belt, stored row-major like any camera's frame (every consumer is faster)
         pixels = np.clip(image, 0, 255).astype(np.uint8, order="C")
         return pixels, FrameTruth(label_map=np.ascontiguousarray(labels), objects=tuple(truths))
+
+    def _flicker(self, seq: int) -> np.ndarray:
+        """Lamps on mains power beat against the exposure: each frame its own brightness and tint, and
+        a rolling shutter catches them as soft bands across the rows (H x 1 x 3)."""
+        config = self.world.config
+        amount = config.lamp_flicker
+        rng = np.random.default_rng([config.seed, 17, seq, 1 if self.view.camera_id == "c1" else 2])
+        gain = 1.0 + amount * rng.uniform(-1.0, 1.0)
+        tint = 1.0 + 0.2 * amount * rng.uniform(-1.0, 1.0, size=3)
+        rows = np.arange(self.view.height_px, dtype=np.float32) / self.view.height_px
+        bands = 1.0 + 0.5 * amount * np.sin(2 * math.pi * (1.5 * rows + rng.uniform(0.0, 1.0)))
+        return (gain * bands[:, None, None] * tint[None, None, :]).astype(np.float32)
 
     def _belt_at(self, offset_mm: float) -> np.ndarray:
         """The belt texture moved by offset_mm, with sub-pixel shifts interpolated."""
@@ -217,12 +233,13 @@ class BeltRenderer:
         tint = np.random.default_rng(obj.object_id).integers(-10, 11, size=3)
         base = np.clip(np.array(material.colour) + tint, 0, 255).astype(np.float32)
         shading = 1.0 - 0.3 * np.clip((across / half_wid) ** 2, 0, 1)
-        highlight = material.gloss * 70.0 * np.exp(-(((across - 0.35 * half_wid) / (0.12 * half_wid)) ** 2))
+        gloss = material.gloss * obj.gloss_scale
+        highlight = gloss * 70.0 * np.exp(-(((across - 0.35 * half_wid) / (0.12 * half_wid)) ** 2))
         if obj.ridges:
             shading = shading * (1 - 0.12 * (0.5 + 0.5 * np.cos(2 * math.pi * obj.ridges * along / half_len)))
         colour = base[None, None, :] * shading[..., None] + highlight[..., None]
-        opacity = np.full(shape, material.alpha, np.float32)
-        opacity = np.clip(opacity + material.gloss * highlight / 255.0, 0, 1)
+        opacity = np.full(shape, min(material.alpha * obj.opacity_scale, 1.0), np.float32)
+        opacity = np.clip(opacity + gloss * highlight / 255.0, 0, 1)
         if obj.sticker is not None:
             start, width, sticker_colour = obj.sticker
             position = along / (2 * half_len) + 0.5

@@ -26,6 +26,16 @@ ILLEGAL_MATERIALS = ("clear_pet", "white_opaque", "bluish_pet")
 LEGAL_MATERIALS = ("green_pet", "amber_pet", "red_pet", "teal_pet")
 SHAPES = ("bottle", "ellipse", "crushed", "tray")
 
+# A belt whose classes differ by shape (`classes_differ_by: shape`), as a PET line where clear PVC
+# trays go and clear PET bottles stay: one palette for both classes, mostly clear plastic ...
+SHARED_PALETTE = ("clear_pet", "bluish_pet", "white_opaque", "green_pet")
+SHARED_PALETTE_SHARES = (0.55, 0.2, 0.1, 0.15)
+# ... each class mostly, never only, its own shapes (shares in SHAPES' order) ...
+SHAPE_SHARES = {"illegal": (0.1, 0.15, 0.3, 0.45), "legal": (0.45, 0.3, 0.15, 0.1)}
+# ... and its own surface: thin matte PVC shows more belt, thick PET walls shine and carry ridges
+# (opacity scale, gloss scale, chance of ridges)
+SURFACES = {"illegal": (0.7, 0.45, 0.1), "legal": (1.15, 1.3, 0.6)}
+
 
 @dataclass(frozen=True)
 class BeltObject:
@@ -43,6 +53,8 @@ class BeltObject:
     sticker: tuple[float, float, tuple[int, int, int]] | None  # band start, width (0-1), colour
     ridges: int  # stripes across the object's long axis, 0 for none
     long_axis_rad: float
+    opacity_scale: float = 1.0  # the material's opacity and gloss on this object (its wall, its finish)
+    gloss_scale: float = 1.0
 
     def x_at(self, belt_offset_mm: float) -> float:
         return belt_offset_mm - self.anchor_mm
@@ -132,7 +144,7 @@ class BeltWorld:
         objects: list[BeltObject] = []
         previous: BeltObject | None = None
         for index in range(count):
-            touching = previous is not None and rng.random() < 0.2
+            touching = previous is not None and rng.random() < config.touching_fraction
             obj = _random_object(rng, config, chunk, index, previous if touching else None)
             objects.append(obj)
             previous = obj
@@ -148,8 +160,13 @@ def _random_object(
 ) -> BeltObject:
     illegal = rng.random() < config.illegal_fraction
     cls = "illegal" if illegal else "legal"
-    material = str(rng.choice(ILLEGAL_MATERIALS if illegal else LEGAL_MATERIALS))
-    shape = str(rng.choice(SHAPES))  # same shape distribution for both classes
+    by_shape = config.classes_differ_by == "shape"
+    if by_shape:
+        material = str(rng.choice(SHARED_PALETTE, p=SHARED_PALETTE_SHARES))
+        shape = str(rng.choice(SHAPES, p=SHAPE_SHARES[cls]))
+    else:
+        material = str(rng.choice(ILLEGAL_MATERIALS if illegal else LEGAL_MATERIALS))
+        shape = str(rng.choice(SHAPES))  # same shape distribution for both classes
     lo, hi = config.object_size_mm
     length = rng.uniform(lo, hi)
     aspect = {"bottle": rng.uniform(2.0, 3.2), "tray": rng.uniform(1.0, 1.8)}.get(
@@ -177,6 +194,14 @@ def _random_object(
             int(c) for c in rng.choice([[235, 235, 230], [200, 40, 40], [30, 60, 160], [240, 200, 40]])
         )
         sticker = (float(rng.uniform(0.25, 0.55)), float(rng.uniform(0.15, 0.3)), colour)
+    missed_by_sorter = bool(illegal and rng.random() < config.missed_illegal_rate)
+    z_order = float(rng.random())
+    if by_shape:
+        opacity_scale, gloss_scale, ridged = SURFACES[cls]
+        ridges = int(rng.integers(3, 9)) if rng.random() < ridged else 0
+    else:
+        opacity_scale, gloss_scale = 1.0, 1.0
+        ridges = int(rng.integers(3, 9)) if shape == "bottle" and rng.random() < 0.7 else 0
     return BeltObject(
         object_id=(chunk + _CHUNK_SEED_OFFSET) * 1000 + index,
         cls=cls,
@@ -185,11 +210,13 @@ def _random_object(
         anchor_mm=float(anchor),
         y_mm=y,
         outline_mm=outline,
-        missed_by_sorter=bool(illegal and rng.random() < config.missed_illegal_rate),
-        z_order=float(rng.random()),
+        missed_by_sorter=missed_by_sorter,
+        z_order=z_order,
         sticker=sticker,
-        ridges=int(rng.integers(3, 9)) if shape == "bottle" and rng.random() < 0.7 else 0,
+        ridges=ridges,
         long_axis_rad=float(angle),
+        opacity_scale=opacity_scale,
+        gloss_scale=gloss_scale,
     )
 
 
