@@ -11,6 +11,9 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
   ours      spatial + temporal coherence, DIS optical flow
   ours_beltflow  the same with belt-motion flow from the simulator's calibration
   ours_c1_after  ours with C1 foreground labelled {before, after} (C1 also shows legal objects)
+Ablations (issue 18; the rows above stay the paper's method):
+  puzzlecam_nopcls, ours_nopcls  the tiles' maps are not classified (no L_pcls), only their L1 stays
+  ours_meanfuse  the warped neighbours' CAMs fused by mean instead of maximum
 
     .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
         [--frame-size 160 120] [--belt standard|hard] [--rows cam puzzlecam ...] [--out NAME]
@@ -44,15 +47,19 @@ WHERE_WRONG = (  # trainer.evaluate's pixel shares: found, and called illegal wh
     "belt_called_illegal",
 )
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
-# (row name, method, flow, C1 foreground labelled {before, after})
+# (row name, method, flow, C1 foreground labelled {before, after}, other settings: ablations)
 RUNS = [
-    ("gradcam", "gradcam", "dis", False),
-    ("cam", "cam", "dis", False),
-    ("puzzlecam", "puzzlecam", "dis", False),
-    ("temporal", "temporal", "dis", False),
-    ("ours", "ours", "dis", False),
-    ("ours_beltflow", "ours", "belt", False),
-    ("ours_c1_after", "ours", "dis", True),
+    ("gradcam", "gradcam", "dis", False, {}),
+    ("cam", "cam", "dis", False, {}),
+    ("puzzlecam", "puzzlecam", "dis", False, {}),
+    ("temporal", "temporal", "dis", False, {}),
+    ("ours", "ours", "dis", False, {}),
+    ("ours_beltflow", "ours", "belt", False, {}),
+    ("ours_c1_after", "ours", "dis", True, {}),
+    # issue 18's ablations: the tiles' classification loss off (only their L1 stays), mean fusion
+    ("puzzlecam_nopcls", "puzzlecam", "dis", False, {"puzzle_classification": False}),
+    ("ours_nopcls", "ours", "dis", False, {"puzzle_classification": False}),
+    ("ours_meanfuse", "ours", "dis", False, {"temporal_fusion": "mean"}),
 ]
 
 
@@ -66,13 +73,13 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
     belt = load_manifest(manifest)[0].belt
     scores: dict[str, dict] = {}
     speed: dict[str, float] = {}
-    for name, method, flow, c1_also_after in RUNS:
+    for name, method, flow, c1_also_after, ablation in RUNS:
         if name not in args.rows:
             continue
         settings = TrainSettings(
             method=method, flow=flow, c1_also_after=c1_also_after, backbone=args.backbone,
             image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-            weights=args.weights,
+            weights=args.weights, **ablation,
         )  # fmt: skip
         started = time.monotonic()
         result = train(manifest, settings, folder / name, cache_dir=folder / "cache", progress=False)

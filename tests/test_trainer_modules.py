@@ -110,6 +110,34 @@ def test_temporal_loss_is_zero_when_neighbours_agree_after_motion_and_positive_o
     assert temporal_loss(cam_t, cam_prev, cam_next, still, still) > 0.02
 
 
+def test_mean_fusion_halves_what_only_one_neighbour_spread_onto_where_max_fusion_keeps_it():
+    object_prev, object_next = blob(3, 6), blob(7, 6)
+    spill_prev = object_prev.clone()
+    spill_prev[..., 6:9, 5:7] = 1.0  # t-1's map also covers the neighbour right of the object
+    flow_prev, flow_next = constant_flow(-2.0, 0.0), constant_flow(2.0, 0.0)
+    by_max, _ = fuse_neighbours(spill_prev, object_next, flow_prev, flow_next, "max")
+    by_mean, valid = fuse_neighbours(spill_prev, object_next, flow_prev, flow_next, "mean")
+    assert by_max[0, 0, 7, 8] == pytest.approx(1.0, abs=1e-6)  # the spill, warped onto frame t
+    assert by_mean[0, 0, 7, 8] == pytest.approx(0.5, abs=1e-6)  # t+1 did not see it there
+    assert by_mean[0, 0, 7, 5] == pytest.approx(1.0, abs=1e-6)  # both saw the object
+    assert torch.equal(valid, fuse_neighbours(spill_prev, object_next, flow_prev, flow_next)[1])
+
+
+@pytest.mark.parametrize("classified", [True, False])
+def test_the_puzzle_tiles_classification_loss_can_be_switched_off_keeping_their_l1(classified):
+    from trainer.train import TrainSettings, _step_losses, build_model
+
+    settings = TrainSettings(
+        method="puzzlecam", backbone="resnet18", weights="random", puzzle_classification=classified
+    )
+    torch.manual_seed(0)
+    model = build_model(settings, None)
+    batch = {"centre": torch.rand(2, 3, 64, 64), "labels": torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])}
+    losses = _step_losses(model, batch, settings, a=1.0, b=0.0)
+    assert ("pcls" in losses) is classified
+    assert set(losses) - {"pcls"} == {"cls", "spatial"} and losses["spatial"] > 0
+
+
 def test_an_export_that_fails_its_parity_check_leaves_no_file(tmp_path, monkeypatch):
     from trainer import export
     from trainer.errors import ExportError

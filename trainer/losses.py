@@ -6,12 +6,15 @@ rising linearly to their maximum by the middle of training.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
 from trainer.warp import warp
 
 EPS = 1e-5
+Fusion = Literal["max", "mean"]
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -33,9 +36,15 @@ def class_cams(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
 
 
 def fuse_neighbours(
-    cam_prev: torch.Tensor, cam_next: torch.Tensor, flow_prev: torch.Tensor, flow_next: torch.Tensor
+    cam_prev: torch.Tensor,
+    cam_next: torch.Tensor,
+    flow_prev: torch.Tensor,
+    flow_next: torch.Tensor,
+    how: Fusion = "max",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warp the t-1 and t+1 CAMs onto frame t and keep the pixel-wise maximum (eq. 9-10).
+    """Warp the t-1 and t+1 CAMs onto frame t and keep the pixel-wise maximum (eq. 9-10), or, as an
+    ablation (`how="mean"`), their mean: the maximum passes on whichever neighbour's map spread
+    furthest, which on a crowded belt may be onto a touching object of the other class.
 
     Flows go from frame t to t-1 and to t+1 (pixels at the flows' resolution); CAMs are brought to
     that resolution first. Returns the fused map and where at least one neighbour saw the point.
@@ -45,7 +54,11 @@ def fuse_neighbours(
     warped_prev, valid_prev = warp(F.interpolate(cam_prev, **up), flow_prev)
     warped_next, valid_next = warp(F.interpolate(cam_next, **up), flow_next)
     # a neighbour that had not seen the point yet does not vote
-    fused = torch.maximum(warped_prev * valid_prev, warped_next * valid_next)
+    votes_prev, votes_next = warped_prev * valid_prev, warped_next * valid_next
+    if how == "mean":
+        fused = (votes_prev + votes_next) / (valid_prev + valid_next).clamp_min(1.0)
+    else:
+        fused = torch.maximum(votes_prev, votes_next)
     return fused, torch.maximum(valid_prev, valid_next)
 
 
@@ -55,9 +68,10 @@ def temporal_loss(
     cam_next: torch.Tensor,
     flow_prev: torch.Tensor,
     flow_next: torch.Tensor,
+    how: Fusion = "max",
 ) -> torch.Tensor:
     """L1 between frame t's CAM and the fused, motion-compensated CAMs of t-1 and t+1 (eq. 11)."""
-    fused, valid = fuse_neighbours(cam_prev, cam_next, flow_prev, flow_next)
+    fused, valid = fuse_neighbours(cam_prev, cam_next, flow_prev, flow_next, how)
     centre = F.interpolate(cam_t, size=fused.shape[-2:], mode="bilinear", align_corners=False)
     difference = (centre - fused).abs() * valid
     return difference.sum() / valid.sum().clamp_min(1.0)

@@ -40,7 +40,14 @@ from trainer.errors import RunError, RunPaused
 from trainer.evaluate import EvaluationResult, check_evaluable, evaluate
 from trainer.export import export_onnx
 from trainer.input_shape import Shape, manifest_input_shape
-from trainer.losses import class_cams, classification_loss, coherence_weight, spatial_loss, temporal_loss
+from trainer.losses import (
+    Fusion,
+    class_cams,
+    classification_loss,
+    coherence_weight,
+    spatial_loss,
+    temporal_loss,
+)
 from trainer.manifest import Manifest, load_manifest, save_manifest
 from trainer.model import Backbone, CamClassifier, Classifier, GradCamClassifier, normalise
 from trainer.preprocess import ForegroundSettings
@@ -71,6 +78,12 @@ class TrainSettings(BaseModel):
     weight_decay: float = Field(default=1e-4, ge=0)
     alpha_max: float = Field(default=4.0, ge=0, description="maximum weight of the spatial loss")
     beta_max: float = Field(default=4.0, ge=0, description="maximum weight of the temporal loss")
+    puzzle_classification: bool = Field(
+        default=True, description="classify the maps merged from the tiles (L_pcls); off: only their L1"
+    )
+    temporal_fusion: Fusion = Field(
+        default="max", description="fuse the warped neighbours' CAMs by maximum (the paper) or mean"
+    )
     flow: Literal["dis", "farneback", "raft", "belt"] = "dis"
     c1_also_after: bool = Field(default=False, description="C1 foreground labelled {before, after}")
     foreground: ForegroundSettings = ForegroundSettings()
@@ -164,13 +177,14 @@ def _step_losses(model, batch, settings: TrainSettings, a: float, b: float) -> d
     losses["cls"] = classification_loss(CamClassifier.logits(maps), batch["labels"])
     if use_spatial:
         puzzle_maps = merge(model(tile(centre)))
-        losses["pcls"] = classification_loss(CamClassifier.logits(puzzle_maps), batch["labels"])
+        if settings.puzzle_classification:
+            losses["pcls"] = classification_loss(CamClassifier.logits(puzzle_maps), batch["labels"])
         losses["spatial"] = a * spatial_loss(maps, puzzle_maps)
     if use_temporal and b > 0:
         cls = batch["cls"]
         losses["temporal"] = b * temporal_loss(
             class_cams(maps, cls), class_cams(maps_prev, cls), class_cams(maps_next, cls),
-            batch["flow_prev"], batch["flow_next"],
+            batch["flow_prev"], batch["flow_next"], settings.temporal_fusion,
         )  # fmt: skip
     return losses
 
