@@ -14,6 +14,8 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
 Ablations (issue 18; the rows above stay the paper's method):
   puzzlecam_nopcls, ours_nopcls  the tiles' maps are not classified (no L_pcls), only their L1 stays
   ours_meanfuse  the warped neighbours' CAMs fused by mean instead of maximum
+Every row is also scored with whole objects called (column `objects`, trainer/object_masks.py):
+each foreground object, split where objects touch, gets one class from the maps inside it.
 
     .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
         [--frame-size 160 120] [--belt standard|hard] [--rows cam puzzlecam ...] [--out NAME]
@@ -109,6 +111,8 @@ def _figures(evaluation: EvaluationResult) -> dict:
         "object_precision": check.get("precision"),
         "object_recall": check.get("recall"),
         "objects": check.get("test_objects"),
+        "miou_objects": evaluation.miou_objects,
+        "objects_threshold": evaluation.objects_threshold,
         **{key: (evaluation.where_wrong or {}).get(key) for key in WHERE_WRONG},
     }
 
@@ -120,6 +124,8 @@ def _say(seed: int, name: str, figures: dict, seconds: float | None) -> None:
     else:
         check = f"{figures['miou_object_threshold']:6.2f} at {figures['object_threshold']:.2f} (object check)"
     masks = f"mIoU {figures['miou']:6.2f} at {figures['threshold']:.2f} (masks)"
+    if figures["miou_objects"] is not None:
+        masks += f", {figures['miou_objects']:6.2f} at {figures['objects_threshold']:.2f} (whole objects)"
     print(f"  seed {seed} {name:14s} {masks}, {check}{took}", flush=True)
 
 
@@ -173,6 +179,8 @@ def main() -> None:
             "miou_std": round(statistics.pstdev(mious), 2),
             "miou_object_threshold": _mean([f["miou_object_threshold"] for f in per_seed[name]]),
             "threshold": _mean([f["threshold"] for f in per_seed[name]]),
+            "miou_objects": _mean([f["miou_objects"] for f in per_seed[name]]),
+            "objects_threshold": _mean([f["objects_threshold"] for f in per_seed[name]]),
             "object_threshold": _mean([f["object_threshold"] for f in per_seed[name]]),
             "object_precision": _mean([f["object_precision"] for f in per_seed[name]]),
             "object_recall": _mean([f["object_recall"] for f in per_seed[name]]),
@@ -183,14 +191,15 @@ def main() -> None:
             "train_frames_per_s": round(statistics.mean(speeds[name]), 2) if name in speeds else None,
         })  # fmt: skip
     print(f"\nsegmentation on the {args.belt} simulated belt ({describe_machine()}), {len(args.seeds)} seeds")
-    print(f"{'method':>14} {'mIoU':>7} {'std':>6} {'mIoU@obj':>9} {'thr':>5} {'obj thr':>8} {'obj P':>6} "
-          f"{'obj R':>6} {'paper':>7} {'train fps':>10}")  # fmt: skip
+    print(f"{'method':>14} {'mIoU':>7} {'std':>6} {'objects':>8} {'mIoU@obj':>9} {'thr':>5} {'obj thr':>8} "
+          f"{'obj P':>6} {'obj R':>6} {'paper':>7} {'train fps':>10}")  # fmt: skip
     for row in rows:
         paper = f"{row['paper_seruso']:.2f}" if row["paper_seruso"] else "-"
         fps = f"{row['train_frames_per_s']:.1f}" if row["train_frames_per_s"] else "-"
         at_object = "-" if row["miou_object_threshold"] is None else f"{row['miou_object_threshold']:.2f}"
         check = [row[k] or 0.0 for k in ("object_threshold", "object_precision", "object_recall")]
-        print(f"{row['method']:>14} {row['miou']:7.2f} {row['miou_std']:6.2f} {at_object:>9} "
+        whole = "-" if row["miou_objects"] is None else f"{row['miou_objects']:.2f}"
+        print(f"{row['method']:>14} {row['miou']:7.2f} {row['miou_std']:6.2f} {whole:>8} {at_object:>9} "
               f"{row['threshold']:5.2f} {check[0]:8.2f} {check[1]:6.2f} {check[2]:6.2f} {paper:>7} "
               f"{fps:>10}")  # fmt: skip
     _print_where_wrong(rows)

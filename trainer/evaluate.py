@@ -29,10 +29,13 @@ from trainer.errors import RunError
 from trainer.manifest import BeltGeometry
 from trainer.model import CamClassifier
 from trainer.object_check import ObjectCheckResult, check_objects, object_score, weak_objects
+from trainer.object_masks import object_scores, split_touching
 
 THRESHOLDS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.96, 0.05))
 CHUNK_FRAMES = 16  # frames through the model at a time
-COUNT_ROWS = 9  # per threshold: IoU's two counts, then illegal pixels and three (called illegal, of) pairs
+COUNT_ROWS = 11  # per threshold: IoU's two counts, illegal pixels, three (called illegal, of) pairs, and
+# IoU's two counts under the object-level decision
+PIXEL_ROWS, OBJECT_ROWS = slice(0, 2), slice(9, 11)
 NEAR_FRACTION = 16  # "next to an illegal object": within a sixteenth of the frame's height of one
 MIN_OBJECTS = 6  # weakly labelled objects for the object check: a third to validate, the rest to test
 Part = list[tuple[int, list[int]]]  # (sequence index, frame indices)
@@ -55,6 +58,8 @@ class EvaluationResult:
     object_check: dict | None = None  # ObjectCheckResult as JSON
     miou_at_object_threshold: float | None = None  # with masks and the object check: their agreement
     where_wrong: dict[str, float | None] | None = None  # pixel shares on the test frames (_where_wrong)
+    miou_objects: float | None = None  # whole objects called (trainer.object_masks), own threshold
+    objects_threshold: float | None = None  # that threshold, chosen on the validation frames too
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -110,7 +115,21 @@ def _frame_counts(maps: torch.Tensor, foreground: np.ndarray, truth: np.ndarray)
     rows = [intersection, illegal.sum() + predicted - intersection, every * illegal.sum()]
     for region in near, (truth == 2) & ~near, truth == 0:
         rows += [count_at_least(before[candidate & region], THRESHOLDS), every * region.sum()]
-    return np.stack(rows)
+    return np.stack(rows + list(_object_rule_counts(before, after, foreground, illegal)))
+
+
+def _object_rule_counts(
+    before: np.ndarray, after: np.ndarray, foreground: np.ndarray, illegal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(intersection, union) at every threshold when whole objects are called (trainer.object_masks)."""
+    objects = split_touching(foreground)
+    scores = object_scores(before, after, objects)
+    sizes = np.bincount(objects.ravel(), minlength=len(scores))
+    hits = np.bincount(objects[illegal], minlength=len(scores))
+    called = scores[None, :] >= np.asarray(THRESHOLDS)[:, None]  # thresholds x objects
+    called[:, 0] = False  # the background is no object
+    intersection, predicted = called @ hits, called @ sizes
+    return intersection, illegal.sum() + predicted - intersection
 
 
 def _legal_near_illegal(truth: np.ndarray) -> np.ndarray:
@@ -156,6 +175,19 @@ def _iou(total: np.ndarray) -> np.ndarray:
     """IoU (0-100) per threshold, NaN where neither truth nor prediction has an illegal pixel."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total[1] > 0, 100.0 * total[0] / total[1], np.nan)
+
+
+def _per_sequence(totals: dict[str, np.ndarray], at: int, rows: slice = PIXEL_ROWS) -> dict[str, float]:
+    """IoU per test sequence at one threshold (sequences with no illegal pixel either way left out)."""
+    return {
+        sequence_id: round(float(iou[at]), 2)
+        for sequence_id, total in totals.items()
+        if not np.isnan(iou := _iou(total[rows]))[at]
+    }
+
+
+def _mean(per_sequence: dict[str, float]) -> float:
+    return round(float(np.mean(list(per_sequence.values()))), 2) if per_sequence else 0.0
 
 
 def _best(scores: np.ndarray) -> int:
@@ -214,21 +246,17 @@ def evaluate(
     validation_totals = _part_counts(model, sequences, validation, kind, flip, scales)
     test_totals = _part_counts(model, sequences, test, kind, flip, scales)
     chosen = _best(_iou(sum(validation_totals.values())))
-    per_sequence = {
-        sequence_id: round(float(iou[chosen]), 2)
-        for sequence_id, total in test_totals.items()
-        if not np.isnan(iou := _iou(total))[chosen]
-    }
+    per_sequence = _per_sequence(test_totals, chosen)
     result.threshold, result.threshold_source = THRESHOLDS[chosen], "masks"
-    result.miou = round(float(np.mean(list(per_sequence.values()))), 2) if per_sequence else 0.0
+    result.miou = _mean(per_sequence)
     result.per_sequence = per_sequence
     result.test_frames = sum(len(indices) for _, indices in test)
     result.validation_frames = sum(len(indices) for _, indices in validation)
     result.where_wrong = _where_wrong(sum(test_totals.values()), chosen)
+    by_object = _best(_iou(sum(validation_totals.values())[OBJECT_ROWS]))
+    result.objects_threshold = THRESHOLDS[by_object]
+    result.miou_objects = _mean(_per_sequence(test_totals, by_object, OBJECT_ROWS))
     if objects is not None:
         at_object = THRESHOLDS.index(objects.threshold)
-        ious = [
-            iou[at_object] for total in test_totals.values() if not np.isnan(iou := _iou(total))[at_object]
-        ]
-        result.miou_at_object_threshold = round(float(np.mean(ious)), 2) if ious else 0.0
+        result.miou_at_object_threshold = _mean(_per_sequence(test_totals, at_object))
     return result
