@@ -18,11 +18,13 @@ Every row is also scored with whole objects called (column `objects`, trainer/ob
 each foreground object, split where objects touch, gets one class from the maps inside it.
 
     .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
-        [--frame-size 160 120] [--belt standard|hard] [--rows cam puzzlecam ...] [--out NAME]
+        [--frame-size 160 120] [--belt standard|hard] [--sim FIELD=VALUE ...] [--rows cam ...]
+        [--out NAME]
 
 `--belt hard` (edge/simulator/belts.py): one palette for both classes, told apart by shape and
 surface, a crowded belt, flickering lamps. Each row carries its `belt`; the results file keeps the
 rows of the other belts and of the methods not run, so one file holds both belts and every row.
+`--sim` sets simulator fields over the belt's, to find which of the hard belt's features does what.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from benchmarks.common import RESULTS_DIR, describe_machine, run_record, write_results
+from edge.config import SimulatorConfig
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
@@ -70,7 +75,7 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
     manifest = write_simulated_manifest(
         folder / "data", frames=args.frames, size=tuple(args.frame_size), sequences=args.sequences,
         masked_before=args.masked, seed=seed, fps=4.0, objects_per_m=6.0, holdout_s=args.holdout_s,
-        holdout_masks=True, belt=belt_settings(args.belt),
+        holdout_masks=True, belt={**belt_settings(args.belt), **dict(args.sim)},
     )  # fmt: skip
     belt = load_manifest(manifest)[0].belt
     scores: dict[str, dict] = {}
@@ -156,6 +161,10 @@ def main() -> None:
         "--rows", nargs="+", choices=[name for name, *_ in RUNS], default=[name for name, *_ in RUNS],
         help="trained rows to run (f2f and foreground come with cam)",
     )  # fmt: skip
+    parser.add_argument(
+        "--sim", nargs="+", type=_setting, default=[], metavar="FIELD=VALUE",
+        help="simulator settings over the belt's (one hard feature at a time: classes_differ_by=shape)",
+    )  # fmt: skip
     parser.add_argument("--out", default="segmentation", help="results/<OUT>.json (and <OUT>_run.json)")
     args = parser.parse_args()
     per_seed: dict[str, list[dict]] = {}
@@ -173,6 +182,7 @@ def main() -> None:
         mious = [f["miou"] for f in per_seed[name]]
         rows.append({
             "belt": args.belt,
+            "sim": dict(args.sim),
             "image_size": args.image_size,
             "method": name,
             "miou": round(statistics.mean(mious), 2),
@@ -206,6 +216,14 @@ def main() -> None:
     _print_paired(per_seed, args.seeds)
     write_results(args.out, _rows_kept(args.out, args.belt, {row["method"] for row in rows}) + rows)
     write_results(f"{args.out}_run", run_record(**vars(args)))
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """FIELD=VALUE, the value read as YAML (numbers, words)."""
+    field, equals, value = text.partition("=")
+    if not equals or field not in SimulatorConfig.model_fields:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE with a simulator field")
+    return field, yaml.safe_load(value)
 
 
 def _print_where_wrong(rows: list[dict]) -> None:

@@ -283,6 +283,9 @@ class GateConfig(_Strict):
     max_memory_mb: float = Field(default=2048.0, gt=0, description="memory the model's session may add")
 
 
+NightlyMethod = Literal["cam", "puzzlecam", "temporal", "ours"]
+
+
 class ScheduleConfig(_Strict):
     """The nightly loop: when it trains, on what, and how its candidates are judged."""
 
@@ -295,7 +298,12 @@ class ScheduleConfig(_Strict):
     )
     min_free_gb: float = Field(default=5.0, ge=0, description="no training below this much free disk")
     recent_days: float = Field(default=14.0, gt=0, description="a run learns from this many days of footage")
-    method: Literal["cam", "puzzlecam", "temporal", "ours"] = "ours"
+    method: NightlyMethod = "ours"
+    candidates: list[NightlyMethod] = Field(
+        default=[],
+        description="methods also trained after `method` while the window has room for another run; "
+        "each is judged against the model live by then, so the site's own footage picks the method",
+    )
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=8, ge=1)
     samples_per_epoch: int | None = Field(default=4000, ge=1, description="samples drawn per epoch")

@@ -21,7 +21,8 @@ from edge.config import LiveConfig, load_config
 from edge.live.path import LivePath
 from edge.live.segmenter import LiveSegmenter
 from edge.live.watcher import ModelWatcher
-from edge.nightly.night import new_frames, run_night
+from edge.nightly.night import new_frames, room_for_another, run_night
+from edge.nightly.runs import recordings_of
 from edge.store.frame_store import FrameStore
 from edge.store.models import Model, TrainingRun
 from edge.store.registry import live_model, promote, rollback
@@ -194,3 +195,54 @@ def test_a_night_on_a_disk_below_the_training_floor_is_skipped_with_the_space_it
     assert "1e+09 GB needed to train (schedule.min_free_gb)" in report.reason
     assert str(config.storage.data_dir) in report.reason
     assert not (config.storage.data_dir / "runs").exists()  # nothing started
+
+
+def test_a_night_trains_the_sites_other_candidate_methods_and_the_footage_picks(write_config):
+    path = write_config(
+        {
+            "cameras": simulated_cameras(128, 96, 8),
+            "recorder": {"segment_s": 1.0},
+            "simulator": {"truth_every": 1, "truth_segments_every": 3, "belt_speed_mm_s": 800},
+            "calibration_file": "calibration.yaml",
+            "model": {"backbone": "resnet18", "image_size": 64},
+            "schedule": {
+                "min_new_frames": 20, "epochs": 2, "samples_per_epoch": 16, "method": "ours",
+                "candidates": ["ours", "cam"], "gate": {"margin": LENIENT, "max_latency_ms": 5000},
+            },
+        }
+    )  # fmt: skip
+    _record(path)
+    config = load_config(path)
+    store = FrameStore.from_config(config.storage)
+    try:
+        now = datetime.now(UTC)
+        report = run_night(config, store, now, now + timedelta(hours=4))
+        assert report.outcome == "promoted" and report.method == "ours", report.reason
+        assert [other.method for other in report.others] == ["cam"]
+        cam = report.others[0]
+        # judged against ours on the same footage: at least as good, whatever the site's margin
+        if cam.outcome == "promoted":
+            assert live_model(store)[0] == cam.model_id and "(margin 0)" in cam.reason
+        else:
+            assert cam.outcome == "rejected" and live_model(store)[0] == report.model_id
+            assert "by more than 0" in cam.reason
+        with store.session() as session:
+            runs = session.scalars(select(TrainingRun).order_by(TrainingRun.id)).all()
+            assert [(run.method, run.status, run.origin) for run in runs] == [
+                ("ours", "finished", "nightly"), ("cam", "finished", "nightly"),
+            ]  # fmt: skip
+        used = [recordings_of(store, run.id) for run in runs]
+        assert used[0] == used[1] and used[0]  # the same footage
+        with store.session() as session:
+            assert session.get(Model, cam.model_id).metrics["gate"]["live"] is not None  # ours was live
+        assert Path(runs[1].run_dir).name == Path(runs[0].run_dir).name + "-cam"
+    finally:
+        store.close()
+
+
+def test_another_candidate_starts_only_when_the_window_has_room_for_a_run_like_the_first():
+    end = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    hour_before = end.timestamp() - 3600
+    assert room_for_another(took_s=2000, window_end=end, now_s=hour_before) is None  # 60 min >= 1.25 x 33
+    refused = room_for_another(took_s=3000, window_end=end, now_s=hour_before)
+    assert refused == "60 min left in the window, a run took 50 min"

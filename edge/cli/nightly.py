@@ -64,6 +64,8 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
             deadline.cancel()
             store.close()
     print(f"night {report.outcome}: {report.reason}")
+    for other in report.others:
+        print(f"  then {other.method}: {other.outcome}: {other.reason}")
     if args.json:
         print(json.dumps(asdict(report)))
     return OUTCOME_EXIT[report.outcome]

@@ -44,6 +44,13 @@ def start_run(
         return run.id
 
 
+def recordings_of(store: FrameStore, run_id: int) -> list[int]:
+    """The recordings a run learns from (another candidate of the same night learns from them too)."""
+    with store.session() as session:
+        query = select(TrainingRunRecording.recording_id).where(TrainingRunRecording.run_id == run_id)
+        return sorted(session.scalars(query))
+
+
 def finish_run(store: FrameStore, run_id: int, result: RunResult) -> int | None:
     """Mark the run finished with its metrics and register its model as a `candidate` (once: a
     finished run trained again keeps its model); returns the model's id (None for the Grad-CAM
