@@ -208,6 +208,9 @@ class SimulatorConfig(_Strict):
         le=1,
         description="share of objects dropped against the previous one (touching or overlapping)",
     )
+    cameras_alike: bool = Field(
+        default=False, description="C2 sees the belt with C1's colour, texture, white balance and lamps"
+    )
     noise_sigma: float = Field(default=2.0, ge=0)
     lighting_drift: float = Field(default=0.08, ge=0, lt=1)
     lamp_flicker: float = Field(

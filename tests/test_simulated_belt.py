@@ -111,6 +111,17 @@ def test_c1_and_c2_belts_look_different():
     assert mean2[0] > mean2[2] and mean1[2] > mean1[0]  # warm C2, cool C1
 
 
+def test_alike_cameras_see_the_belt_in_the_same_colours():
+    def balance(alike: bool) -> float:
+        c1, c2 = cameras(SimulatorConfig(seed=2, objects_per_m=0, lighting_drift=0, cameras_alike=alike))
+        mean1 = c1.frame_at(0).image.reshape(-1, 3).mean(axis=0)
+        mean2 = c2.frame_at(0).image.reshape(-1, 3).mean(axis=0)
+        assert not np.array_equal(c1.frame_at(0).image, c2.frame_at(0).image)  # each its stretch of belt
+        return float(np.abs(mean1 / mean1.sum() - mean2 / mean2.sum()).max())
+
+    assert balance(alike=True) < 0.005 < 0.02 < balance(alike=False)
+
+
 def test_lighting_drifts_slowly():
     sim = SimulatorConfig(seed=2, objects_per_m=0, noise_sigma=0, lighting_drift=0.2)
     c1, _ = cameras(sim)
@@ -180,6 +191,8 @@ def test_on_a_belt_told_apart_by_shape_both_classes_share_one_palette_and_differ
     assert all(o.opacity_scale > 1 and o.gloss_scale > 1 for o in by_class["legal"])  # thick glossy PET
     ridged = {cls: np.mean([o.ridges > 0 for o in group]) for cls, group in by_class.items()}
     assert ridged["legal"] > 0.45 and ridged["illegal"] < 0.2
+    labelled = {cls: np.mean([o.sticker is not None for o in group]) for cls, group in by_class.items()}
+    assert labelled["legal"] > 0.45 and labelled["illegal"] < 0.2  # bottles carry labels, trays rarely
 
 
 def _touching_share(world: BeltWorld) -> float:
@@ -219,7 +232,8 @@ def test_named_belts_and_an_unknown_one():
     hard = SimulatorConfig(**belt_settings("hard"))
     assert hard.classes_differ_by == "shape" and hard.touching_fraction > 0.5 and hard.lamp_flicker > 0
     assert SimulatorConfig(**belt_settings("standard")) == SimulatorConfig()
-    with pytest.raises(ValueError, match="unknown simulated belt 'muddy': choose one of standard, hard"):
+    names = "standard, crowded, hard"
+    with pytest.raises(ValueError, match=f"unknown simulated belt 'muddy': choose one of {names}"):
         belt_settings("muddy")
 
 

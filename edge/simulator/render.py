@@ -110,7 +110,7 @@ class BeltRenderer:
     def __init__(self, world: BeltWorld, view: CameraView) -> None:
         self.world = world
         self.view = view
-        self.look = LOOKS[view.camera_id]
+        self.look = LOOKS["c1" if world.config.cameras_alike else view.camera_id]
         rng = np.random.default_rng([world.config.seed, 11, 1 if view.camera_id == "c1" else 2])
         self._tile = _belt_tile(rng, view, self.look)
         self._light = _illumination(view, self.look)
