@@ -248,10 +248,11 @@ def test_a_starter_model_renders_the_sites_own_kind_of_belt(make_config, tmp_pat
         raise RuntimeError("rendered")  # no training needed to know what was rendered
 
     monkeypatch.setattr(starter, "write_simulated_manifest", render_and_stop)
-    config = make_config({"simulator": {**belt_settings("hard"), "belt_speed_mm_s": 400}})
+    site = {**belt_settings("hard"), "belt_speed_mm_s": 400, "cameras_alike": True}
+    config = make_config({"simulator": site})
     with pytest.raises(RuntimeError, match="rendered"):
         starter.starter_model(config, tmp_path / "starter", progress=False)
     assert rendered[0].classes_differ_by == "shape"
     assert rendered[0].touching_fraction == config.simulator.touching_fraction
-    assert rendered[0].lamp_flicker == config.simulator.lamp_flicker
+    assert rendered[0].lamp_flicker == config.simulator.lamp_flicker and rendered[0].cameras_alike
     assert rendered[0].belt_speed_mm_s == SimulatorConfig().belt_speed_mm_s  # where it runs is not its look

@@ -26,7 +26,7 @@ BELTS: dict[str, dict[str, Any]] = {
 
 # what a belt looks like, as opposed to where it runs (speed, distances, seed): a starter model for a
 # site renders its frames with these settings of the site's own simulator
-LOOK_FIELDS = frozenset({"classes_differ_by", "touching_fraction", "lamp_flicker"})
+LOOK_FIELDS = frozenset({"classes_differ_by", "touching_fraction", "lamp_flicker", "cameras_alike"})
 
 
 def belt_settings(name: str) -> dict[str, Any]:
