@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
+
+import yaml
+
+from edge.config import SimulatorConfig
 
 
 def describe_machine() -> str:
@@ -37,3 +42,11 @@ def write_results(name: str, payload: dict | list) -> Path:
 def run_record(**fields) -> dict:
     """Date and machine of a benchmark run, plus its own fields."""
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": describe_machine(), **fields}
+
+
+def simulator_setting(text: str) -> tuple[str, object]:
+    """`--sim FIELD=VALUE`: a simulator field over a named belt's, the value read as YAML."""
+    field, equals, value = text.partition("=")
+    if not equals or field not in SimulatorConfig.model_fields:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE with a simulator field")
+    return field, yaml.safe_load(value)

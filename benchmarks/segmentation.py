@@ -36,10 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from benchmarks.common import RESULTS_DIR, describe_machine, run_record, write_results
-from edge.config import SimulatorConfig
+from benchmarks.common import RESULTS_DIR, describe_machine, run_record, simulator_setting, write_results
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
@@ -162,7 +159,7 @@ def main() -> None:
         help="trained rows to run (f2f and foreground come with cam)",
     )  # fmt: skip
     parser.add_argument(
-        "--sim", nargs="+", type=_setting, default=[], metavar="FIELD=VALUE",
+        "--sim", nargs="+", type=simulator_setting, default=[], metavar="FIELD=VALUE",
         help="simulator settings over the belt's (one hard feature at a time: classes_differ_by=shape)",
     )  # fmt: skip
     parser.add_argument("--out", default="segmentation", help="results/<OUT>.json (and <OUT>_run.json)")
@@ -218,14 +215,6 @@ def main() -> None:
     write_results(f"{args.out}_run", run_record(**vars(args)))
 
 
-def _setting(text: str) -> tuple[str, object]:
-    """FIELD=VALUE, the value read as YAML (numbers, words)."""
-    field, equals, value = text.partition("=")
-    if not equals or field not in SimulatorConfig.model_fields:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE with a simulator field")
-    return field, yaml.safe_load(value)
-
-
 def _print_where_wrong(rows: list[dict]) -> None:
     """Which pixels each method gets wrong: spill onto touching legal objects shows as the first legal
     share well above the second."""
@@ -240,7 +229,10 @@ def _print_where_wrong(rows: list[dict]) -> None:
 def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int]) -> None:
     """Differences between methods on the same seed (same footage, same initialisation): what the
     spread between seeds hides."""
-    pairs = [("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam")]
+    pairs = [
+        ("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam"),
+        ("puzzlecam_nopcls", "puzzlecam"), ("ours_nopcls", "ours"), ("ours_meanfuse", "ours"),
+    ]  # fmt: skip
     print("\npaired per-seed differences of mIoU (masks' threshold)")
     for a, b in pairs:
         if a in per_seed and b in per_seed:
