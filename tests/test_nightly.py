@@ -62,20 +62,20 @@ def _kill_once_checkpointed(path, runs_dir) -> int:
     return len(list(runs_dir.glob("nightly-*")))
 
 
+def _night_site(schedule: dict) -> dict:
+    """A simulated site whose nights train in seconds and promote any model the gate can run."""
+    return {
+        "cameras": simulated_cameras(128, 96, 8),
+        "recorder": {"segment_s": 1.0},
+        "simulator": {"truth_every": 1, "truth_segments_every": 3, "belt_speed_mm_s": 800},
+        "calibration_file": "calibration.yaml",
+        "model": {"backbone": "resnet18", "image_size": 64},
+        "schedule": {"min_new_frames": 20, "gate": {"margin": LENIENT, "max_latency_ms": 5000}, **schedule},
+    }
+
+
 def test_nights_train_promote_skip_survive_a_kill_pause_reject_and_roll_back(write_config, capsys):
-    path = write_config(
-        {
-            "cameras": simulated_cameras(128, 96, 8),
-            "recorder": {"segment_s": 1.0},
-            "simulator": {"truth_every": 1, "truth_segments_every": 3, "belt_speed_mm_s": 800},
-            "calibration_file": "calibration.yaml",
-            "model": {"backbone": "resnet18", "image_size": 64},
-            "schedule": {
-                "min_new_frames": 20, "epochs": 3, "samples_per_epoch": 32, "keep_models": 5,
-                "gate": {"margin": LENIENT, "max_latency_ms": 5000},
-            },
-        }
-    )  # fmt: skip
+    path = write_config(_night_site({"epochs": 3, "samples_per_epoch": 32, "keep_models": 5}))
     config = load_config(path)
     store = FrameStore.from_config(config.storage)
     runs_dir = config.storage.data_dir / "runs"
@@ -198,19 +198,8 @@ def test_a_night_on_a_disk_below_the_training_floor_is_skipped_with_the_space_it
 
 
 def test_a_night_trains_the_sites_other_candidate_methods_and_the_footage_picks(write_config):
-    path = write_config(
-        {
-            "cameras": simulated_cameras(128, 96, 8),
-            "recorder": {"segment_s": 1.0},
-            "simulator": {"truth_every": 1, "truth_segments_every": 3, "belt_speed_mm_s": 800},
-            "calibration_file": "calibration.yaml",
-            "model": {"backbone": "resnet18", "image_size": 64},
-            "schedule": {
-                "min_new_frames": 20, "epochs": 2, "samples_per_epoch": 16, "method": "ours",
-                "candidates": ["ours", "cam"], "gate": {"margin": LENIENT, "max_latency_ms": 5000},
-            },
-        }
-    )  # fmt: skip
+    schedule = {"epochs": 2, "samples_per_epoch": 16, "method": "ours", "candidates": ["ours", "cam"]}
+    path = write_config(_night_site(schedule))
     _record(path)
     config = load_config(path)
     store = FrameStore.from_config(config.storage)
