@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import describe_machine, run_record, simulator_setting, write_results
+from benchmarks.common import describe_machine, mean_known, run_record, simulator_setting, write_results
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.cams import input_batch
@@ -32,11 +32,6 @@ from trainer.model import CamClassifier
 from trainer.train import TrainSettings, load_run_model, run_input_shape, train
 
 MAP_ON = ("before_on_illegal", "before_on_legal", "after_on_illegal", "after_on_legal")
-
-
-def _mean(values: list[float | None]) -> float | None:
-    known = [value for value in values if value is not None]
-    return round(float(np.mean(known)), 3) if known else None
 
 
 def _sequence_cues(model: CamClassifier, sequence: PreparedSequence) -> dict:
@@ -94,7 +89,7 @@ def main() -> None:
     gaps = np.concatenate([row["logit_gap"] for row in rows])
     shares = np.concatenate([row["foreground_share"] for row in rows])
     correlation = round(float(np.corrcoef(gaps, shares)[0, 1]), 3)
-    maps_on = {key: _mean([row["maps_on"][key] for row in rows]) for key in MAP_ON}
+    maps_on = {key: mean_known([row["maps_on"][key] for row in rows]) for key in MAP_ON}
     print(f"\nclass cues on the {args.belt} belt {dict(args.sim)} ({describe_machine()}), seed {args.seed}")
     print(f"{'sequence':>9} {'label':>7} {'before-after logit':>19} {'foreground share':>17}")
     for row in rows:

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def write_results(name: str, payload: dict | list) -> Path:
 def run_record(**fields) -> dict:
     """Date and machine of a benchmark run, plus its own fields."""
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": describe_machine(), **fields}
+
+
+def mean_known(values: list, digits: int = 3) -> float | None:
+    """Mean of the values that were measured (None: not measured, e.g. no object check possible)."""
+    known = [value for value in values if value is not None]
+    return round(statistics.mean(known), digits) if known else None
 
 
 def simulator_setting(text: str) -> tuple[str, object]:

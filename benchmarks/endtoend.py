@@ -28,7 +28,6 @@ import contextlib
 import io
 import itertools
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from unittest import mock
 import numpy as np
 import yaml
 
-from benchmarks.common import describe_machine, run_record, write_results
+from benchmarks.common import describe_machine, mean_known, run_record, write_results
 from edge.cli.main import main as beltcam
 from edge.config import load_config
 from edge.live.path import LivePath
@@ -115,11 +114,6 @@ def one_run(
     return json.loads(report.read_text())
 
 
-def _mean(values: list) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(statistics.mean(known), 4) if known else None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -162,9 +156,10 @@ def main() -> None:
             rows.append(
                 {
                     "belt": args.belt, "method": method, "fusion": "none" if method == TRUTH else fusion,
-                    "path": path, "speed_mm_s": speed, **{k: _mean([r[k] for r in runs]) for k in KEYS},
-                    "processed_over_captured": _mean([r["frames_processed"] / r["frames_captured"]
-                                                      for r in runs]),
+                    "path": path, "speed_mm_s": speed,
+                    **{k: mean_known([r[k] for r in runs], 4) for k in KEYS},
+                    "processed_over_captured": mean_known([r["frames_processed"] / r["frames_captured"]
+                                                           for r in runs], 4),
                     "illegal_passed": sum(r["illegal_passed"] for r in runs),
                     "legal_passed": sum(r["legal_passed"] for r in runs),
                     "per_seed": runs,

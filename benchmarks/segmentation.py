@@ -36,7 +36,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, describe_machine, run_record, simulator_setting, write_results
+from benchmarks.common import (
+    RESULTS_DIR,
+    describe_machine,
+    mean_known,
+    run_record,
+    simulator_setting,
+    write_results,
+)
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
@@ -131,11 +138,6 @@ def _say(seed: int, name: str, figures: dict, seconds: float | None) -> None:
     print(f"  seed {seed} {name:14s} {masks}, {check}{took}", flush=True)
 
 
-def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(statistics.mean(present), 3) if present else None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -184,14 +186,14 @@ def main() -> None:
             "method": name,
             "miou": round(statistics.mean(mious), 2),
             "miou_std": round(statistics.pstdev(mious), 2),
-            "miou_object_threshold": _mean([f["miou_object_threshold"] for f in per_seed[name]]),
-            "threshold": _mean([f["threshold"] for f in per_seed[name]]),
-            "miou_objects": _mean([f["miou_objects"] for f in per_seed[name]]),
-            "objects_threshold": _mean([f["objects_threshold"] for f in per_seed[name]]),
-            "object_threshold": _mean([f["object_threshold"] for f in per_seed[name]]),
-            "object_precision": _mean([f["object_precision"] for f in per_seed[name]]),
-            "object_recall": _mean([f["object_recall"] for f in per_seed[name]]),
-            **{key: _mean([f[key] for f in per_seed[name]]) for key in WHERE_WRONG},
+            "miou_object_threshold": mean_known([f["miou_object_threshold"] for f in per_seed[name]]),
+            "threshold": mean_known([f["threshold"] for f in per_seed[name]]),
+            "miou_objects": mean_known([f["miou_objects"] for f in per_seed[name]]),
+            "objects_threshold": mean_known([f["objects_threshold"] for f in per_seed[name]]),
+            "object_threshold": mean_known([f["object_threshold"] for f in per_seed[name]]),
+            "object_precision": mean_known([f["object_precision"] for f in per_seed[name]]),
+            "object_recall": mean_known([f["object_recall"] for f in per_seed[name]]),
+            **{key: mean_known([f[key] for f in per_seed[name]]) for key in WHERE_WRONG},
             "seeds": args.seeds,
             "per_seed": per_seed[name],
             "paper_seruso": PAPER.get(name),
