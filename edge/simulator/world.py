@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,8 +34,17 @@ SHARED_PALETTE_SHARES = (0.55, 0.2, 0.1, 0.15)
 # ... each class mostly, never only, its own shapes (shares in SHAPES' order) ...
 SHAPE_SHARES = {"illegal": (0.05, 0.1, 0.3, 0.55), "legal": (0.55, 0.3, 0.1, 0.05)}
 # ... and its own surface: thin matte PVC shows more belt; thick PET walls shine, carry ridges and,
-# more often, a label (opacity scale, gloss scale, chance of ridges, chance of a label)
-SURFACES = {"illegal": (0.6, 0.3, 0.05, 0.1), "legal": (1.6, 1.4, 0.7, 0.6)}
+# more often, a label
+
+
+class Surface(NamedTuple):
+    opacity_scale: float
+    gloss_scale: float
+    ridged: float  # chance of ridges
+    labelled: float  # chance of a label (sticker band)
+
+
+SURFACES = {"illegal": Surface(0.6, 0.3, 0.05, 0.1), "legal": Surface(1.6, 1.4, 0.7, 0.6)}
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,7 @@ def _random_object(
         anchor = (chunk + rng.random()) * CHUNK_MM
         y = float(rng.uniform(margin, config.belt_width_mm - margin))
     sticker = None
-    if rng.random() < (SURFACES[cls][3] if by_shape else 0.4):
+    if rng.random() < (SURFACES[cls].labelled if by_shape else 0.4):
         colour = tuple(
             int(c) for c in rng.choice([[235, 235, 230], [200, 40, 40], [30, 60, 160], [240, 200, 40]])
         )
@@ -197,8 +207,9 @@ def _random_object(
     missed_by_sorter = bool(illegal and rng.random() < config.missed_illegal_rate)
     z_order = float(rng.random())
     if by_shape:
-        opacity_scale, gloss_scale, ridged, _ = SURFACES[cls]
-        ridges = int(rng.integers(3, 9)) if rng.random() < ridged else 0
+        surface = SURFACES[cls]
+        opacity_scale, gloss_scale = surface.opacity_scale, surface.gloss_scale
+        ridges = int(rng.integers(3, 9)) if rng.random() < surface.ridged else 0
     else:
         opacity_scale, gloss_scale = 1.0, 1.0
         ridges = int(rng.integers(3, 9)) if shape == "bottle" and rng.random() < 0.7 else 0
