@@ -4,6 +4,7 @@ limits), a camera that never delivered a frame, a data directory that cannot be 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -71,7 +72,8 @@ def test_a_camera_that_never_delivered_a_frame_is_an_error_not_a_stopped_camera(
     assert result.returncode == 2
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("beltcam: error: camera c1 never delivered a frame")
-    assert "c2: 2" in result.stdout or "c2: 3" in result.stdout  # C2's frames were recorded meanwhile
+    written = re.search(r"c2: (\d+) frames", result.stdout)
+    assert written and int(written.group(1)) > 0  # C2's frames were recorded meanwhile
     config = load_config(path)
     store = FrameStore.from_config(config.storage)
     reports = {report.camera: report for report in camera_reports(store)}
