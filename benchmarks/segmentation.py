@@ -14,6 +14,8 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
 Ablations (issue 18; the rows above stay the paper's method):
   puzzlecam_nopcls, ours_nopcls  the tiles' maps are not classified (no L_pcls), only their L1 stays
   ours_meanfuse  the warped neighbours' CAMs fused by mean instead of maximum
+  cam_balanced, puzzlecam_balanced, ours_balanced  C1 and C2 samples drawn with the same spread of
+                 foreground share, so the amount of foreground cannot tell them apart
 Every row is also scored with whole objects called (column `objects`, trainer/object_masks.py):
 each foreground object, split where objects touch, gets one class from the maps inside it.
 
@@ -71,6 +73,10 @@ RUNS = [
     ("puzzlecam_nopcls", "puzzlecam", "dis", False, {"puzzle_classification": False}),
     ("ours_nopcls", "ours", "dis", False, {"puzzle_classification": False}),
     ("ours_meanfuse", "ours", "dis", False, {"temporal_fusion": "mean"}),
+    # C1 and C2 samples drawn with the same spread of foreground share (trainer/balance.py)
+    ("cam_balanced", "cam", "dis", False, {"balance_foreground": True}),
+    ("puzzlecam_balanced", "puzzlecam", "dis", False, {"balance_foreground": True}),
+    ("ours_balanced", "ours", "dis", False, {"balance_foreground": True}),
 ]
 
 
@@ -234,6 +240,8 @@ def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int]) -> None:
     pairs = [
         ("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam"),
         ("puzzlecam_nopcls", "puzzlecam"), ("ours_nopcls", "ours"), ("ours_meanfuse", "ours"),
+        ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
+        ("ours_balanced", "cam_balanced"),
     ]  # fmt: skip
     print("\npaired per-seed differences of mIoU (masks' threshold)")
     for a, b in pairs:

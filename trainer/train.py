@@ -30,9 +30,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from tqdm import tqdm
 
+from trainer.balance import foreground_balanced_weights
 from trainer.data_checks import check_training_data
 from trainer.dataset import TripletDataset, has_masks, prepare_dataset
 from trainer.distributed import Group, join_group, leader_first, leave_group, process_device
@@ -86,6 +87,9 @@ class TrainSettings(BaseModel):
     )
     flow: Literal["dis", "farneback", "raft", "belt"] = "dis"
     c1_also_after: bool = Field(default=False, description="C1 foreground labelled {before, after}")
+    balance_foreground: bool = Field(
+        default=False, description="draw C1 and C2 samples with the same spread of foreground share"
+    )
     foreground: ForegroundSettings = ForegroundSettings()
     weights: str | None = Field(
         default="imagenet", description="'imagenet' (torch hub cache), a .pth path, or 'random'"
@@ -384,7 +388,11 @@ def _train(
     generator = torch.Generator().manual_seed(settings.seed)
     samples = min(settings.samples_per_epoch or len(dataset), len(dataset))
     samples = math.ceil(samples / group.world)  # each process its share: the epoch is as long
-    sampler = RandomSampler(dataset, num_samples=samples, generator=generator)
+    if settings.balance_foreground:
+        weights = foreground_balanced_weights(dataset)
+        sampler = WeightedRandomSampler(weights, num_samples=samples, generator=generator)
+    else:
+        sampler = RandomSampler(dataset, num_samples=samples, generator=generator)
     loader = DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler, drop_last=False)
 
     model = model.to(device)
