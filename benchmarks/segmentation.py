@@ -16,6 +16,7 @@ Ablations (issue 18; the rows above stay the paper's method):
   ours_meanfuse  the warped neighbours' CAMs fused by mean instead of maximum
   cam_balanced, puzzlecam_balanced, ours_balanced  C1 and C2 samples drawn with the same spread of
                  foreground share, so the amount of foreground cannot tell them apart
+  puzzlecam_1x2, puzzlecam_2x1  the puzzle cut into 1x2 / 2x1 tiles (twice as large) instead of 2x2
 Every row is also scored with whole objects called (column `objects`, trainer/object_masks.py):
 each foreground object, split where objects touch, gets one class from the maps inside it.
 
@@ -77,6 +78,9 @@ RUNS = [
     ("cam_balanced", "cam", "dis", False, {"balance_foreground": True}),
     ("puzzlecam_balanced", "puzzlecam", "dis", False, {"balance_foreground": True}),
     ("ours_balanced", "ours", "dis", False, {"balance_foreground": True}),
+    # tiles twice as large: an object is cut half as often
+    ("puzzlecam_1x2", "puzzlecam", "dis", False, {"puzzle_grid": (1, 2)}),
+    ("puzzlecam_2x1", "puzzlecam", "dis", False, {"puzzle_grid": (2, 1)}),
 ]
 
 
@@ -241,7 +245,7 @@ def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int]) -> None:
         ("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam"),
         ("puzzlecam_nopcls", "puzzlecam"), ("ours_nopcls", "ours"), ("ours_meanfuse", "ours"),
         ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
-        ("ours_balanced", "cam_balanced"),
+        ("ours_balanced", "cam_balanced"), ("puzzlecam_1x2", "puzzlecam"), ("puzzlecam_2x1", "puzzlecam"),
     ]  # fmt: skip
     print("\npaired per-seed differences of mIoU (masks' threshold)")
     for a, b in pairs:

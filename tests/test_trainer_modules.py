@@ -24,8 +24,28 @@ def test_tiling_and_merging_are_exact_inverses():
     assert torch.equal(merge(tiles), images)
     assert torch.equal(tiles[2], images[0, :, :4, 6:])  # second tile of the first image: top-right
     assert torch.equal(tile(merge(tiles)), tiles)
-    with pytest.raises(ValueError, match="even height and width"):
+    with pytest.raises(ValueError, match="a 2x2 tiling needs height and width divisible by it, got 5x4"):
         tile(torch.zeros(1, 3, 5, 4))
+
+
+@pytest.mark.parametrize("grid", [(1, 2), (2, 1)])
+def test_larger_tiles_cut_the_image_once_and_merge_back_exactly(grid):
+    images = torch.randn(2, 3, 8, 12)
+    tiles = tile(images, grid)
+    rows, columns = grid
+    assert tiles.shape == (4, 3, 8 // rows, 12 // columns)
+    assert torch.equal(merge(tiles, grid), images)
+    second = images[0, :, :, 6:] if grid == (1, 2) else images[0, :, 4:, :]  # right half / bottom half
+    assert torch.equal(tiles[2], second)
+
+
+def test_a_one_tile_puzzle_is_refused_with_the_choices():
+    from trainer.train import TrainSettings
+
+    with pytest.raises(ValueError, match=r"a 1x1 puzzle is the image itself: use \(2, 2\)"):
+        TrainSettings(puzzle_grid=(1, 1))
+    with pytest.raises(ValueError, match="puzzle_grid"):
+        TrainSettings(puzzle_grid=(3, 3))
 
 
 def blob(x: int, y: int, size=(1, 1, 16, 16)) -> torch.Tensor:

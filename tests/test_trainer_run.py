@@ -130,6 +130,12 @@ def test_ours_trains_evaluates_exports_and_resumes(manifest, tmp_path):
     before = (tmp_path / "run" / "epochs.jsonl").read_text()
     train(manifest, settings, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "epochs.jsonl").read_text() == before
+    # ... also when an earlier version wrote its settings, without the fields added since
+    written = json.loads((tmp_path / "run" / "settings.json").read_text())
+    older = {k: v for k, v in written.items() if k not in ("puzzle_grid", "balance_foreground")}
+    (tmp_path / "run" / "settings.json").write_text(json.dumps(older))
+    train(manifest, settings, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "epochs.jsonl").read_text() == before
     with pytest.raises(ValueError, match="holds a run with other settings"):
         train(manifest, TrainSettings(method="cam", **TINY), tmp_path / "run", progress=False)
 

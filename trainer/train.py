@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 from tqdm import tqdm
@@ -82,6 +82,9 @@ class TrainSettings(BaseModel):
     puzzle_classification: bool = Field(
         default=True, description="classify the maps merged from the tiles (L_pcls); off: only their L1"
     )
+    puzzle_grid: tuple[Literal[1, 2], Literal[1, 2]] = Field(
+        default=(2, 2), description="rows, columns of the puzzle's tiles: (2, 2) the paper's; (1, 2), (2, 1)"
+    )
     temporal_fusion: Fusion = Field(
         default="max", description="fuse the warped neighbours' CAMs by maximum (the paper) or mean"
     )
@@ -106,6 +109,13 @@ class TrainSettings(BaseModel):
     amp: bool = Field(
         default=True, description="mixed precision: float16 on CUDA, bfloat16 on CPUs that compute in it"
     )
+
+    @field_validator("puzzle_grid")
+    @classmethod
+    def _tiles_cut(cls, grid: tuple[int, int]) -> tuple[int, int]:
+        if grid == (1, 1):
+            raise ValueError("a 1x1 puzzle is the image itself: use (2, 2), (1, 2) or (2, 1)")
+        return grid
 
     def granularity_ok(self) -> bool:
         return self.image_size % (2 * self.output_stride) == 0
@@ -180,7 +190,7 @@ def _step_losses(model, batch, settings: TrainSettings, a: float, b: float) -> d
         maps = model(centre)
     losses["cls"] = classification_loss(CamClassifier.logits(maps), batch["labels"])
     if use_spatial:
-        puzzle_maps = merge(model(tile(centre)))
+        puzzle_maps = merge(model(tile(centre, settings.puzzle_grid)), settings.puzzle_grid)
         if settings.puzzle_classification:
             losses["pcls"] = classification_loss(CamClassifier.logits(puzzle_maps), batch["labels"])
         losses["spatial"] = a * spatial_loss(maps, puzzle_maps)
@@ -264,7 +274,7 @@ def _finished_run(run_dir: Path, settings: TrainSettings) -> RunResult | None:
     metrics_file, settings_file = run_dir / "metrics.json", run_dir / "settings.json"
     if not (metrics_file.is_file() and settings_file.is_file()):
         return None
-    if json.loads(settings_file.read_text()) != settings.model_dump(mode="json"):
+    if run_settings(run_dir) != settings:
         return None  # _train says what is wrong
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     evaluation = EvaluationResult(**metrics["evaluation"]) if metrics.get("evaluation") else None
@@ -363,7 +373,7 @@ def _train(
     if (
         _has_trained(run_dir)
         and settings_file.is_file()
-        and json.loads(settings_file.read_text()) != settings.model_dump(mode="json")
+        and run_settings(run_dir) != settings  # validated: a field added since counts at its default
     ):
         raise RunError(f"{run_dir} holds a run with other settings: choose another --out folder")
     for warning in check_training_data(manifest, str(manifest_path)):
