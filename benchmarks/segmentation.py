@@ -107,7 +107,7 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
         speed[name] = result.frames_per_s
         scores[name] = _figures(result.evaluation)
         _say(seed, name, scores[name], time.monotonic() - started)
-        if method == "cam":
+        if name == "cam":  # the baselines read the plain CAM classifier, not an ablation of it
             model, _ = load_run_model(folder / name)
             loaded, base = load_manifest(manifest)
             shape = run_input_shape(folder / name)
