@@ -47,10 +47,15 @@ from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
 
 FUSIONS = ("belt", "none")
-PATHS = {"whole": (False, False), "spare+split": (True, True)}  # (bridge.spare_legal, live.split_classes)
+PATHS = {  # (bridge.spare_legal, live.split_classes, live.outline_band_mm, bridge.spare_clearance_mm)
+    "whole": (False, False, 0.0, 0.0),
+    "spare+split": (True, True, 0.0, 0.0),
+    "outline": (True, True, 5.0, 5.0),
+}
 PATHS_HELP = (
-    "whole: pulses over whole object extents, touching objects one patch; spare+split (the default "
-    "settings): touching illegal/legal regions split, lanes of legal objects spared"
+    "whole: pulses over whole object boxes, touching objects one patch; spare+split: touching "
+    "illegal/legal regions split, lanes of legal objects' boxes spared; outline (the default settings): "
+    "the same, lanes fired and spared by each object's outline, 5 mm clear of legal objects"
 )
 TRUTH = "truth"  # the simulator's label maps in place of a model: the floor of the rest of the path
 CAMERAS = ("c1", "c2")
@@ -64,6 +69,8 @@ def site(
     fusion: str,
     spare_legal: bool = True,
     split: bool = True,
+    outline_band_mm: float = 5.0,
+    clearance_mm: float = 5.0,
     belt: str = "standard",
 ) -> Path:
     path = folder / "beltcam.yaml"
@@ -73,8 +80,8 @@ def site(
         "simulator": {"seed": seed, "belt_speed_mm_s": speed, **belt_settings(belt)},
         "model": {"backbone": "resnet18", "pretrained_weights": "random"},
         "calibration_file": "data/calibration.yaml",
-        "live": {"fusion": fusion, "split_classes": split},
-        "bridge": {"spare_legal": spare_legal},
+        "live": {"fusion": fusion, "split_classes": split, "outline_band_mm": outline_band_mm},
+        "bridge": {"spare_legal": spare_legal, "spare_clearance_mm": clearance_mm},
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -100,7 +107,7 @@ def one_run(
     path: tuple,
     belt: str,
 ) -> dict:
-    """`path`: (spare_legal, split_classes) of the planner and the tracker."""
+    """`path`: one of PATHS' settings of the planner and the tracker."""
     config = site(folder, seed, speed, fusion, *path, belt=belt)
     store = FrameStore.from_config(load_config(config).storage)
     promote(store, add_model(store, model))  # `truth` too: the agent starts only with a live model

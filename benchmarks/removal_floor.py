@@ -7,8 +7,10 @@ in C1's view, straight to the planner: no tracker at all) and `truth maps` (the 
 each C1 frame, 640x480 at 10 fps, through the real `BeltTracker`). Each is run with the planner firing
 over whole object extents (`spare_legal` off) and sparing the lanes of legal neighbours (on), and the
 truth maps also with and without the tracker splitting patches where an illegal and a legal region
-touch (`split_classes`). Removal commands become valve openings at their fire time for their pulse
-(the reference device does the same), judged by `edge.simulator.judge` like the agent's.
+touch (`split_classes`), and with the tracker reporting each object's outline (`outline_band_mm`: the
+planner fires and spares lanes by it, keeping `spare_clearance_mm` from legal objects). Removal
+commands become valve openings at their fire time for their pulse (the reference device does the
+same), judged by `edge.simulator.judge` like the agent's.
 
     .venv/bin/python -m benchmarks.removal_floor [--seeds 0 1] [--minutes 1] [--speeds 250 500]
 """
@@ -16,8 +18,8 @@ touch (`split_classes`). Removal commands become valve openings at their fire ti
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
+from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
@@ -40,49 +42,105 @@ END_MARGIN_S = 0.5  # ... and wholly past the line half a second before the end:
 KEYS = ("recall", "false_ejections", "illegal_passed", "legal_passed", "spared")
 
 
-def one_run(seed: int, speed: float, source: str, spare: bool, split: bool, seconds: float) -> dict:
+@dataclass(frozen=True)
+class Path:
+    """One way through the path after the model: its input and switches."""
+
+    input: str  # "tracked boxes" | "truth maps"
+    spare_legal: bool
+    split_classes: bool = False
+    outline_band_mm: float = 0.0
+    spare_clearance_mm: float = 0.0
+
+
+@dataclass
+class _Run:
+    path: Path
+    planner: EjectionPlanner
+    tracker: BeltTracker
+    openings: list[ValveOpening] = field(default_factory=list)
+
+
+def one_run(seed: int, speed: float, paths: tuple[Path, ...], seconds: float) -> list[dict]:
+    """Every path on the same stretch of belt, each frame rendered once."""
     simulator = SimulatorConfig(seed=seed, belt_speed_mm_s=speed, realtime=False)
     c1 = CameraConfig(id="c1", kind="simulated", resolution=RESOLUTION, fps=FPS)
     camera = SimulatedCamera(c1, simulator, epoch_ns=0)
     calibration = simulator_calibration(simulator, [c1])  # what the simulated site's agent is given
     bank = bank_of(calibration.actuators)
     now = [0]
-    planner = EjectionPlanner(bank, clock=lambda: now[0], spare_legal=spare)
     plane = np.array(calibration.camera("c1").belt_plane.pixel_to_belt)
-    tracker = BeltTracker(plane, RESOLUTION, speed, LiveConfig(split_classes=split))
+    runs = [
+        _Run(
+            path,
+            EjectionPlanner(
+                bank,
+                clock=lambda: now[0],
+                spare_legal=path.spare_legal,
+                spare_clearance_mm=path.spare_clearance_mm,
+            ),
+            BeltTracker(
+                plane,
+                RESOLUTION,
+                speed,
+                LiveConfig(split_classes=path.split_classes, outline_band_mm=path.outline_band_mm),
+            ),
+        )
+        for path in paths
+    ]
     corners = np.array([[[0.0, 0.0]], [[RESOLUTION[0], RESOLUTION[1]]]])
     view_x = cv2.perspectiveTransform(corners, plane)[:, 0, 0]
-    openings = []
     for seq in range(round(seconds * FPS)):
         frame_ns = round(seq / FPS * 1e9)
         now[0] = frame_ns
-        if source == "tracked boxes":
-            reports = perfect_tracking(camera.world, (float(view_x.min()), float(view_x.max())), seq / FPS, 0)
-        else:
-            frame = camera.frame_at(seq)
-            reports = tracker.update(frame.truth.label_map, frame.capture_ns)
-        for report in reports:
-            planner.plan(report)
+        label_map = (
+            camera.frame_at(seq).truth.label_map if any(r.path.input == "truth maps" for r in runs) else None
+        )
+        for run in runs:
+            if run.path.input == "tracked boxes":
+                reports = perfect_tracking(
+                    camera.world, (float(view_x.min()), float(view_x.max())), seq / FPS, 0
+                )
+            else:
+                reports = run.tracker.update(label_map, frame_ns)
+            for report in reports:
+                run.planner.plan(report)
         for step in range(DISPATCH_STEPS):
             now[0] = frame_ns + step * round(1e9 / FPS / DISPATCH_STEPS)
-            for command in planner.due():
-                close_ns = command.fire_ns + round(command.pulse_ms * 1e6)
-                openings.extend(
-                    ValveOpening(channel, command.fire_ns, close_ns, command.object_id, command.sequence)
-                    for channel in command.channels
-                )
-    judgements = judge_openings(openings, bank, camera.world, 0)
-    scores = removal_scores(judgements, camera.world, bank.line_x_mm, WARM_UP_S, seconds - END_MARGIN_S)
-    return {**scores, "spared": planner.stats.spared, "lanes_spared": planner.stats.lanes_spared}
+            for run in runs:
+                for command in run.planner.due():
+                    close_ns = command.fire_ns + round(command.pulse_ms * 1e6)
+                    run.openings.extend(
+                        ValveOpening(channel, command.fire_ns, close_ns, command.object_id, command.sequence)
+                        for channel in command.channels
+                    )
+    results = []
+    for run in runs:
+        judgements = judge_openings(run.openings, bank, camera.world, 0)
+        scores = removal_scores(judgements, camera.world, bank.line_x_mm, WARM_UP_S, seconds - END_MARGIN_S)
+        stats = run.planner.stats
+        results.append({**scores, "spared": stats.spared, "lanes_spared": stats.lanes_spared})
+    return results
 
 
-CONFIGS = (  # (input, spare_legal, split_classes): split only changes what the tracker does
-    ("tracked boxes", False, False),
-    ("tracked boxes", True, False),
-    ("truth maps", False, False),
-    ("truth maps", True, False),
-    ("truth maps", False, True),
-    ("truth maps", True, True),
+PATHS = (
+    Path("tracked boxes", spare_legal=False),
+    Path("tracked boxes", spare_legal=True),
+    Path("truth maps", spare_legal=False),
+    Path("truth maps", spare_legal=True),
+    Path("truth maps", spare_legal=False, split_classes=True),
+    Path("truth maps", spare_legal=True, split_classes=True),  # the defaults before outlines
+    Path("truth maps", spare_legal=False, split_classes=True, outline_band_mm=5.0),
+    *(
+        Path(
+            "truth maps",
+            spare_legal=True,
+            split_classes=True,
+            outline_band_mm=5.0,
+            spare_clearance_mm=clearance,
+        )
+        for clearance in (0.0, 5.0, 10.0)  # 5 mm: the defaults now
+    ),
 )
 
 
@@ -93,25 +151,22 @@ def main() -> None:
     parser.add_argument("--speeds", type=float, nargs="+", default=[250.0, 500.0])
     args = parser.parse_args()
     rows = []
-    for (source, spare, split), speed in itertools.product(CONFIGS, args.speeds):
-        runs = [one_run(seed, speed, source, spare, split, args.minutes * 60) for seed in args.seeds]
-        row = {
-            "input": source, "spare_legal": spare, "split_classes": split, "speed_mm_s": speed,
-            **{key: round(statistics.mean(r[key] for r in runs), 4) for key in ("recall", "false_ejections")},
-            **{key: sum(r[key] for r in runs) for key in ("illegal_passed", "legal_passed", "spared")},
-            "per_seed": runs,
-        }  # fmt: skip
-        rows.append(row)
-        print(
-            {key: row[key] for key in ("input", "spare_legal", "split_classes", "speed_mm_s", *KEYS)},
-            flush=True,
-        )
+    for speed in args.speeds:
+        per_seed = [one_run(seed, speed, PATHS, args.minutes * 60) for seed in args.seeds]
+        for path, runs in zip(PATHS, zip(*per_seed, strict=True), strict=True):
+            means = {
+                key: round(statistics.mean(r[key] for r in runs), 4) for key in ("recall", "false_ejections")
+            }
+            totals = {key: sum(r[key] for r in runs) for key in ("illegal_passed", "legal_passed", "spared")}
+            rows.append({**asdict(path), "speed_mm_s": speed, **means, **totals, "per_seed": list(runs)})
+            print({key: rows[-1][key] for key in (*asdict(path), "speed_mm_s", *KEYS)}, flush=True)
     budget = f"{args.minutes:g} min x {len(args.seeds)} seeds"
     print(f"\nremoval floor with perfect masks ({describe_machine()}), {budget}")
-    print(f"{'input':>14} {'spare':>5} {'split':>5} {'mm/s':>5} {'recall':>7} {'false ej':>8} {'spared':>6}")
-    for r in rows:
-        print(f"{r['input']:>14} {r['spare_legal']!s:>5} {r['split_classes']!s:>5} {r['speed_mm_s']:>5g} "
-              f"{r['recall']:>7} {r['false_ejections']:>8} {r['spared']:>6}")  # fmt: skip
+    columns = ("input", "spare_legal", "split_classes", "outline_band_mm", "spare_clearance_mm", "speed_mm_s",
+               "recall", "false_ejections", "spared")  # fmt: skip
+    print(" | ".join(columns))
+    for row in rows:
+        print(" | ".join(str(row[column]) for column in columns))
     write_results("removal_floor", rows)
     write_results("removal_floor_run", run_record(**vars(args)))
 

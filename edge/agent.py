@@ -126,7 +126,7 @@ class Agent:
         c1 = next(camera for camera in config.cameras if camera.id == "c1")
         self.planner = EjectionPlanner(
             nozzle_bank(config.calibration_file), lead_ms=config.bridge.lead_ms,
-            spare_legal=config.bridge.spare_legal,
+            spare_legal=config.bridge.spare_legal, spare_clearance_mm=config.bridge.spare_clearance_mm,
         )  # fmt: skip
         self.planner_lock = threading.Lock()
         tracker = BeltTracker(

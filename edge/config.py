@@ -254,6 +254,11 @@ class LiveConfig(_Strict):
         default=True,
         description="a patch with an illegal and a legal region each of min_area_mm2 is two touching objects",
     )
+    outline_band_mm: float = Field(
+        default=5.0,
+        ge=0,
+        description="objects are reported sliced into bands this wide across the belt (0: as boxes only)",
+    )
     illegal_share: float = Field(
         default=0.5, gt=0, le=1, description="an object is illegal when, on average, this share of it is"
     )
@@ -345,6 +350,12 @@ class BridgeConfig(_Strict):
         default=True,
         description="never fire a lane where a legal object would be hit too: far fewer legal objects "
         "lost where objects touch, a few touching illegal ones left (benchmarks/README.md)",
+    )
+    spare_clearance_mm: float = Field(
+        default=5.0,
+        ge=0,
+        description="with spare_legal, air kept this far along the belt from a legal object: a pulse is "
+        "timed from positions a few millimetres off (belt speed wobble, pixels)",
     )
 
     @model_validator(mode="after")

@@ -17,8 +17,23 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Band(_Message):
+    """An object's extent along the belt within one band across it: a slice of its outline."""
+
+    y_min_mm: float
+    y_max_mm: float
+    x_min_mm: float
+    x_max_mm: float
+
+
 class BeltObject(_Message):
-    """One tracked object: its extent on the belt at `seen_ns`, and the belt speed then."""
+    """One tracked object: its extent on the belt at `seen_ns`, and the belt speed then.
+
+    `outline` slices the object into bands across the belt, so that the planner sees where it really
+    is in each nozzle's lane: a tilted bottle fills a fraction of its box, and the box of a legal
+    neighbour reaches into lanes and stretches of belt the bottle itself never touches. Empty when the
+    tracker has not seen the whole object yet: the box stands for it.
+    """
 
     object_id: int = Field(ge=0, lt=2**32)
     cls: Literal["illegal", "legal"]
@@ -29,6 +44,19 @@ class BeltObject(_Message):
     seen_ns: int = Field(description="monotonic time the extent refers to")
     speed_mm_s: float = Field(gt=0)
     capture_ns: int = Field(description="monotonic capture time of the frame it was seen in")
+    outline: tuple[Band, ...] = ()
+
+    def lane_extent(self, y_min_mm: float, y_max_mm: float) -> tuple[float, float] | None:
+        """(x_min, x_max) of the object within [y_min, y_max] across the belt; None when it does not
+        reach there. From the outline's bands when there are some, else from the box."""
+        if not self.outline:
+            if self.y_max_mm > y_min_mm and self.y_min_mm < y_max_mm:
+                return self.x_min_mm, self.x_max_mm
+            return None
+        inside = [band for band in self.outline if band.y_max_mm > y_min_mm and band.y_min_mm < y_max_mm]
+        if not inside:
+            return None
+        return min(band.x_min_mm for band in inside), max(band.x_max_mm for band in inside)
 
     @model_validator(mode="after")
     def _ordered(self) -> BeltObject:

@@ -9,7 +9,10 @@ With `spare_legal`, a pulse never fires a lane where a legal object reported by 
 in the air too: on a belt where objects touch, a pulse over an illegal object's extent otherwise
 blows a third of the legal objects off with it (benchmarks/README.md, the `truth` rows). The lanes
 clear of legal objects still fire; a command left with no lane is not sent and is handed over as
-`spared`, so that it is on record like a late one.
+`spared`, so that it is on record like a late one. Where the tracker reports objects' outlines
+(`BeltObject.outline`), lanes are judged by them, not by the boxes: a lane fires only where the
+object reaches into it, a legal neighbour counts only where its own outline is in the air, and a
+command that lost lanes is shortened to what is left of the object in the lanes that still fire.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from firmware_bridge.messages import BeltObject, RemovalCommand
 MAX_NOZZLES = 64  # one command's channel mask is 64 bits (PROTOCOL.md)
 REMEMBERED_OBJECTS = 4096  # released objects kept to refuse a second command; far more than a belt holds
 KEPT_MARGINS = 10_000
+# lanes whose stretches of an object differ by at most this share one command: fewer frames on the
+# wire, at the price of air over up to this much more belt at either end (checked against legal objects)
+LANE_GROUP_TOLERANCE_MM = 10.0
 
 
 class NozzleBank(BaseModel):
@@ -65,6 +71,10 @@ class PlannerStats:
     lanes_spared: int = 0  # lanes taken off commands that still fired
 
 
+def _union(windows: list[tuple[float, float]]) -> tuple[float, float]:
+    return min(low for low, _ in windows), max(high for _, high in windows)
+
+
 class EjectionPlanner:
     """Objects in, timed commands out. Not thread-safe: one tracker thread feeds it."""
 
@@ -74,11 +84,13 @@ class EjectionPlanner:
         lead_ms: float = 100.0,
         clock: Callable[[], int] = time.monotonic_ns,
         spare_legal: bool = False,
+        spare_clearance_mm: float = 0.0,
     ) -> None:
         self.bank = bank
         self.lead_ns = round(lead_ms * 1e6)
         self.clock = clock
         self.spare_legal = spare_legal
+        self.spare_clearance_mm = spare_clearance_mm
         self.stats = PlannerStats()
         self._pending: dict[int, RemovalCommand] = {}
         self._reports: dict[int, BeltObject] = {}  # the report each pending command was planned from
@@ -101,15 +113,15 @@ class EjectionPlanner:
                 self.stats.withdrawn += 1
             return None
         self._legal.pop(obj.object_id, None)
-        channels = self.bank.channels_covering(obj.y_min_mm, obj.y_max_mm)
+        channels = tuple(
+            channel
+            for channel in self.bank.channels_covering(obj.y_min_mm, obj.y_max_mm)
+            if obj.lane_extent(*self.bank.lane(channel)) is not None
+        )
         if not channels:
             self.stats.no_channel += 1
             return None
-        speed_mm_ns = obj.speed_mm_s / 1e9
-        # the leading edge (x_max) meets the line first; the pulse lasts until the trailing edge has passed
-        reach_ns = obj.seen_ns + round((self.bank.line_x_mm - obj.x_max_mm) / speed_mm_ns)
-        fire_ns = reach_ns - round(self.bank.valve_latency_ms * 1e6)
-        pulse_ms = max((obj.x_max_mm - obj.x_min_mm) / obj.speed_mm_s * 1e3, self.bank.min_pulse_ms)
+        fire_ns, pulse_ms = self._timing(obj, obj.x_min_mm, obj.x_max_mm)
         previous = self._pending.get(obj.object_id)
         command = RemovalCommand(
             object_id=obj.object_id,
@@ -131,6 +143,13 @@ class EjectionPlanner:
         self._reports[obj.object_id] = obj
         return command
 
+    def _timing(self, obj: BeltObject, x_min_mm: float, x_max_mm: float) -> tuple[int, float]:
+        """(fire_ns, pulse_ms) for air over [x_min, x_max] of the belt as `obj` saw it: the leading
+        edge (x_max) meets the line first; the pulse lasts until the trailing edge has passed."""
+        reach_ns = obj.seen_ns + round((self.bank.line_x_mm - x_max_mm) / (obj.speed_mm_s / 1e9))
+        fire_ns = reach_ns - round(self.bank.valve_latency_ms * 1e6)
+        return fire_ns, max((x_max_mm - x_min_mm) / obj.speed_mm_s * 1e3, self.bank.min_pulse_ms)
+
     def _remember_legal(self, obj: BeltObject) -> None:
         if not self.spare_legal:
             return
@@ -145,32 +164,82 @@ class EjectionPlanner:
         spared, self._spared = self._spared, []
         return spared
 
-    def _spare(self, command: RemovalCommand, obj: BeltObject) -> RemovalCommand | None:
-        """The command without the lanes where a legal object is in the pulse's stretch of belt (both
-        moved to the time of `obj`'s report: the belt carries them alike); None when no lane is left."""
-        pulse_mm = command.pulse_ms / 1e3 * obj.speed_mm_s
-        air_lo, air_hi = obj.x_max_mm - pulse_mm, obj.x_max_mm  # the belt the air meets, in obj's frame
-        clear = []
+    def _shape(self, command: RemovalCommand, obj: BeltObject) -> list[RemovalCommand]:
+        """The command as the pulses that fire it: each lane's air over the object's own stretch in
+        that lane (its outline's, or its box's when the tracker has no outline), lanes where a legal
+        object would be in that air taken off (`spare_legal`), and neighbouring lanes whose stretches
+        differ by at most `LANE_GROUP_TOLERANCE_MM` sent as one command. An empty list when every
+        lane was spared (the command goes on record as `spared`)."""
+        min_pulse_mm = self.bank.min_pulse_ms / 1e3 * obj.speed_mm_s
+        windows: dict[int, tuple[float, float]] = {}
         for channel in command.channels:
-            lane_lo, lane_hi = self.bank.lane(channel)
-            if not any(
-                legal.y_max_mm > lane_lo
-                and legal.y_min_mm < lane_hi
-                and legal.x_max_mm + (shift := obj.speed_mm_s * (obj.seen_ns - legal.seen_ns) / 1e9) > air_lo
-                and legal.x_min_mm + shift < air_hi
-                for legal in self._legal.values()
-            ):
-                clear.append(channel)
-        if not clear:
+            extent = obj.lane_extent(*self.bank.lane(channel))
+            if extent is None:  # plan() keeps only lanes the object reaches
+                continue
+            window = (min(extent[0], extent[1] - min_pulse_mm), extent[1])
+            if not (self.spare_legal and self._legal_in_air(channel, *window, obj)):
+                windows[channel] = window
+        if not windows:
             self.stats.spared += 1
             self._spared.append(command)
-            return None
-        self.stats.lanes_spared += len(command.channels) - len(clear)
-        return (
-            command
-            if len(clear) == len(command.channels)
-            else command.model_copy(update={"channels": tuple(clear)})
+            return []
+        self.stats.lanes_spared += len(command.channels) - len(windows)
+        groups: list[tuple[list[int], list[tuple[float, float]]]] = []
+        for channel, window in windows.items():
+            if groups and self._joins(groups[-1], channel, window, obj):
+                groups[-1][0].append(channel)
+                groups[-1][1].append(window)
+            else:
+                groups.append(([channel], [window]))
+        shaped = []
+        for index, (channels, group_windows) in enumerate(groups):
+            low, high = _union(group_windows)
+            fire_ns, pulse_ms = self._timing(obj, low, high)
+            sequence = command.sequence if index == 0 else self._next_sequence()
+            update = {
+                "channels": tuple(channels),
+                "fire_ns": fire_ns,
+                "pulse_ms": pulse_ms,
+                "sequence": sequence,
+            }
+            shaped.append(command.model_copy(update=update))
+        return shaped
+
+    def _joins(
+        self,
+        group: tuple[list[int], list[tuple[float, float]]],
+        channel: int,
+        window: tuple[float, float],
+        obj: BeltObject,
+    ) -> bool:
+        """Whether `channel` can share the group's command: the next lane, a stretch close to each of
+        the group's, and no legal object in the air the group's lanes would then share."""
+        channels, windows = group
+        if channel != channels[-1] + 1:
+            return False
+        low, high = _union([*windows, window])
+        if any(abs(low - lo) > LANE_GROUP_TOLERANCE_MM or abs(high - hi) > LANE_GROUP_TOLERANCE_MM
+               for lo, hi in [*windows, window]):  # fmt: skip
+            return False
+        return not (
+            self.spare_legal and any(self._legal_in_air(c, low, high, obj) for c in [*channels, channel])
         )
+
+    def _legal_in_air(self, channel: int, air_lo: float, air_hi: float, obj: BeltObject) -> bool:
+        """Whether a legal object is in `channel`'s lane within [air_lo, air_hi] of the belt as `obj`
+        saw it (each legal object moved on to the time of `obj`'s report)."""
+        lane = self.bank.lane(channel)
+        clearance = self.spare_clearance_mm
+        for legal in self._legal.values():
+            extent = legal.lane_extent(*lane)
+            shift = obj.speed_mm_s * (obj.seen_ns - legal.seen_ns) / 1e9
+            if (
+                extent is not None
+                and extent[1] + shift + clearance > air_lo
+                and extent[0] + shift - clearance < air_hi
+            ):
+                return True
+        return False
 
     def _forget_passed_legal(self, now_ns: int) -> None:
         """Legal objects wholly past the ejector line can no longer be hit."""
@@ -204,9 +273,8 @@ class EjectionPlanner:
             if command.fire_ns <= now:
                 self._count_late(command, now - command.fire_ns)
                 continue
-            if self.spare_legal and (command := self._spare(command, report)) is None:
-                continue
-            released.extend(self._merge_into(released, command))
+            for shaped in self._shape(command, report):
+                released.extend(self._merge_into(released, shaped))
         return released
 
     def _merge_into(self, released: list[RemovalCommand], command: RemovalCommand) -> list[RemovalCommand]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from firmware_bridge.messages import BeltObject
+from firmware_bridge.messages import Band, BeltObject
 from firmware_bridge.planner import EjectionPlanner, NozzleBank
 
 MS = 1_000_000
@@ -122,3 +122,55 @@ def test_spare_legal_fires_only_the_lanes_clear_of_legal_objects():
     assert allowing.plan(_object()).channels == (2, 3, 4)
     allowing.clock.now = 1950 * MS
     assert [c.channels for c in allowing.due()] == [(2, 3, 4)] and allowing.take_spared() == []
+
+
+def _outlined(object_id=1, bands=(), box=(900.0, 1000.0, 60.0, 130.0), cls="illegal", seen_ms=0):
+    """An object whose outline is given as (y_min, y_max, x_min, x_max) bands."""
+    x0, x1, y0, y1 = box
+    return _object(object_id, (x0, x1), (y0, y1), seen_ms, cls=cls).model_copy(
+        update={
+            "outline": tuple(Band(y_min_mm=a, y_max_mm=b, x_min_mm=c, x_max_mm=d) for a, b, c, d in bands)
+        }
+    )
+
+
+def test_lane_extent_follows_the_outline_and_falls_back_to_the_box():
+    boxed = _object(x=(900.0, 1000.0), y=(60.0, 110.0))
+    assert boxed.lane_extent(50.0, 75.0) == (900.0, 1000.0) and boxed.lane_extent(110.0, 135.0) is None
+    bottle = _outlined(bands=[(60.0, 75.0, 900.0, 1000.0), (75.0, 100.0, 930.0, 960.0)])
+    assert bottle.lane_extent(50.0, 75.0) == (900.0, 1000.0)
+    assert bottle.lane_extent(80.0, 90.0) == (930.0, 960.0)
+    assert bottle.lane_extent(70.0, 80.0) == (900.0, 1000.0)  # both bands reach into it
+    assert bottle.lane_extent(100.0, 125.0) is None  # inside the box, beyond the outline
+
+
+def test_each_lane_fires_over_the_objects_own_stretch_in_that_lane():
+    clock = Clock()
+    planner = EjectionPlanner(BANK, clock=clock)
+    # lanes 2 and 3 (50-100 mm) hold 900-1000 and 905-995 (within the 10 mm tolerance: one command);
+    # lane 4 (100-125) holds 900-960; lane 5 (125-150) is in the box (to 130 mm) but not in the outline
+    bands = [(60.0, 75.0, 900.0, 1000.0), (75.0, 100.0, 905.0, 995.0), (100.0, 125.0, 900.0, 960.0)]
+    planned = planner.plan(_outlined(bands=bands))
+    assert planned.channels == (2, 3, 4)
+    clock.now = 1950 * MS
+    front, back = planner.due()
+    assert front.channels == (2, 3) and front.fire_ns == 1988 * MS and front.pulse_ms == pytest.approx(400.0)
+    # lane 4's stretch ends 40 mm earlier (160 ms later at 250 mm/s) and is 60 mm long (240 ms)
+    assert back.channels == (4,) and back.fire_ns == 2148 * MS and back.pulse_ms == pytest.approx(240.0)
+    assert front.object_id == back.object_id == 1 and front.sequence == planned.sequence != back.sequence
+
+
+def test_a_legal_neighbour_counts_where_its_outline_is_and_air_keeps_clear_of_it():
+    def lanes_fired(clearance_mm: float, legal_bands) -> list[tuple[int, ...]]:
+        clock = Clock()
+        planner = EjectionPlanner(BANK, clock=clock, spare_legal=True, spare_clearance_mm=clearance_mm)
+        planner.plan(_outlined(object_id=5, bands=legal_bands, box=(850.0, 1050.0, 50.0, 100.0), cls="legal"))
+        planner.plan(_object(x=(900.0, 1000.0), y=(55.0, 95.0)))  # lanes 2 (50-75) and 3 (75-100)
+        clock.now = 1950 * MS
+        return [command.channels for command in planner.due()]
+
+    # the legal box covers both lanes and the whole stretch, but its outline is in lane 3 only
+    assert lanes_fired(0.0, [(80.0, 100.0, 1003.0, 1050.0)]) == [(2, 3)]  # 3 mm ahead of the air
+    assert lanes_fired(5.0, [(80.0, 100.0, 1003.0, 1050.0)]) == [(2,)]  # within the clearance
+    assert lanes_fired(5.0, [(80.0, 100.0, 1010.0, 1050.0)]) == [(2, 3)]
+    assert lanes_fired(0.0, []) == []  # no outline: its box is in the air of both lanes

@@ -163,6 +163,38 @@ def test_an_object_leaving_the_view_keeps_its_length():
     assert (obj.x_min_mm, obj.x_max_mm) == pytest.approx((108 * MM_PER_PX, 132 * MM_PER_PX))
 
 
+def test_the_tracker_reports_each_objects_outline_in_bands_across_the_belt():
+    # an L: 20 px long over rows 10-20, 10 px long over rows 20-30
+    l_shape = _labels([(20, 10, 40, 20, 1), (20, 20, 30, 30, 1)])
+    (obj,) = _tracker(min_hits=1, outline_band_mm=5.0).update(l_shape, 0)
+    assert (obj.x_min_mm, obj.x_max_mm) == pytest.approx((20 * MM_PER_PX, 40 * MM_PER_PX))
+    assert obj.lane_extent(10 * MM_PER_PX, 20 * MM_PER_PX) == pytest.approx((20 * MM_PER_PX, 40 * MM_PER_PX))
+    assert obj.lane_extent(20 * MM_PER_PX, 30 * MM_PER_PX) == pytest.approx((20 * MM_PER_PX, 30 * MM_PER_PX))
+    assert obj.lane_extent(30 * MM_PER_PX, 40 * MM_PER_PX) is None
+    touching = _labels([(20, 10, 40, 30, 1), (40, 20, 60, 40, 2)])  # split: each region its own outline
+    split = {o.cls: o for o in _tracker(min_hits=1).update(touching, 0)}
+    assert split["legal"].lane_extent(10 * MM_PER_PX, 20 * MM_PER_PX) is None
+    assert split["illegal"].lane_extent(30 * MM_PER_PX, 40 * MM_PER_PX) is None
+    (boxed,) = _tracker(min_hits=1, outline_band_mm=0.0).update(l_shape, 0)
+    assert boxed.outline == () and boxed.lane_extent(20 * MM_PER_PX, 30 * MM_PER_PX) == pytest.approx(
+        (20 * MM_PER_PX, 40 * MM_PER_PX)
+    )
+
+
+def test_an_object_cut_by_the_border_keeps_the_outline_it_was_seen_with():
+    tracker = _tracker(min_hits=1, merge_gap_mm=0.0)
+    for k in range(3):  # an L whose long arm leads, 4 px a frame, reaching the right border
+        labels = _labels([(96 + 4 * k, 10, 120 + 4 * k, 20, 1), (96 + 4 * k, 20, 106 + 4 * k, 30, 1)])
+        tracker.update(labels, k * 100_000_000)
+    (obj,) = tracker.update(_labels([(108, 10, 128, 20, 1), (108, 20, 118, 30, 1)]), 300_000_000)  # 4 px out
+    assert obj.lane_extent(10 * MM_PER_PX, 20 * MM_PER_PX) == pytest.approx(
+        (108 * MM_PER_PX, 132 * MM_PER_PX)
+    )
+    assert obj.lane_extent(20 * MM_PER_PX, 30 * MM_PER_PX) == pytest.approx(
+        (108 * MM_PER_PX, 118 * MM_PER_PX)
+    )
+
+
 def test_small_patches_are_noise_and_far_jumps_are_new_objects():
     tracker = _tracker(min_hits=1, min_area_mm2=1500.0, gate_mm=50.0)
     assert tracker.update(_labels([(10, 10, 14, 14, 1)]), 0) == []  # 16 px = 625 mm^2

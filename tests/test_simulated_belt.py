@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -6,8 +7,11 @@ import pytest
 from edge.config import CameraConfig, SimulatedFault, SimulatorConfig
 from edge.simulator.belts import belt_settings
 from edge.simulator.camera import SimulatedCamera
+from edge.simulator.judge import judge_openings, outline_meets_rectangle
 from edge.simulator.world import SHAPES, SHARED_PALETTE, BeltWorld, camera_view
 from edge.sources.base import SourceError, SourceStalled
+from firmware_bridge.planner import NozzleBank
+from firmware_bridge.valve_device import ValveOpening
 
 FPS = 10.0
 
@@ -256,3 +260,31 @@ def test_a_starter_model_renders_the_sites_own_kind_of_belt(make_config, tmp_pat
     assert rendered[0].touching_fraction == config.simulator.touching_fraction
     assert rendered[0].lamp_flicker == config.simulator.lamp_flicker and rendered[0].cameras_alike
     assert rendered[0].belt_speed_mm_s == SimulatorConfig().belt_speed_mm_s  # where it runs is not its look
+
+
+def test_the_judge_counts_air_that_meets_an_objects_outline_not_its_box(monkeypatch):
+    bar = np.array([[-50.0, -43.0], [43.0, 50.0], [50.0, 43.0], [-43.0, -50.0]])  # 45 degrees, 10 mm thick
+    assert outline_meets_rectangle(bar, -5.0, 5.0, -5.0, 5.0)
+    assert not outline_meets_rectangle(bar, 25.0, 45.0, -45.0, -25.0)  # the empty corner of its box
+    notch = np.array([[0.0, 0.0], [30.0, 0.0], [30.0, 10.0], [10.0, 10.0], [10.0, 30.0], [0.0, 30.0]])
+    assert not outline_meets_rectangle(notch, 15.0, 25.0, 15.0, 25.0)
+    assert outline_meets_rectangle(notch, 0.0, 5.0, 25.0, 28.0)
+    world = BeltWorld(SimulatorConfig(seed=0, realtime=False, speed_jitter=0.0))
+    obj = replace(world.objects_between(0.0, 5_000.0)[0], outline_mm=bar, anchor_mm=1_000.0, y_mm=205.0)
+    monkeypatch.setattr(
+        world, "objects_between", lambda low, high: [obj] if low <= obj.anchor_mm < high else []
+    )
+    bank = NozzleBank(line_x_mm=500.0, nozzle_count=24, pitch_mm=10.0, first_nozzle_y_mm=5.0,
+                      valve_latency_ms=0.0, min_pulse_ms=1.0)  # fmt: skip
+    centre_s = (500.0 + obj.anchor_mm) / world.config.belt_speed_mm_s  # its centre crosses the line
+
+    def verdict(channel: int, around_s: float) -> str:
+        opening = ValveOpening(channel, round((around_s - 0.02) * 1e9), round((around_s + 0.02) * 1e9), 1, 1)
+        (judgement,) = judge_openings([opening], bank, world, 0)
+        return judgement.verdict
+
+    # lane 20 (200-210 mm) crosses the bar's middle; lane 23 (230-240 mm) is inside its box (155-255 mm)
+    # but meets the bar only 30 mm ahead of its centre, 120 ms earlier at 250 mm/s
+    assert verdict(20, centre_s) == obj.cls
+    assert verdict(23, centre_s) == "nothing"
+    assert verdict(23, centre_s - 30.0 / world.config.belt_speed_mm_s) == obj.cls

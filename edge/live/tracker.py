@@ -14,6 +14,12 @@ centre distance (gated at `gate_mm`). A track is reported once it has been seen 
 and again at every later sighting (same object id, refined extent and class), so the planner always
 holds its newest estimate. A patch cut by the image border keeps the track's predicted extent on
 that side: the object goes on beyond the view.
+
+Each object is also reported as its outline (`BeltObject.outline`): its pixels in belt millimetres,
+sliced into bands `outline_band_mm` wide across the belt, each band's extent along the belt. The
+planner fires and spares nozzle lanes by it instead of by the box (benchmarks/README.md, "What the
+path after the model loses by itself"). A patch cut by the image border does not show the whole
+outline: the track keeps the outline of its newest whole sighting, carried on by the belt.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from edge.config import LiveConfig
-from firmware_bridge.messages import BeltObject
+from firmware_bridge.messages import Band, BeltObject
 from trainer.cams import LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL
 
 UNMATCHED = 1e9
@@ -41,6 +47,8 @@ class Track:
     votes: float = 0.0  # sum of the illegal shares it was seen with
     hits: int = 0
     missed: int = 0
+    bands: np.ndarray | None = None  # band index, y_min, y_max, x_min, x_max per band, at `bands_ns`
+    bands_ns: int = 0
 
     @property
     def illegal_share(self) -> float:
@@ -67,6 +75,67 @@ def _centre(box: np.ndarray) -> np.ndarray:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
 
 
+@dataclass
+class Patch:
+    """One object in one label map: its belt-mm box, whether the image border cuts it, its share of
+    illegal pixels, and its outline's bands (None when cut or not asked for)."""
+
+    box: np.ndarray
+    cut: bool
+    share: float
+    bands: np.ndarray | None
+
+
+class _Pixels:
+    """The foreground pixels of one label map, in belt mm, with their patch and class."""
+
+    def __init__(
+        self, labels: np.ndarray, component: np.ndarray, to_belt: np.ndarray, mm_per_px: float
+    ) -> None:
+        self.rows, self.columns = np.nonzero(labels != LABEL_BACKGROUND)
+        self.component = component[self.rows, self.columns]
+        self.label = labels[self.rows, self.columns]
+        centres = np.stack([self.columns + 0.5, self.rows + 0.5], axis=1).astype(np.float64).reshape(-1, 1, 2)
+        self.belt = cv2.perspectiveTransform(centres, to_belt).reshape(-1, 2)
+        self.half_px_mm = mm_per_px / 2
+
+    def of(self, component: int, label: int | None = None) -> np.ndarray:
+        chosen = self.component == component
+        return chosen if label is None else chosen & (self.label == label)
+
+    def bands(self, chosen: np.ndarray, band_mm: float) -> np.ndarray:
+        """Band index, y_min, y_max, x_min, x_max of the chosen pixels in each band `band_mm` wide
+        across the belt (bands on one grid from y = 0, so that neighbours' bands line up); each pixel
+        counts whole."""
+        points = self.belt[chosen]
+        pad = self.half_px_mm
+        rows = np.column_stack(
+            [
+                np.floor(points[:, 1] / band_mm),
+                points[:, 1] - pad,
+                points[:, 1] + pad,
+                points[:, 0] - pad,
+                points[:, 0] + pad,
+            ]
+        )
+        return _per_band(rows)
+
+
+def _per_band(rows: np.ndarray) -> np.ndarray:
+    """Rows of (band index, y_min, y_max, x_min, x_max) reduced to one row per band: their union."""
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    starts = np.flatnonzero(np.r_[True, rows[1:, 0] != rows[:-1, 0]])
+    return np.column_stack(
+        [
+            rows[starts, 0],
+            np.minimum.reduceat(rows[:, 1], starts),
+            np.maximum.reduceat(rows[:, 2], starts),
+            np.minimum.reduceat(rows[:, 3], starts),
+            np.maximum.reduceat(rows[:, 4], starts),
+        ]
+    )
+
+
 class BeltTracker:
     def __init__(
         self, pixel_to_belt: np.ndarray, camera_size: tuple[int, int], speed_mm_s: float, settings: LiveConfig
@@ -86,8 +155,8 @@ class BeltTracker:
         scale = np.diag([self.camera_size[0] / shape[1], self.camera_size[1] / shape[0], 1.0])
         return self.pixel_to_belt @ scale
 
-    def _patches(self, labels: np.ndarray, to_belt: np.ndarray) -> list[tuple[np.ndarray, bool, float]]:
-        """(belt box, cut by the image border, share of illegal pixels) of each object in the map."""
+    def _patches(self, labels: np.ndarray, to_belt: np.ndarray) -> list[Patch]:
+        """Each object in the map, as a patch in belt mm."""
         mm_per_px = float(np.sqrt(abs(np.linalg.det(to_belt[:2, :2]))))
         objects = (labels != LABEL_BACKGROUND).astype(np.uint8)
         gap_px = round(self.settings.merge_gap_mm / mm_per_px)
@@ -96,6 +165,8 @@ class BeltTracker:
         count, component, stats, _ = cv2.connectedComponentsWithStats(objects, connectivity=8)
         illegal = np.bincount(component[labels == LABEL_ILLEGAL], minlength=count)
         foreground = np.bincount(component[labels != LABEL_BACKGROUND], minlength=count)
+        outlined = self.settings.outline_band_mm > 0 and count > 1
+        pixels = _Pixels(labels, component, to_belt, mm_per_px) if outlined else None
         min_px = self.settings.min_area_mm2 / mm_per_px**2
         patches = []
         for index in range(1, count):
@@ -105,20 +176,38 @@ class BeltTracker:
             if self.settings.split_classes and min(illegal[index], legal) >= min_px:
                 for label, share in ((LABEL_ILLEGAL, 1.0), (LABEL_LEGAL, 0.0)):
                     region = ((component == index) & (labels == label)).astype(np.uint8)
-                    patches.extend(self._regions(region, min_px, to_belt, share))
+                    patches.extend(self._regions(region, min_px, to_belt, share, pixels, index, label))
                 continue
             x, y, w, h, _ = stats[index]
+            cut = _cut(x, y, w, h, labels.shape)
+            bands = None if pixels is None else pixels.bands(pixels.of(index), self.settings.outline_band_mm)
             share = float(illegal[index] / foreground[index])
-            patches.append((_belt_box(to_belt, x, y, x + w, y + h), _cut(x, y, w, h, labels.shape), share))
+            patches.append(Patch(_belt_box(to_belt, x, y, x + w, y + h), cut, share, bands))
         return patches
 
-    @staticmethod
-    def _regions(region: np.ndarray, min_px: float, to_belt: np.ndarray, share: float):
+    def _regions(
+        self,
+        region: np.ndarray,
+        min_px: float,
+        to_belt: np.ndarray,
+        share: float,
+        pixels: _Pixels | None,
+        component: int,
+        label: int,
+    ) -> list[Patch]:
         """The patches of one class inside a split patch: its connected regions of `min_px` or more."""
-        stats = cv2.connectedComponentsWithStats(region, connectivity=8)[2]
-        for x, y, w, h, area in stats[1:]:
-            if area >= min_px:
-                yield _belt_box(to_belt, x, y, x + w, y + h), _cut(x, y, w, h, region.shape), share
+        _, parts, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+        patches = []
+        for part, (x, y, w, h, area) in enumerate(stats[1:], start=1):
+            if area < min_px:
+                continue
+            cut = _cut(x, y, w, h, region.shape)
+            bands = None
+            if pixels is not None:
+                chosen = pixels.of(component, label) & (parts[pixels.rows, pixels.columns] == part)
+                bands = pixels.bands(chosen, self.settings.outline_band_mm)
+            patches.append(Patch(_belt_box(to_belt, x, y, x + w, y + h), cut, share, bands))
+        return patches
 
     def update(self, labels: np.ndarray, capture_ns: int) -> list[BeltObject]:
         """Track one label map of the frame captured at `capture_ns`; the confirmed objects seen in it."""
@@ -128,8 +217,8 @@ class BeltTracker:
         predicted = [track.predicted(capture_ns, self.speed_mm_s) for track in self.tracks]
         cost = np.full((len(self.tracks), len(patches)), UNMATCHED)
         for i, box in enumerate(predicted):
-            for j, (patch, _, _) in enumerate(patches):
-                distance = float(np.linalg.norm(_centre(box) - _centre(patch)))
+            for j, patch in enumerate(patches):
+                distance = float(np.linalg.norm(_centre(box) - _centre(patch.box)))
                 if distance <= self.settings.gate_mm:
                     cost[i, j] = distance
         matched: dict[int, int] = {}
@@ -137,22 +226,27 @@ class BeltTracker:
             rows, cols = linear_sum_assignment(cost)
             matched = {int(j): int(i) for i, j in zip(rows, cols, strict=True) if cost[i, j] < UNMATCHED}
         seen: list[Track] = []
-        for j, (patch, cut, share) in enumerate(patches):
+        for j, patch in enumerate(patches):
             if j in matched:
                 track = self.tracks[matched[j]]
                 expected = predicted[matched[j]]
                 box = (
-                    np.concatenate([np.minimum(patch[:2], expected[:2]), np.maximum(patch[2:], expected[2:])])
-                    if cut
-                    else patch
+                    np.concatenate(
+                        [np.minimum(patch.box[:2], expected[:2]), np.maximum(patch.box[2:], expected[2:])]
+                    )
+                    if patch.cut
+                    else patch.box
                 )
                 track.box, track.seen_ns, track.capture_ns = box, capture_ns, capture_ns
                 track.missed = 0
             else:
-                track = Track(next(self._ids) % 2**32, patch, capture_ns, capture_ns)
+                track = Track(next(self._ids) % 2**32, patch.box, capture_ns, capture_ns)
                 self.tracks.append(track)
+            if patch.bands is not None:
+                track.bands = self._outline_seen(track, patch, capture_ns)
+                track.bands_ns = capture_ns
             track.hits += 1
-            track.votes += share
+            track.votes += patch.share
             seen.append(track)
         seen_ids = {track.object_id for track in seen}
         for index, track in enumerate(self.tracks):
@@ -164,10 +258,32 @@ class BeltTracker:
         ]
         return [self._report(track) for track in seen if track.hits >= self.settings.min_hits]
 
+    def _outline_seen(self, track: Track, patch: Patch, capture_ns: int) -> np.ndarray:
+        """The track's outline after this sighting: the patch's, or, where the image border cuts the
+        patch, its union with what earlier sightings saw, carried on by the belt."""
+        if not patch.cut or track.bands is None:
+            return patch.bands
+        earlier = track.bands.copy()
+        earlier[:, 3:] += self.speed_mm_s * (capture_ns - track.bands_ns) / 1e9
+        return _per_band(np.concatenate([earlier, patch.bands]))
+
     def _report(self, track: Track) -> BeltObject:
         x_min, y_min, x_max, y_max = (float(v) for v in track.box)
         cls = "illegal" if track.illegal_share >= self.settings.illegal_share else "legal"
+        outline: tuple[Band, ...] = ()
+        if track.bands is not None:
+            shift = self.speed_mm_s * (track.seen_ns - track.bands_ns) / 1e9
+            outline = tuple(
+                Band(
+                    y_min_mm=float(y0),
+                    y_max_mm=float(y1),
+                    x_min_mm=float(x0 + shift),
+                    x_max_mm=float(x1 + shift),
+                )
+                for _, y0, y1, x0, x1 in track.bands
+            )
         return BeltObject(
             object_id=track.object_id, cls=cls, x_min_mm=x_min, x_max_mm=x_max, y_min_mm=y_min,
             y_max_mm=y_max, seen_ns=track.seen_ns, speed_mm_s=self.speed_mm_s, capture_ns=track.capture_ns,
+            outline=outline,
         )  # fmt: skip

@@ -42,6 +42,7 @@ READERS: dict[str, tuple[str, ...]] = {
     "bridge": (LINK,),
     "bridge.lead_ms": (LIVE,),  # the ejection planner's lead
     "bridge.spare_legal": (LIVE,),  # the ejection planner's lanes
+    "bridge.spare_clearance_mm": (LIVE,),
     "live": (LIVE,),
     "panel": (PANEL,),
 }

@@ -14,8 +14,6 @@ from firmware_bridge.messages import BeltObject as TrackedObject
 from firmware_bridge.planner import NozzleBank
 from firmware_bridge.valve_device import ValveOpening
 
-STEP_S = 0.001
-
 
 @dataclass(frozen=True)
 class Judgement:
@@ -35,30 +33,68 @@ def _box(obj: BeltObject, belt_offset_mm: float) -> tuple[float, float, float, f
     )
 
 
+def _clip(polygon: np.ndarray, axis: int, bound: float, keep_below: bool) -> np.ndarray:
+    """Sutherland-Hodgman: the part of `polygon` on one side of the line `coordinate[axis] = bound`."""
+    if len(polygon) == 0:
+        return polygon
+    side = polygon[:, axis] - bound
+    inside = side <= 0 if keep_below else side >= 0
+    following = np.roll(polygon, -1, axis=0)
+    following_side = np.roll(side, -1)
+    crosses = inside != np.roll(inside, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(crosses, side / (side - following_side), 0.0)
+    crossing = polygon + fraction[:, None] * (following - polygon)
+    points = np.stack([polygon, crossing], axis=1)  # each vertex, then where its edge crosses
+    keep = np.stack([inside, crosses], axis=1)
+    return points[keep]
+
+
+def outline_meets_rectangle(outline: np.ndarray, x0: float, x1: float, y0: float, y1: float) -> bool:
+    """Whether the polygon `outline` and the rectangle [x0, x1] x [y0, y1] share an area: the polygon
+    clipped to the rectangle has one."""
+    clipped = outline
+    for axis, bound, keep_below in ((0, x0, False), (0, x1, True), (1, y0, False), (1, y1, True)):
+        clipped = _clip(clipped, axis, bound, keep_below)
+    if len(clipped) < 3:
+        return False
+    x, y = clipped[:, 0], clipped[:, 1]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2 > 1e-6
+
+
 def judge_openings(
     openings: list[ValveOpening], bank: NozzleBank, world: BeltWorld, epoch_ns: int
 ) -> list[Judgement]:
     """`epoch_ns` is the monotonic time of the simulator's t = 0; the air reaches the belt one valve
-    latency after the valve is commanded open, and stops one latency after it is commanded shut."""
+    latency after the valve is commanded open, and stops one latency after it is commanded shut.
+
+    The air hits what it meets of an object's own outline, not of the box around it: a nozzle's lane
+    crossing the empty corner of a tilted bottle's box blows on the belt. While the valve is open
+    the belt carries each object a stretch past the line (the belt only moves forward), so in the
+    object's own frame the air sweeps a rectangle: that stretch along the belt by the lane across it.
+    """
     latency_s = bank.valve_latency_ms / 1e3
     margin = world.config.object_size_mm[1]
     judgements = []
     for opening in openings:
         lane_lo, lane_hi = bank.lane(opening.channel)
-        start_s = (opening.open_ns - epoch_ns) / 1e9 + latency_s
-        end_s = (opening.close_ns - epoch_ns) / 1e9 + latency_s
-        first, last = world.belt_offset_mm(start_s), world.belt_offset_mm(end_s)
+        first = world.belt_offset_mm((opening.open_ns - epoch_ns) / 1e9 + latency_s)
+        last = world.belt_offset_mm((opening.close_ns - epoch_ns) / 1e9 + latency_s)
         candidates = world.objects_between(first - bank.line_x_mm - margin, last - bank.line_x_mm + margin)
-        hits: dict[int, BeltObject] = {}
-        for t in np.arange(start_s, end_s + STEP_S / 2, STEP_S):
-            offset = world.belt_offset_mm(float(t))
-            for obj in candidates:
-                x0, y0, x1, y1 = _box(obj, offset)
-                if x0 <= bank.line_x_mm <= x1 and y0 < lane_hi and y1 > lane_lo:
-                    hits[obj.object_id] = obj
-        classes = {obj.cls for obj in hits.values()}
+        hits = [
+            obj
+            for obj in candidates
+            if outline_meets_rectangle(
+                obj.outline_mm,
+                bank.line_x_mm - obj.x_at(last),
+                bank.line_x_mm - obj.x_at(first),
+                lane_lo - obj.y_mm,
+                lane_hi - obj.y_mm,
+            )
+        ]
+        classes = {obj.cls for obj in hits}
         verdict = "legal" if "legal" in classes else "illegal" if classes else "nothing"
-        judgements.append(Judgement(opening, verdict, tuple(sorted(hits))))
+        judgements.append(Judgement(opening, verdict, tuple(sorted(obj.object_id for obj in hits))))
     return judgements
 
 
