@@ -47,15 +47,17 @@ from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
 
 FUSIONS = ("belt", "none")
-PATHS = {  # (bridge.spare_legal, live.split_classes, live.outline_band_mm, bridge.spare_clearance_mm)
-    "whole": (False, False, 0.0, 0.0),
-    "spare+split": (True, True, 0.0, 0.0),
-    "outline": (True, True, 5.0, 5.0),
+# bridge.spare_legal, live.split_classes, live.outline_band_mm, bridge.spare_clearance_mm, live.belt_speed
+PATHS = {
+    "whole": (False, False, 0.0, 0.0, "calibrated"),
+    "spare+split": (True, True, 0.0, 0.0, "calibrated"),
+    "outline": (True, True, 5.0, 5.0, "measured"),
 }
 PATHS_HELP = (
     "whole: pulses over whole object boxes, touching objects one patch; spare+split: touching "
     "illegal/legal regions split, lanes of legal objects' boxes spared; outline (the default settings): "
-    "the same, lanes fired and spared by each object's outline, 5 mm clear of legal objects"
+    "the same, lanes fired and spared by each object's outline, 5 mm clear of legal objects, timed by "
+    "the belt speed the tracks show"
 )
 TRUTH = "truth"  # the simulator's label maps in place of a model: the floor of the rest of the path
 CAMERAS = ("c1", "c2")
@@ -71,6 +73,7 @@ def site(
     split: bool = True,
     outline_band_mm: float = 5.0,
     clearance_mm: float = 5.0,
+    belt_speed: str = "measured",
     belt: str = "standard",
 ) -> Path:
     path = folder / "beltcam.yaml"
@@ -80,7 +83,12 @@ def site(
         "simulator": {"seed": seed, "belt_speed_mm_s": speed, **belt_settings(belt)},
         "model": {"backbone": "resnet18", "pretrained_weights": "random"},
         "calibration_file": "data/calibration.yaml",
-        "live": {"fusion": fusion, "split_classes": split, "outline_band_mm": outline_band_mm},
+        "live": {
+            "fusion": fusion,
+            "split_classes": split,
+            "outline_band_mm": outline_band_mm,
+            "belt_speed": belt_speed,
+        },
         "bridge": {"spare_legal": spare_legal, "spare_clearance_mm": clearance_mm},
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -8,7 +8,9 @@ each C1 frame, 640x480 at 10 fps, through the real `BeltTracker`). Each is run w
 over whole object extents (`spare_legal` off) and sparing the lanes of legal neighbours (on), and the
 truth maps also with and without the tracker splitting patches where an illegal and a legal region
 touch (`split_classes`), and with the tracker reporting each object's outline (`outline_band_mm`: the
-planner fires and spares lanes by it, keeping `spare_clearance_mm` from legal objects). Removal
+planner fires and spares lanes by it, keeping `spare_clearance_mm` from legal objects), timing by the
+calibrated belt speed or the one the tracks show (`belt_speed`), also with a calibration whose speed is
+10 % below the belt's (`calibrated_over_true` 0.9: the plant sped the line up). Removal
 commands become valve openings at their fire time for their pulse (the reference device does the
 same), judged by `edge.simulator.judge` like the agent's.
 
@@ -51,6 +53,8 @@ class Path:
     split_classes: bool = False
     outline_band_mm: float = 0.0
     spare_clearance_mm: float = 0.0
+    belt_speed: str = "calibrated"  # live.belt_speed: the calibrated figure, or measured from the tracks
+    calibrated_over_true: float = 1.0  # the calibration's belt speed over the simulated belt's
 
 
 @dataclass
@@ -82,8 +86,12 @@ def one_run(seed: int, speed: float, paths: tuple[Path, ...], seconds: float) ->
             BeltTracker(
                 plane,
                 RESOLUTION,
-                speed,
-                LiveConfig(split_classes=path.split_classes, outline_band_mm=path.outline_band_mm),
+                speed * path.calibrated_over_true,
+                LiveConfig(
+                    split_classes=path.split_classes,
+                    outline_band_mm=path.outline_band_mm,
+                    belt_speed=path.belt_speed,
+                ),
             ),
         )
         for path in paths
@@ -139,7 +147,15 @@ PATHS = (
             outline_band_mm=5.0,
             spare_clearance_mm=clearance,
         )
-        for clearance in (0.0, 5.0, 10.0)  # 5 mm: the defaults now
+        for clearance in (0.0, 5.0, 10.0)
+    ),
+    *(
+        Path(
+            "truth maps", True, True, 5.0, 5.0, belt_speed, calibrated_over_true
+        )  # measured, 1.0: the defaults
+        for calibrated_over_true in (1.0, 0.9)
+        for belt_speed in ("measured", "calibrated")
+        if (belt_speed, calibrated_over_true) != ("calibrated", 1.0)  # that row is above
     ),
 )
 
@@ -162,8 +178,8 @@ def main() -> None:
             print({key: rows[-1][key] for key in (*asdict(path), "speed_mm_s", *KEYS)}, flush=True)
     budget = f"{args.minutes:g} min x {len(args.seeds)} seeds"
     print(f"\nremoval floor with perfect masks ({describe_machine()}), {budget}")
-    columns = ("input", "spare_legal", "split_classes", "outline_band_mm", "spare_clearance_mm", "speed_mm_s",
-               "recall", "false_ejections", "spared")  # fmt: skip
+    columns = ("input", "spare_legal", "split_classes", "outline_band_mm", "spare_clearance_mm", "belt_speed",
+               "calibrated_over_true", "speed_mm_s", "recall", "false_ejections", "spared")  # fmt: skip
     print(" | ".join(columns))
     for row in rows:
         print(" | ".join(str(row[column]) for column in columns))

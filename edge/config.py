@@ -254,6 +254,11 @@ class LiveConfig(_Strict):
         default=True,
         description="a patch with an illegal and a legal region each of min_area_mm2 is two touching objects",
     )
+    belt_speed: Literal["measured", "calibrated"] = Field(
+        default="measured",
+        description="predict and time removals by the belt speed the tracked objects show (the median of the "
+        "last 2 s), or by the calibrated figure alone",
+    )
     outline_band_mm: float = Field(
         default=5.0,
         ge=0,

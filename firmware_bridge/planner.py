@@ -11,8 +11,9 @@ blows a third of the legal objects off with it (benchmarks/README.md, the `truth
 clear of legal objects still fire; a command left with no lane is not sent and is handed over as
 `spared`, so that it is on record like a late one. Where the tracker reports objects' outlines
 (`BeltObject.outline`), lanes are judged by them, not by the boxes: a lane fires only where the
-object reaches into it, a legal neighbour counts only where its own outline is in the air, and a
-command that lost lanes is shortened to what is left of the object in the lanes that still fire.
+object reaches into it, over the object's own stretch in that lane (so one object may take several
+commands, one per group of lanes with alike stretches), and a legal neighbour counts only where its
+own outline is, kept `spare_clearance_mm` away from the air.
 """
 
 from __future__ import annotations
@@ -256,8 +257,8 @@ class EjectionPlanner:
     def due(self) -> list[RemovalCommand]:
         """Pending commands whose fire time is within the lead time: final, hand them to the link.
 
-        Pulses that would overlap on a nozzle are merged: the earlier command is stretched to cover
-        the later one's pulse on the shared nozzles, and the later one keeps only the others.
+        A command whose lanes all lie in a later one's and whose pulse the later one starts within is
+        stretched to cover it, and the later one keeps only its other lanes (`_merge_into`).
         """
         now = self.clock()
         ready = sorted(
@@ -278,10 +279,15 @@ class EjectionPlanner:
         return released
 
     def _merge_into(self, released: list[RemovalCommand], command: RemovalCommand) -> list[RemovalCommand]:
+        """Fold `command` into an earlier released command it overlaps on a nozzle, where stretching
+        that command gives air only to lanes `command` wants anyway: every lane of the earlier one is
+        shared, and `command` starts within its pulse. Other overlaps go as they are: the device merges
+        overlapping openings of one channel itself (PROTOCOL.md, Overlaps), and stretching a command
+        over lanes of its own would blow air where the planner spared a legal object."""
         remaining = set(command.channels)
         for index, earlier in enumerate(released):
             shared = remaining & set(earlier.channels)
-            if shared and command.fire_ns <= earlier.end_ns:
+            if shared == set(earlier.channels) and earlier.fire_ns <= command.fire_ns <= earlier.end_ns:
                 stretched_ms = max(earlier.end_ns, command.end_ns) - earlier.fire_ns
                 released[index] = earlier.model_copy(update={"pulse_ms": stretched_ms / 1e6})
                 remaining -= shared

@@ -91,14 +91,21 @@ def test_an_object_reported_legal_before_release_loses_its_command():
     assert again is not None and again.fire_ns == 1988 * MS
 
 
-def test_overlapping_pulses_on_a_nozzle_merge():
+def test_overlapping_pulses_merge_only_where_no_lane_gets_more_air():
     clock = Clock()
     planner = EjectionPlanner(BANK, lead_ms=5000.0, clock=clock)
     planner.plan(_object(object_id=1, x=(900.0, 1000.0), y=(60.0, 110.0)))  # fires 1988 ms for 400 ms
     planner.plan(_object(object_id=2, x=(850.0, 950.0), y=(100.0, 140.0)))  # fires 2188 ms, lanes 4, 5
-    first, second = planner.due()
-    assert first.channels == (2, 3, 4) and first.pulse_ms == pytest.approx(600.0)  # 1988 .. 2588 ms
-    assert second.channels == (5,)
+    planner.plan(_object(object_id=3, x=(600.0, 700.0), y=(105.0, 120.0)))  # fires 3188 ms, lane 4
+    planner.plan(_object(object_id=4, x=(560.0, 690.0), y=(100.0, 145.0)))  # fires 3228 ms, lanes 4, 5
+    first, second, third, fourth = planner.due()
+    # stretching object 1's pulse over lanes 2 and 3 would blow air where object 2 never is: both go,
+    # and the device merges their openings on nozzle 4
+    assert (first.channels, first.pulse_ms) == ((2, 3, 4), pytest.approx(400.0))
+    assert (second.channels, second.pulse_ms) == ((4, 5), pytest.approx(400.0))
+    # object 3's only lane is object 4's too: its pulse is stretched to 3188 .. 3748 ms, object 4 keeps lane 5
+    assert (third.object_id, third.channels, third.pulse_ms) == (3, (4,), pytest.approx(560.0))
+    assert (fourth.object_id, fourth.channels) == (4, (5,))
 
 
 def test_spare_legal_fires_only_the_lanes_clear_of_legal_objects():

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from edge.agent import supervised
 from edge.capture.newest import NewestFrameSlot
 from edge.config import CameraConfig, LiveConfig, SimulatorConfig
+from edge.live.belt_speed import BeltSpeedMeter
 from edge.live.dispatcher import Dispatcher
 from edge.live.fusion import TemporalFusion
 from edge.live.path import LivePath
@@ -193,6 +194,31 @@ def test_an_object_cut_by_the_border_keeps_the_outline_it_was_seen_with():
     assert obj.lane_extent(20 * MM_PER_PX, 30 * MM_PER_PX) == pytest.approx(
         (108 * MM_PER_PX, 118 * MM_PER_PX)
     )
+
+
+def test_the_belt_speed_is_measured_from_the_objects_the_tracker_follows():
+    meter = BeltSpeedMeter(250.0, window_s=1.0, min_samples=3)
+    meter.add(27.0, 0.1, 0)
+    meter.add(28.0, 0.1, 100_000_000)
+    assert meter.speed_mm_s(100_000_000) == 250.0  # two samples: the calibrated speed still stands
+    meter.add(80.0, 0.1, 150_000_000)  # 800 mm/s: a track that jumped to a neighbour, refused
+    meter.add(27.5, 0.1, 200_000_000)
+    assert meter.speed_mm_s(200_000_000) == pytest.approx(275.0) and meter.refused == 1
+    assert meter.speed_mm_s(5_000_000_000) == pytest.approx(275.0)  # an empty belt keeps the last measure
+
+    def run(belt_speed: str) -> list:
+        tracker = _tracker(min_hits=1, merge_gap_mm=0.0, belt_speed=belt_speed)  # calibrated: 250 mm/s
+        reports = []
+        for k in range(8):  # the belt runs at 312.5 mm/s: 5 px of 6.25 mm every 0.1 s
+            labels = _labels([(10 + 5 * k, 10, 26 + 5 * k, 30, 1), (30 + 5 * k, 50, 46 + 5 * k, 70, 2)])
+            reports.append(tracker.update(labels, k * 100_000_000))
+        return reports
+
+    measured = run("measured")
+    assert {obj.speed_mm_s for obj in measured[0]} == {250.0}  # nothing measured yet
+    assert [obj.speed_mm_s for obj in measured[-1]] == pytest.approx([312.5, 312.5])
+    assert len({obj.object_id for frame in measured for obj in frame}) == 2
+    assert {obj.speed_mm_s for obj in run("calibrated")[-1]} == {250.0}
 
 
 def test_small_patches_are_noise_and_far_jumps_are_new_objects():

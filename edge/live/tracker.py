@@ -32,10 +32,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from edge.config import LiveConfig
+from edge.live.belt_speed import BeltSpeedMeter
 from firmware_bridge.messages import Band, BeltObject
 from trainer.cams import LABEL_BACKGROUND, LABEL_ILLEGAL, LABEL_LEGAL
 
 UNMATCHED = 1e9
+SPEED_SAMPLE_MAX_S = 0.5  # two whole sightings further apart than this give no speed sample
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Track:
     missed: int = 0
     bands: np.ndarray | None = None  # band index, y_min, y_max, x_min, x_max per band, at `bands_ns`
     bands_ns: int = 0
+    whole_centre: tuple[float, int] | None = None  # centre x (mm) and time of its last sighting uncut
 
     @property
     def illegal_share(self) -> float:
@@ -84,6 +87,7 @@ class Patch:
     cut: bool
     share: float
     bands: np.ndarray | None
+    centre_x_mm: float  # of its pixels where they were mapped (outlines), else of its box
 
 
 class _Pixels:
@@ -149,6 +153,7 @@ class BeltTracker:
         self.settings = settings
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
+        self.speed_meter = BeltSpeedMeter(speed_mm_s) if settings.belt_speed == "measured" else None
 
     def _map_to_belt(self, shape: tuple[int, int]) -> np.ndarray:
         """Label-map pixels of a map of `shape` (height, width) to belt mm."""
@@ -178,12 +183,28 @@ class BeltTracker:
                     region = ((component == index) & (labels == label)).astype(np.uint8)
                     patches.extend(self._regions(region, min_px, to_belt, share, pixels, index, label))
                 continue
-            x, y, w, h, _ = stats[index]
-            cut = _cut(x, y, w, h, labels.shape)
-            bands = None if pixels is None else pixels.bands(pixels.of(index), self.settings.outline_band_mm)
             share = float(illegal[index] / foreground[index])
-            patches.append(Patch(_belt_box(to_belt, x, y, x + w, y + h), cut, share, bands))
+            chosen = None if pixels is None else pixels.of(index)
+            patches.append(self._patch(to_belt, stats[index], labels.shape, share, pixels, chosen))
         return patches
+
+    def _patch(
+        self,
+        to_belt: np.ndarray,
+        stat: np.ndarray,
+        shape: tuple[int, ...],
+        share: float,
+        pixels: _Pixels | None,
+        chosen: np.ndarray | None,
+    ) -> Patch:
+        """The patch of the pixel rectangle `stat` (x, y, w, h, ...) whose pixels are `chosen`."""
+        x, y, w, h = (int(v) for v in stat[:4])
+        box = _belt_box(to_belt, x, y, x + w, y + h)
+        bands, centre_x = None, float(box[0] + box[2]) / 2
+        if pixels is not None and chosen is not None:
+            bands = pixels.bands(chosen, self.settings.outline_band_mm)
+            centre_x = float(pixels.belt[chosen, 0].mean())
+        return Patch(box, _cut(x, y, w, h, shape), share, bands, centre_x)
 
     def _regions(
         self,
@@ -198,19 +219,19 @@ class BeltTracker:
         """The patches of one class inside a split patch: its connected regions of `min_px` or more."""
         _, parts, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
         patches = []
-        for part, (x, y, w, h, area) in enumerate(stats[1:], start=1):
-            if area < min_px:
+        for part, stat in enumerate(stats[1:], start=1):
+            if stat[4] < min_px:
                 continue
-            cut = _cut(x, y, w, h, region.shape)
-            bands = None
+            chosen = None
             if pixels is not None:
                 chosen = pixels.of(component, label) & (parts[pixels.rows, pixels.columns] == part)
-                bands = pixels.bands(chosen, self.settings.outline_band_mm)
-            patches.append(Patch(_belt_box(to_belt, x, y, x + w, y + h), cut, share, bands))
+            patches.append(self._patch(to_belt, stat, region.shape, share, pixels, chosen))
         return patches
 
     def update(self, labels: np.ndarray, capture_ns: int) -> list[BeltObject]:
         """Track one label map of the frame captured at `capture_ns`; the confirmed objects seen in it."""
+        if self.speed_meter is not None:
+            self.speed_mm_s = self.speed_meter.speed_mm_s(capture_ns)
         to_belt = self._map_to_belt(labels.shape)
         patches = self._patches(labels, to_belt)
         view_x_max_mm = _belt_box(to_belt, 0, 0, labels.shape[1], labels.shape[0])[2]
@@ -245,6 +266,8 @@ class BeltTracker:
             if patch.bands is not None:
                 track.bands = self._outline_seen(track, patch, capture_ns)
                 track.bands_ns = capture_ns
+            if not patch.cut:
+                self._measure_speed(track, patch.centre_x_mm, capture_ns)
             track.hits += 1
             track.votes += patch.share
             seen.append(track)
@@ -257,6 +280,15 @@ class BeltTracker:
             t for t in self.tracks if t.missed <= self.settings.max_missed and t.box[0] <= view_x_max_mm
         ]
         return [self._report(track) for track in seen if track.hits >= self.settings.min_hits]
+
+    def _measure_speed(self, track: Track, centre_x_mm: float, capture_ns: int) -> None:
+        """A speed sample from a track seen whole in this frame and, shortly before, in another."""
+        if self.speed_meter is not None and track.whole_centre is not None:
+            earlier_x, earlier_ns = track.whole_centre
+            seconds = (capture_ns - earlier_ns) / 1e9
+            if 0 < seconds <= SPEED_SAMPLE_MAX_S:
+                self.speed_meter.add(centre_x_mm - earlier_x, seconds, capture_ns)
+        track.whole_centre = (centre_x_mm, capture_ns)
 
     def _outline_seen(self, track: Track, patch: Patch, capture_ns: int) -> np.ndarray:
         """The track's outline after this sighting: the patch's, or, where the image border cuts the
