@@ -236,6 +236,8 @@ class Agent:
             "commands_sent": self.dispatcher.sent,
             "dropped_at_stop": self.dispatcher.dropped_at_stop,
             "late": self.planner.stats.late,
+            "late_by_ms_max": max(self.planner.stats.late_margins_ms, default=None),
+            "belt_speed_mm_s": round(self.live.tracker.speed_mm_s, 1),
             "spared": self.planner.stats.spared,
             "lanes_spared": self.planner.stats.lanes_spared,
             "latency_p50_ms": _percentile(plan, 50),
