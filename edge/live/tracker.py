@@ -19,7 +19,9 @@ Each object is also reported as its outline (`BeltObject.outline`): its pixels i
 sliced into bands `outline_band_mm` wide across the belt, each band's extent along the belt. The
 planner fires and spares nozzle lanes by it instead of by the box (benchmarks/README.md, "What the
 path after the model loses by itself"). A patch cut by the image border does not show the whole
-outline: the track keeps the outline of its newest whole sighting, carried on by the belt.
+outline: what it shows is added, band by band, to what earlier sightings saw, carried on by the belt.
+The belt speed the tracks are moved on by is measured from the tracks themselves
+(`live.belt_speed`, `edge/live/belt_speed.py`) unless the calibrated figure is asked for.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def _centre(box: np.ndarray) -> np.ndarray:
 @dataclass
 class Patch:
     """One object in one label map: its belt-mm box, whether the image border cuts it, its share of
-    illegal pixels, and its outline's bands (None when cut or not asked for)."""
+    illegal pixels, and the bands of what it shows of its outline (None when outlines are off)."""
 
     box: np.ndarray
     cut: bool
