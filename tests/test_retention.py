@@ -86,12 +86,12 @@ def everything_bytes(data_dir):
     return sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
 
 
-def test_recording_for_long_under_a_tiny_quota(make_config, run_recorder, monkeypatch):
-    """The quota holds for everything in the data directory: frames, masks and the database too."""
+def record_under_quota(make_config, run_recorder, monkeypatch, quota_mb, duration_s=6.0):
+    """Record under `quota_mb` with the database measured before every write; returns the store,
+    the summary and the most the data directory ever held right after a file was written."""
     import edge.store.retention as retention
 
     monkeypatch.setattr(retention, "OTHER_REFRESH_S", 0.0)  # measure the database before every write
-    quota_mb = 6.0  # the index and its WAL (checkpointed every 1 MB) take a good part of it
     config = make_config(
         {
             "cameras": simulated_cameras(320, 240),
@@ -109,11 +109,18 @@ def test_recording_for_long_under_a_tiny_quota(make_config, run_recorder, monkey
         return written
 
     monkeypatch.setattr(FrameStore, "write_file", measured_write)
-    store, summary = run_recorder(config, 6.0)
+    store, summary = run_recorder(config, duration_s)
+    return config, store, summary, peak[0]
+
+
+def test_recording_for_long_under_a_tiny_quota(make_config, run_recorder, monkeypatch):
+    """The quota holds for everything in the data directory: frames, masks and the database too."""
+    quota_mb = 6.0  # the index and its WAL (checkpointed every 1 MB) take a good part of it
+    config, store, summary, peak = record_under_quota(make_config, run_recorder, monkeypatch, quota_mb)
     assert summary.evicted_frames > 0
     assert sum(summary.written.values()) * 50_000 > 2 * quota_mb * 1e6  # far more than fits was written
     # the index grows by one commit's WAL pages between two measurements: that is the only slack
-    assert peak[0] <= quota_mb * 1e6 * 1.02
+    assert peak <= quota_mb * 1e6 * 1.02
     with store.session() as session:
         masks = list(session.scalars(select(Mask)))
         assert masks
@@ -122,3 +129,22 @@ def test_recording_for_long_under_a_tiny_quota(make_config, run_recorder, monkey
             assert store.absolute(session.get(Frame, mask.frame_id).path).is_file()
     reopened = FrameStore.from_config(config.storage)
     assert reopened.usage_bytes() == folder_bytes(config.storage.data_dir)
+
+
+def test_a_new_recordings_commit_is_measured_before_its_first_frame(make_config, run_recorder, monkeypatch):
+    """Starting a recording commits the last batch and closes the old one; when that commit grows
+    the index (a WAL checkpoint copies up to a megabyte into the database file), the first frame of
+    the new recording must still fit under the quota."""
+    begin_recording = FrameStore.begin_recording
+    growth = 300_000  # what a checkpoint may add at once, far beyond the test's 2 % slack
+
+    def growing_begin(self, *args, **kwargs):
+        with open(self.data_dir / "index-growth.bin", "ab") as grown:
+            grown.write(b"\0" * growth)
+        return begin_recording(self, *args, **kwargs)
+
+    monkeypatch.setattr(FrameStore, "begin_recording", growing_begin)
+    quota_mb = 8.0
+    _, _, summary, peak = record_under_quota(make_config, run_recorder, monkeypatch, quota_mb, duration_s=5.0)
+    assert summary.evicted_frames > 0
+    assert peak <= quota_mb * 1e6 * 1.02

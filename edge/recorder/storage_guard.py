@@ -66,6 +66,10 @@ class StorageGuard:
     def written(self, nbytes: int) -> None:
         self.quota.added(nbytes)
 
+    def index_changed(self) -> None:
+        """The index committed more than one batch's rows: the next check measures it again."""
+        self.quota.remeasure()
+
     def failed(self, what: str, error: Exception) -> None:
         """A write failed (an OSError, or the database's OperationalError): pause, and on a full disk
         keep more free from now on (the configured floor proved too small, or something else filled

@@ -138,6 +138,14 @@ class FrameWriter:
             return
         written: list[WrittenFile] = []
         try:
+            if self._segment_ends(encoded.frame):
+                self._roll_over(encoded.frame)
+                # that committed a batch and two recordings (and may have checkpointed the WAL): the
+                # index grew after the quota measured it, so measure again before the files go down
+                self.guard.index_changed()
+                if not self.guard.room_for(nbytes):
+                    self.quota_drops[camera] += 1
+                    return
             pending = self._write_files(encoded, written)
         except (OSError, OperationalError) as error:
             for done in written:
@@ -152,7 +160,7 @@ class FrameWriter:
     def _write_files(self, encoded: EncodedFrame, written: list[WrittenFile]) -> _Pending:
         """The frame's files (image, mask, depth), each added to `written` as soon as it exists."""
         frame = encoded.frame
-        segment = self._segment_for(frame)
+        segment = self._segments[frame.camera]
         camera, recording_id, seq = frame.camera, segment.recording_id, segment.next_seq
         with_truth = (
             bool(encoded.mask_data) and segment.index % self.config.simulator.truth_segments_every == 0
@@ -301,11 +309,15 @@ class FrameWriter:
             for event in self.guard.events
         )
 
-    def _segment_for(self, frame: Frame) -> _Segment:
+    def _segment_ends(self, frame: Frame) -> bool:
+        """True when `frame` is its camera's first, or falls past its current recording's length."""
         segment = self._segments.get(frame.camera)
         segment_ns = self.config.recorder.segment_s * 1e9
-        if segment is not None and frame.capture_ns - segment.started_ns < segment_ns:
-            return segment
+        return segment is None or frame.capture_ns - segment.started_ns >= segment_ns
+
+    def _roll_over(self, frame: Frame) -> None:
+        """Close the camera's current recording (indexing its batch) and begin the one `frame` opens."""
+        segment = self._segments.get(frame.camera)
         if segment is not None:
             self.commit()
             self.store.close_recording(segment.recording_id)
@@ -328,7 +340,6 @@ class FrameWriter:
             new_segment.synced_counters = dict(carried)
         self._segments[frame.camera] = new_segment
         self.recording_ids.add(recording_id)
-        return new_segment
 
     def close(self) -> None:
         """Index what is left and close the recordings; what the store cannot take now (full disk)

@@ -110,6 +110,10 @@ class DiskQuota:
     def added(self, nbytes: int) -> None:
         self.used_bytes += nbytes
 
+    def remeasure(self) -> None:
+        """Measure the database, runs and caches at the next check, whenever they were last measured."""
+        self._other_measured = float("-inf")
+
     def _evictable(self):
         query = (
             select(
