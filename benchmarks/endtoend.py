@@ -1,6 +1,6 @@
 """The agent end to end on the simulated belt, judged by ground truth: `beltcam run` itself, in real
 time (10 fps, 640x480 cameras), for models trained by `ours`, `puzzlecam` and `cam`, each with and
-without inference-time fusion (belt motion), at two belt speeds, over several seeds.
+without inference-time fusion (by belt motion or by optical flow), at two belt speeds, over several seeds.
 
 Each model is the demo's starter recipe (ResNet-18, 128 px long side, 4 epochs on rendered frames of
 another stretch of belt) with the method changed. The method `truth` is no model: the live path takes
@@ -14,7 +14,7 @@ simulator's calibration and that model live; its scoreboard (`--report`) gives:
   processed/captured        C1 frames segmented over frames captured
 
     .venv/bin/python -m benchmarks.endtoend [--seeds 0 1] [--minutes 1] [--speeds 250 500]
-        [--methods ours puzzlecam cam truth] [--fusions belt none] [--paths whole spare+split]
+        [--methods ours puzzlecam cam truth] [--fusions belt flow none] [--paths whole spare+split]
         [--belt standard|hard] [--out endtoend]
 
 `--belt hard` (edge/simulator/belts.py) runs the site, and trains its models, on the hard belt: one
@@ -46,7 +46,7 @@ from edge.sources.base import Frame
 from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
 
-FUSIONS = ("belt", "none")
+FUSIONS = ("belt", "flow", "none")
 # bridge.spare_legal, live.split_classes, live.outline_band_mm, bridge.spare_clearance_mm, live.belt_speed
 PATHS = {
     "whole": (False, False, 0.0, 0.0, "calibrated"),
