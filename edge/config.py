@@ -245,6 +245,11 @@ class LiveConfig(_Strict):
         default="belt",
         description="fuse the previous frame's maps, moved by the calibrated belt motion or optical flow",
     )
+    engine: Literal["onnxruntime", "tensorrt"] = Field(
+        default="onnxruntime",
+        description="what runs the model: ONNX Runtime with `providers`, or a native TensorRT engine with "
+        "pycuda buffers (Jetson; the `jetson` extra)",
+    )
     providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
         default=["tensorrt", "cuda", "cpu"], description="ONNX Runtime providers, in order, where present"
     )

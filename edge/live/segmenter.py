@@ -13,8 +13,11 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime
@@ -28,6 +31,9 @@ from trainer.dataset import AFTER, BEFORE, model_input
 from trainer.model import CLASSES, IMAGENET_MEAN, IMAGENET_STD
 from trainer.onnx_model import ENGINE_CACHE_DIR, session_providers
 from trainer.preprocess import ForegroundSettings, split_foreground
+
+if TYPE_CHECKING:
+    from edge.live.tensorrt_engine import TensorRTEngine
 
 log = logging.getLogger(__name__)
 ENGINE_NOTICE_S = 15.0  # while a TensorRT engine builds, say so this often
@@ -84,6 +90,19 @@ def _notify_while(done: threading.Event, what: str) -> None:
         )
 
 
+@contextmanager
+def _building_notices(path: Path, cache_dir: Path, building: bool) -> Iterator[None]:
+    """While a TensorRT engine builds, say so at once and every ENGINE_NOTICE_S."""
+    done = threading.Event()
+    if building:
+        log.info("%s: building a TensorRT engine (cached in %s)", path, cache_dir)
+        threading.Thread(target=_notify_while, args=(done, str(path)), daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSession, ModelInfo]:
     """The model's session and what it says of itself; ModelRefused when it cannot run live."""
     if not path.is_file():
@@ -91,18 +110,13 @@ def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSe
     cache_dir = path.parent / ENGINE_CACHE_DIR
     providers = session_providers(wanted, cache_dir)
     building = any(isinstance(p, tuple) for p in providers) and not any(cache_dir.glob("*.engine"))
-    done = threading.Event()
-    if building:
-        log.info("%s: building a TensorRT engine (cached in %s)", path, cache_dir)
-        threading.Thread(target=_notify_while, args=(done, str(path)), daemon=True).start()
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=providers)
+        with _building_notices(path, cache_dir, building):
+            session = onnxruntime.InferenceSession(str(path), providers=providers)
     except Exception as error:  # ONNX Runtime raises its own types for unreadable or invalid graphs
         raise ModelRefused(
             f"{path}: not a readable ONNX model ({type(error).__name__}: {str(error).splitlines()[0]})"
         ) from None
-    finally:
-        done.set()
     meta = dict(session.get_modelmeta().custom_metadata_map)
     inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].name != "images" or len(inputs[0].shape) != 4 or inputs[0].shape[1] != 3:
@@ -124,6 +138,20 @@ def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSe
     return session, info
 
 
+def open_native_engine(path: Path, info: ModelInfo) -> TensorRTEngine:
+    """The model as a native TensorRT engine (`live.engine: tensorrt`); ModelRefused with the reason
+    when this machine cannot run one (no TensorRT or pycuda, no CUDA device, a graph it cannot parse)."""
+    from edge.live.tensorrt_engine import EngineUnavailable, TensorRTEngine
+
+    cache_dir = path.parent / ENGINE_CACHE_DIR
+    try:
+        return TensorRTEngine(
+            path, cache_dir, info.input_shape, lambda: _building_notices(path, cache_dir, building=True)
+        )
+    except EngineUnavailable as error:
+        raise ModelRefused(f"{path}: {error}") from None
+
+
 class LiveSegmenter:
     """One loaded model with its own running background and fusion state (a swapped-in model starts
     both afresh)."""
@@ -138,7 +166,11 @@ class LiveSegmenter:
         """`camera_size` (width, height) and `belt_velocity_px_s` are C1's, at its own resolution;
         the velocity (from the calibration) is needed for belt-motion fusion only. The foreground
         rule is the one the model was trained with (from its metadata)."""
-        self.session, self.info = open_session(path, settings.providers)
+        native = settings.engine == "tensorrt"
+        # the native engine reads the same file: ONNX Runtime on the CPU checks it and reads its metadata
+        self.session, self.info = open_session(path, ["cpu"] if native else settings.providers)
+        if native:
+            self.session = open_native_engine(path, self.info)
         height, width = self.info.input_shape
         velocity = None
         if belt_velocity_px_s is not None:
