@@ -293,3 +293,24 @@ def test_test_fires_are_on_record_like_every_command(write_config, tmp_path, cap
     store.close()
     test_fire = {"kind": "test_fire", "by": "beltcam bridge test-fire"}
     assert rows == [([5], 30.0, "acked", test_fire), ([6], 20.0, "dry_run", test_fire)]
+
+
+def test_an_encoder_site_is_told_how_to_run_live():
+    """The agent reads no encoder: a site calibrated by its encoder alone is told to add a clip's
+    speed (the live path follows the belt from there), and runs once it has."""
+    from calibration.calibration_file import BeltSection
+    from edge.config import CameraConfig, SimulatorConfig
+    from edge.live.site_check import live_geometry_problem
+    from edge.simulator.calibration_truth import simulator_calibration
+
+    cameras = [CameraConfig(id=c, kind="simulated", resolution=(128, 96), fps=10.0) for c in ("c1", "c2")]
+    site = simulator_calibration(SimulatorConfig(), cameras)
+    encoder_only = site.model_copy(
+        update={"belt": BeltSection(speed_source="encoder", encoder_pulses_per_mm=4.0)}
+    )
+    problem = live_geometry_problem(encoder_only)
+    assert "encoder, which the live path cannot read" in problem and "beltcam calibrate speed" in problem
+    with_clip = site.model_copy(
+        update={"belt": BeltSection(speed_source="clip", speed_mm_s=250.0, encoder_pulses_per_mm=4.0)}
+    )
+    assert live_geometry_problem(with_clip) is None

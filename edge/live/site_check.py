@@ -27,6 +27,13 @@ def live_geometry_problem(calibration: CalibrationFile) -> str | None:
     """What the calibration lacks for the live path (None when it has everything)."""
     if calibration.camera("c1").belt_plane is None:
         return "C1 has no belt plane (beltcam calibrate plane)"
+    if calibration.belt.speed_mm_s is None and calibration.belt.speed_source == "encoder":
+        # the agent has no encoder input; a clip gives the speed the tracks start from, and the live
+        # path follows the belt's changes from there (live.belt_speed: measured)
+        return (
+            "the belt speed comes from an encoder, which the live path cannot read: also run `beltcam "
+            "calibrate speed` on a clip of the running belt (the encoder's figure is kept)"
+        )
     if calibration.belt.speed_mm_s is None:
         return "no belt speed (beltcam calibrate speed)"
     if calibration.actuators is None:
