@@ -17,6 +17,8 @@ Ablations (issue 18; the rows above stay the paper's method):
   cam_balanced, puzzlecam_balanced, ours_balanced  C1 and C2 samples drawn with the same spread of
                  foreground share, so the amount of foreground cannot tell them apart
   puzzlecam_1x2, puzzlecam_2x1  the puzzle cut into 1x2 / 2x1 tiles (twice as large) instead of 2x2
+  cam_oneobject, puzzlecam_oneobject, ours_oneobject  one object per foreground sample (followed into
+                 its neighbours by the flow), so the number of objects cannot tell C1 from C2
 Every row is also scored with whole objects called (column `objects`, trainer/object_masks.py):
 each foreground object, split where objects touch, gets one class from the maps inside it.
 
@@ -81,6 +83,10 @@ RUNS = [
     # tiles twice as large: an object is cut half as often
     ("puzzlecam_1x2", "puzzlecam", "dis", False, {"puzzle_grid": (1, 2)}),
     ("puzzlecam_2x1", "puzzlecam", "dis", False, {"puzzle_grid": (2, 1)}),
+    # one object per sample (trainer/one_object.py): the number of objects in a frame is no cue
+    ("cam_oneobject", "cam", "dis", False, {"one_object": True}),
+    ("puzzlecam_oneobject", "puzzlecam", "dis", False, {"one_object": True}),
+    ("ours_oneobject", "ours", "dis", False, {"one_object": True}),
 ]
 
 

@@ -26,6 +26,7 @@ from trainer.errors import DatasetError
 from trainer.flow import make_flow_provider
 from trainer.manifest import Manifest, ManifestSequence
 from trainer.model import CLASSES
+from trainer.one_object import one_object_masks
 from trainer.preprocess import ForegroundSettings, foreground_mask, median_background, split_foreground
 from trainer.row_files import RowFile, RowWriter
 
@@ -305,6 +306,9 @@ class TripletDataset(Dataset):
     for C1, after for C2; with `c1_also_after`, C1 foreground also carries `after`, since C1 sees the
     legal objects too) and a background-only sample of class `background`.
 
+    `one_object`: a foreground sample shows one object of frame t (and the same object in t-1 and
+    t+1), not the whole foreground: the number of objects is then no cue (`trainer.one_object`).
+
     `augment` (for fine-tuning a pretrained trunk on few nights of footage): the triplet is mirrored
     across the belt half of the time (the belt still runs the same way, so flows stay valid once
     their y component is mirrored too) and its brightness scaled by one factor in [0.8, 1.2] (lamps
@@ -312,12 +316,17 @@ class TripletDataset(Dataset):
     """
 
     def __init__(
-        self, sequences: list[PreparedSequence], c1_also_after: bool = False, augment: bool = False
+        self,
+        sequences: list[PreparedSequence],
+        c1_also_after: bool = False,
+        augment: bool = False,
+        one_object: bool = False,
     ) -> None:
         self.sequences = sequences
         self.items: list[tuple[int, int, int]] = []  # sequence, frame, class
         self.c1_also_after = c1_also_after
         self.augment = augment
+        self.one_object = one_object
         for s, sequence in enumerate(sequences):
             if sequence.label not in ("before", "after"):
                 continue
@@ -340,11 +349,15 @@ class TripletDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         s, t, cls = self.items[index]
         sequence = self.sequences[s]
+        stored_flows = [f[t].astype(np.float32) for f in (sequence.flow_prev, sequence.flow_next)]
+        foregrounds = tuple(sequence.foreground[i] for i in (t - 1, t, t + 1))
+        if self.one_object and cls != BACKGROUND:
+            foregrounds = one_object_masks(foregrounds, *stored_flows) or foregrounds
         images = []
-        for i in (t - 1, t, t + 1):
-            fg_image, bg_image = split_foreground(sequence.frames[i], sequence.foreground[i])
+        for i, foreground in zip((t - 1, t, t + 1), foregrounds, strict=True):
+            fg_image, bg_image = split_foreground(sequence.frames[i], foreground)
             images.append(_to_tensor(bg_image if cls == BACKGROUND else fg_image))
-        flows = [torch.from_numpy(f[t].astype(np.float32)) for f in (sequence.flow_prev, sequence.flow_next)]
+        flows = [torch.from_numpy(flow) for flow in stored_flows]
         if self.augment:
             images, flows = _augmented(images, flows)
         return {

@@ -29,7 +29,8 @@ from trainer.errors import RunError
 from trainer.manifest import BeltGeometry
 from trainer.model import CamClassifier
 from trainer.object_check import ObjectCheckResult, check_objects, object_score, weak_objects
-from trainer.object_masks import object_scores, split_touching
+from trainer.object_masks import object_scores
+from trainer.touching import split_touching
 
 THRESHOLDS = tuple(round(float(x), 2) for x in np.arange(0.05, 0.96, 0.05))
 CHUNK_FRAMES = 16  # frames through the model at a time

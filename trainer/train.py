@@ -93,6 +93,9 @@ class TrainSettings(BaseModel):
     balance_foreground: bool = Field(
         default=False, description="draw C1 and C2 samples with the same spread of foreground share"
     )
+    one_object: bool = Field(
+        default=False, description="each foreground sample shows one object (followed into its neighbours)"
+    )
     foreground: ForegroundSettings = ForegroundSettings()
     weights: str | None = Field(
         default="imagenet", description="'imagenet' (torch hub cache), a .pth path, or 'random'"
@@ -394,7 +397,7 @@ def _train(
         )
     check_evaluable(sequences, manifest.belt)
     training = [s for s in sequences if not has_masks(s) and not s.holdout]
-    dataset = TripletDataset(training, settings.c1_also_after, settings.augment)
+    dataset = TripletDataset(training, settings.c1_also_after, settings.augment, settings.one_object)
     generator = torch.Generator().manual_seed(settings.seed)
     samples = min(settings.samples_per_epoch or len(dataset), len(dataset))
     samples = math.ceil(samples / group.world)  # each process its share: the epoch is as long
