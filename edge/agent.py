@@ -38,7 +38,7 @@ from edge.panel.app import create_app
 from edge.panel.context import PanelContext
 from edge.panel.server import PanelServer
 from edge.recorder.recorder import Recorder, RecordingSummary
-from edge.simulator.judge import recent_verdicts
+from edge.simulator.truth import SimulatedTruth
 from edge.sources.base import FrameSource
 from edge.store.command_log import CommandLog
 from edge.store.frame_store import FrameStore
@@ -46,7 +46,6 @@ from firmware_bridge.planner import EjectionPlanner
 
 log = logging.getLogger(__name__)
 RESTART_MAX_S = 30.0
-JUDGED_SHOWN = 10  # valve openings the panel shows with the simulator's verdict
 
 
 @dataclass(frozen=True)
@@ -85,16 +84,14 @@ def supervised(name: str, work, stop: threading.Event, restarts: Counter) -> thr
     return threading.Thread(target=body, name=name, daemon=True)
 
 
-def _simulator_judge(link: ActuatorLink, sources: dict[str, FrameSource], config: SiteConfig):
-    """On the simulated belt with its simulated valves, the ground truth's verdicts on the newest
-    openings (for the panel); None anywhere else: only a simulator knows what the air hit."""
+def simulated_truth(
+    link: ActuatorLink, sources: dict[str, FrameSource], config: SiteConfig
+) -> SimulatedTruth | None:
+    """The ground truth of this site when it is the simulated belt with the in-process valves."""
     camera = getattr(sources["c1"], "source", None)
     if link.simulator is None or not hasattr(camera, "world"):
         return None
-    bank = nozzle_bank(config.calibration_file)
-    return lambda: recent_verdicts(
-        link.simulator.openings(), bank, camera.world, camera.epoch_ns, time.monotonic_ns(), JUDGED_SHOWN
-    )
+    return SimulatedTruth(link.simulator, camera.world, camera.epoch_ns, nozzle_bank(config.calibration_file))
 
 
 class Agent:
@@ -120,6 +117,7 @@ class Agent:
         self.view = LiveView()  # what the panel shows: C1 with its label map, C2 as captured
         self.recorder = Recorder(config, store, sources, newest={"c1": self.slot, "c2": self.view.feed("c2")})
         self.restarts: Counter[str] = Counter()
+        self.truth = simulated_truth(link, sources, config)  # None but on the simulated belt
         problem = live_geometry_problem(calibration)
         if problem is not None:
             raise LiveUnavailable(f"{config.calibration_file}: {problem}")
@@ -154,7 +152,7 @@ class Agent:
         self.panel = None
         if config.panel.enabled:  # binds its port now: a port in use stops the agent before it starts
             context = PanelContext(config, store, config_path, self.view, link.transport, self.command_log,
-                                   judge=_simulator_judge(link, sources, config),
+                                   judge=self.truth.recent if self.truth else None,
                                    restart=restart)  # fmt: skip
             self.panel = PanelServer(create_app(context), config.panel, context.stopping)
         # the nightly loop runs `beltcam nightly --config FILE`: it needs the file the agent was started with
@@ -172,7 +170,7 @@ class Agent:
         return (
             f"live: {stats.processed}/{self.slot.offered} frames, {stats.planned_objects} objects, "
             f"{self.dispatcher.sent} commands, {self.planner.stats.late} late"
-        )
+        ) + (f"; {self.truth.running(stats.first_frame_ns)}" if self.truth else "")
 
     def run(self, duration_s: float | None, progress: bool) -> AgentSummary:
         self.watcher.check()  # the live model loads before the cameras start

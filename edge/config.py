@@ -254,6 +254,9 @@ class LiveConfig(_Strict):
         default=["tensorrt", "cuda", "cpu"], description="ONNX Runtime providers, in order, where present"
     )
     min_area_mm2: float = Field(default=1500.0, ge=0, description="smaller patches of foreground are ignored")
+    min_width_mm: float = Field(
+        default=0.0, ge=0, description="patches thinner than this (streaks, seams) are ignored; 0: none"
+    )
     merge_gap_mm: float = Field(default=10.0, ge=0, description="patches closer than this are one object")
     split_classes: bool = Field(
         default=True,

@@ -45,8 +45,10 @@ def test_the_agent_removes_illegal_objects_on_the_simulated_belt(
     _with_live_model(config, live_model_file).close()
     report_file = tmp_path / "report.json"
     assert main(["run", "--config", str(config), "--duration", "12", "--report", str(report_file)]) == 0
-    out = capsys.readouterr().out
-    assert "scoreboard: recall" in out and str(report_file) in out
+    captured = capsys.readouterr()
+    assert "scoreboard: recall" in captured.out and str(report_file) in captured.out
+    # the running scoreboard on the progress line: judged on the openings so far, every 5 s
+    assert re.search(r"late; recall (\d\.\d\d|-), false ejections (\d\.\d\d|-)", captured.err)
     report = json.loads(report_file.read_text())
     assert report["model"] == str(live_model_file)
     assert report["frames_processed"] > 0.5 * report["frames_captured"] > 0

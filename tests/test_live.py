@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -81,13 +82,15 @@ def test_onnx_runtime_and_torch_give_the_same_masks_on_the_same_frames(live_mode
     assert agree / total >= 0.999
 
 
-def _without_threshold(source, target) -> None:
+def _with_metadata(source, target, drop: str | None = None, **changed: str) -> None:
+    """A copy of the model whose metadata lacks `drop` and has `changed` values."""
     proto = onnx.load(str(source))
-    kept = [(entry.key, entry.value) for entry in proto.metadata_props if entry.key != "threshold"]
+    kept = [(entry.key, changed.get(entry.key, entry.value)) for entry in proto.metadata_props]
     del proto.metadata_props[:]
     for key, value in kept:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+        if key != drop:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
     onnx.save(proto, str(target))
 
 
@@ -101,12 +104,17 @@ def _grey_model(target) -> None:
 
 def test_models_the_live_path_cannot_use_are_refused_and_the_live_one_stays(live_model_file, tmp_path):
     corrupt, untuned, grey = tmp_path / "corrupt.onnx", tmp_path / "untuned.onnx", tmp_path / "grey.onnx"
+    other_classes, other_normalisation = tmp_path / "classes.onnx", tmp_path / "normalisation.onnx"
     corrupt.write_bytes(live_model_file.read_bytes()[:5000])
-    _without_threshold(live_model_file, untuned)
+    _with_metadata(live_model_file, untuned, drop="threshold")
+    _with_metadata(live_model_file, other_classes, classes='["illegal", "legal", "belt"]')
+    _with_metadata(live_model_file, other_normalisation, mean="[0.5, 0.5, 0.5]")
     _grey_model(grey)
     reasons = {
         corrupt: "not a readable ONNX model",
         untuned: "no `threshold` in its metadata",
+        other_classes: r"classes \[\"illegal\", \"legal\", \"belt\"\] are not",
+        other_normalisation: r"its input normalisation \(mean/std\) is not the trainer's",
         grey: "its input is not `images`",
         tmp_path / "missing.onnx": "no such model file",
     }
@@ -154,6 +162,16 @@ def test_the_tracker_follows_each_object_along_the_belt_and_votes_on_its_class()
     # one frame's mistake is outvoted: the illegal object seen legal once stays illegal
     flipped = tracker.update(_labels([(44, 10, 60, 30, 2)]), 600_000_000)
     assert [obj.cls for obj in flipped] == ["illegal"]
+
+
+def test_streaks_thinner_than_the_shape_filter_are_no_objects():
+    """A diagonal glare streak (3 px = 19 mm wide, far above min_area_mm2) is an object by area
+    alone; `min_width_mm` drops it by its rotated width and keeps the real object beside it."""
+    labels = _labels([(90, 60, 110, 80, 1)])  # a 125 mm square object
+    cv2.line(labels, (10, 10), (60, 60), 1, thickness=3)  # a streak across the belt at 45 degrees
+    assert len(_tracker(min_hits=1, merge_gap_mm=0.0).update(labels, 0)) == 2
+    (kept,) = _tracker(min_hits=1, merge_gap_mm=0.0, min_width_mm=30.0).update(labels, 0)
+    assert kept.x_min_mm == pytest.approx(90 * MM_PER_PX)
 
 
 def test_an_object_leaving_the_view_keeps_its_length():
@@ -260,6 +278,21 @@ def test_belt_motion_fusion_moves_the_previous_maps_by_the_belt():
     none = TemporalFusion("none")
     none.fuse(previous, frame, 0)
     assert float(none.fuse(torch.zeros(2, 48, 64), frame, 100_000_000).max()) == 0.0
+
+
+def test_optical_flow_fusion_moves_the_previous_maps_with_what_the_frames_show():
+    """No calibration: the flow between the two frames carries the previous maps onto the object."""
+    texture = np.random.default_rng(0).integers(40, 255, (12, 12, 3), dtype=np.uint8)
+    before, now = np.zeros((48, 64, 3), np.uint8), np.zeros((48, 64, 3), np.uint8)
+    before[18:30, 10:22], now[18:30, 18:30] = texture, texture  # the object moved 8 px along the belt
+    previous = torch.zeros(2, 48, 64)
+    previous[0, 20:28, 12:20] = 1.0  # the previous map, on the object
+    fusion = TemporalFusion("flow")
+    fusion.fuse(previous, before, 0)
+    fused = fusion.fuse(torch.zeros(2, 48, 64), now, 100_000_000)
+    ys, xs = torch.nonzero(fused[0] > 0.5, as_tuple=True)
+    assert float(xs.float().mean()) == pytest.approx(15.5 + 8, abs=1.5)  # moved with the object
+    assert float(ys.float().mean()) == pytest.approx(23.5, abs=1.5)
 
 
 def test_frames_faster_than_inference_are_skipped_and_counted_never_queued(live_model_file):

@@ -3,7 +3,8 @@
 The graph takes normalised images (B x 3 x H x W, dynamic batch; H x W the run's input shape) and
 returns `cams` (ReLU'd class maps, B x 3 x H/stride x W/stride) and `logits` (B x 3). Everything the
 live path needs to use it rides along as metadata: classes, input height and width, normalisation,
-stride, threshold.
+threshold (and the object check's), the foreground rule; the stride too, for tools that read the
+maps at their own size (the live path upsamples them to the input size whatever it is).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from calibration import CalibrationError, load_calibration
-from edge.actuators.link import nozzle_bank, open_transport
+from edge.actuators.link import open_transport
 from edge.capture.cameras import build_sources
 from edge.cli.common import (
     add_config,
@@ -32,7 +32,6 @@ from edge.cli.systemd_notify import tell_systemd, watchdog_period_s
 from edge.config import SiteConfig
 from edge.live.site_check import LiveUnavailable, live_geometry_problem
 from edge.nightly.starter import train_starter_model
-from edge.simulator.judge import judge_openings, removal_scores
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
@@ -41,6 +40,7 @@ from edge.store.users import add_user, users
 
 if TYPE_CHECKING:
     from edge.agent import AgentSummary
+    from edge.simulator.truth import SimulatedTruth
 
 DEMO_CONFIG = Path("configs/simulated.yaml")
 DEMO_USER = "demo"
@@ -160,7 +160,7 @@ def _run(
         if agent.panel is not None:
             _say_panel(agent.panel.url, store, demo=args.command == "demo" and _simulated(config))
         summary = agent.run(args.duration, progress=sys.stderr.isatty() or args.duration is not None)
-    report = {**summary.report, **_judged(config, sources, link, summary)}
+    report = {**summary.report, **_judged(agent.truth, summary)}
     _say(report, summary)
     if report["model"] is None and report["models_refused"]:
         print(f"no model was live: {report['models_refused'][-1]}")
@@ -186,16 +186,12 @@ def _say_panel(url: str, store: FrameStore, demo: bool) -> None:
         print(f"panel at {url} (no users yet: `beltcam users add NAME --role technician`)")
 
 
-def _judged(config: SiteConfig, sources, link, summary: AgentSummary) -> dict:
+def _judged(truth: SimulatedTruth | None, summary: AgentSummary) -> dict:
     """Recall and false ejections by ground truth: only the simulated belt with its simulated valves
     can say which objects the air hit."""
-    camera = getattr(sources["c1"], "source", None)
-    if link.simulator is None or not hasattr(camera, "world") or summary.first_frame_ns is None:
+    if truth is None or summary.first_frame_ns is None:
         return {"recall": None, "false_ejections": None}
-    bank = nozzle_bank(config.calibration_file)
-    judgements = judge_openings(link.simulator.openings(), bank, camera.world, camera.epoch_ns)
-    t0_s, t1_s = ((ns - camera.epoch_ns) / 1e9 for ns in (summary.first_frame_ns, summary.ended_ns))
-    return removal_scores(judgements, camera.world, bank.line_x_mm, t0_s, t1_s)
+    return truth.scores(summary.first_frame_ns, summary.ended_ns)
 
 
 def _say(report: dict, summary: AgentSummary) -> None:

@@ -177,7 +177,7 @@ class BeltTracker:
         min_px = self.settings.min_area_mm2 / mm_per_px**2
         patches = []
         for index in range(1, count):
-            if foreground[index] < min_px:
+            if foreground[index] < min_px or self._too_thin(component, index, stats[index], mm_per_px):
                 continue
             legal = foreground[index] - illegal[index]
             if self.settings.split_classes and min(illegal[index], legal) >= min_px:
@@ -189,6 +189,16 @@ class BeltTracker:
             chosen = None if pixels is None else pixels.of(index)
             patches.append(self._patch(to_belt, stats[index], labels.shape, share, pixels, chosen))
         return patches
+
+    def _too_thin(self, component: np.ndarray, index: int, stat: np.ndarray, mm_per_px: float) -> bool:
+        """Whether the patch is narrower than `min_width_mm` across its thinnest direction (a glare
+        streak, a belt seam, a strip of label): its rotated bounding rectangle's shorter side."""
+        if self.settings.min_width_mm <= 0:
+            return False
+        x, y, w, h = (int(v) for v in stat[:4])
+        rows, columns = np.nonzero(component[y : y + h, x : x + w] == index)
+        (_, _), (width, height), _ = cv2.minAreaRect(np.column_stack([columns, rows]).astype(np.float32))
+        return (min(width, height) + 1) * mm_per_px < self.settings.min_width_mm
 
     def _patch(
         self,

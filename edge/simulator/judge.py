@@ -140,13 +140,22 @@ def removal_scores(
     """`recall`: the share of illegal objects that passed the line and were hit; `false_ejections`:
     the share of legal ones that were hit (None when none passed)."""
     hit = {object_id for judgement in judgements for object_id in judgement.hit_ids}
+    scores = hit_scores(hit, world, line_x_mm, t0_s, t1_s)
+    scores["openings_hitting_nothing"] = sum(j.verdict == "nothing" for j in judgements)
+    return scores
+
+
+def hit_scores(
+    hit_ids: set[int], world: BeltWorld, line_x_mm: float, t0_s: float, t1_s: float
+) -> dict[str, float | int | None]:
+    """`removal_scores` of the objects known to be hit (`hit_ids`): for a caller that judges its
+    openings as they come (the agent's running scoreboard)."""
     scores: dict[str, float | int | None] = {}
     passed = passed_objects(world, line_x_mm, t0_s, t1_s)
     for cls, name in (("illegal", "recall"), ("legal", "false_ejections")):
         ids = {obj.object_id for obj in passed if obj.cls == cls}
         scores[f"{cls}_passed"] = len(ids)
-        scores[name] = round(len(ids & hit) / len(ids), 4) if ids else None
-    scores["openings_hitting_nothing"] = sum(j.verdict == "nothing" for j in judgements)
+        scores[name] = round(len(ids & hit_ids) / len(ids), 4) if ids else None
     return scores
 
 
