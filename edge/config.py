@@ -245,6 +245,9 @@ class LiveConfig(_Strict):
         default="belt",
         description="fuse the previous frame's maps, moved by the calibrated belt motion or optical flow",
     )
+    fusion_frames: int = Field(
+        default=1, ge=1, le=10, description="previous frames fused with each frame (within 0.5 s of it)"
+    )
     engine: Literal["onnxruntime", "tensorrt"] = Field(
         default="onnxruntime",
         description="what runs the model: ONNX Runtime with `providers`, or a native TensorRT engine with "

@@ -278,6 +278,12 @@ def test_belt_motion_fusion_moves_the_previous_maps_by_the_belt():
     none = TemporalFusion("none")
     none.fuse(previous, frame, 0)
     assert float(none.fuse(torch.zeros(2, 48, 64), frame, 100_000_000).max()) == 0.0
+    two = TemporalFusion("belt", (100.0, 0.0), frames=2)  # t-2 and t-1, each moved by its own gap
+    two.fuse(previous, frame, 0)
+    two.fuse(torch.zeros(2, 48, 64), frame, 100_000_000)
+    fused = two.fuse(torch.zeros(2, 48, 64), frame, 200_000_000)
+    ys, xs = torch.nonzero(fused[0] > 0.5, as_tuple=True)
+    assert (int(xs.min()), int(xs.max())) == (30, 33)  # t-2's blob, 20 px on; t-1 had none
 
 
 def test_optical_flow_fusion_moves_the_previous_maps_with_what_the_frames_show():

@@ -176,7 +176,7 @@ class LiveSegmenter:
         if belt_velocity_px_s is not None:
             vx, vy = belt_velocity_px_s
             velocity = (vx * width / camera_size[0], vy * height / camera_size[1])
-        self.fusion = TemporalFusion(settings.fusion, velocity)
+        self.fusion = TemporalFusion(settings.fusion, velocity, settings.fusion_frames)
         self.background = RunningBackground(
             self.info.foreground, settings.background_frames, settings.background_every
         )
