@@ -81,7 +81,8 @@ class TensorRTEngine:
         self.context.push()
         try:
             plan = self._plan(onnx_path, cache_dir)
-            self.engine = self.trt.Runtime(self.logger).deserialize_cuda_engine(plan)
+            self.runtime = self.trt.Runtime(self.logger)  # kept: the engine must not outlive it
+            self.engine = self.runtime.deserialize_cuda_engine(plan)
             if self.engine is None:
                 raise EngineUnavailable(
                     "TensorRT cannot load its engine (delete tensorrt-cache/ to build anew)"
