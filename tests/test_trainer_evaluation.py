@@ -234,7 +234,7 @@ def _two_touching_discs() -> np.ndarray:
 
 
 def test_touching_objects_are_split_and_a_long_object_stays_whole():
-    from trainer.object_masks import split_touching
+    from trainer.touching import split_touching
 
     truth = _two_touching_discs()
     objects = split_touching(truth > 0)
