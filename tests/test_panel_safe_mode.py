@@ -173,17 +173,6 @@ def test_stopping_safe_mode_ends_in_the_one_line_error(write_config, command, tm
     assert any(line.startswith(f"beltcam: error: {path}: recorder.queue_size") for line in beltcam.seen)
 
 
-def test_a_bounded_run_stays_bounded_in_safe_mode(write_config, command):
-    """`run --duration S` with a file nobody fixes ends after S seconds in the one-line error."""
-    path = _broken_site(write_config, 0)
-    beltcam = command("run", "--config", str(path), "--duration", "2")
-    beltcam.wait_for(KEY_LINE)
-    started = time.monotonic()
-    assert beltcam.ended() == 2
-    assert time.monotonic() - started < 10
-    assert any(line.startswith(f"beltcam: error: {path}: recorder.queue_size") for line in beltcam.seen)
-
-
 def test_no_safe_mode_where_it_is_not_wanted(write_config, tmp_path, capsys):
     path = _broken_site(write_config, 0)
     assert main(["panel", "--config", str(path), "--no-safe-mode"]) == 2
