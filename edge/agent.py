@@ -167,10 +167,16 @@ class Agent:
 
     def status_line(self) -> str:
         stats = self.live.stats
+        running = self.truth.running(stats.first_frame_ns) if self.truth else ""
         return (
             f"live: {stats.processed}/{self.slot.offered} frames, {stats.planned_objects} objects, "
-            f"{self.dispatcher.sent} commands, {self.planner.stats.late} late"
-        ) + (f"; {self.truth.running(stats.first_frame_ns)}" if self.truth else "")
+            f"{self.dispatcher.sent} commands, {self.late()} late"
+        ) + (f"; {running}" if running else "")
+
+    def late(self) -> int:
+        """Commands whose fire time passed before they could go out: found so by the planner, or by
+        the link after their release."""
+        return self.planner.stats.late + self.dispatcher.late_at_link
 
     def run(self, duration_s: float | None, progress: bool) -> AgentSummary:
         self.watcher.check()  # the live model loads before the cameras start
@@ -233,7 +239,8 @@ class Agent:
             "objects_planned": stats.planned_objects,
             "commands_sent": self.dispatcher.sent,
             "dropped_at_stop": self.dispatcher.dropped_at_stop,
-            "late": self.planner.stats.late,
+            "late": self.late(),
+            "late_at_link": self.dispatcher.late_at_link,
             "late_by_ms_max": max(self.planner.stats.late_margins_ms, default=None),
             "belt_speed_mm_s": round(self.live.tracker.speed_mm_s, 1),
             "spared": self.planner.stats.spared,

@@ -314,3 +314,22 @@ def test_an_encoder_site_is_told_how_to_run_live():
         update={"belt": BeltSection(speed_source="clip", speed_mm_s=250.0, encoder_pulses_per_mm=4.0)}
     )
     assert live_geometry_problem(with_clip) is None
+
+
+def test_the_encoder_step_says_a_clip_is_still_needed_and_keeps_a_clips_speed(write_config, tmp_path, capsys):
+    from calibration import load_calibration
+    from calibration.calibration_file import BeltSection
+
+    path = tmp_path / "calibration.yaml"
+    config = write_config({"calibration_file": path.name})
+    encoder = ["calibrate", "speed", "--config", str(config), "--encoder-pulses-per-mm", "4"]
+    assert main(encoder) == 0
+    said = capsys.readouterr().out
+    assert "cannot read the encoder: also run `beltcam calibrate speed` on a clip" in said
+    belt = load_calibration(path).belt
+    assert (belt.speed_source, belt.speed_mm_s, belt.encoder_pulses_per_mm) == ("encoder", None, 4.0)
+    save_calibration(CalibrationFile(belt=BeltSection(speed_mm_s=250.0)), path, "belt_speed")  # a clip's
+    assert main(encoder) == 0
+    assert "keeps the clip's belt speed, 250.0 mm/s" in capsys.readouterr().out
+    belt = load_calibration(path).belt
+    assert (belt.speed_source, belt.speed_mm_s, belt.encoder_pulses_per_mm) == ("clip", 250.0, 4.0)

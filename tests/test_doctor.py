@@ -14,7 +14,7 @@ from edge.cli.main import main
 from edge.config import load_config
 from edge.store.database import make_engine, upgrade_schema
 from edge.store.frame_store import FrameStore
-from edge.store.registry import add_model, promote
+from edge.store.registry import add_model, live_model, promote
 from tests.conftest import simulated_cameras
 
 SITE = {"cameras": simulated_cameras(fps=10.0), "calibration_file": "calibration.yaml"}
@@ -67,6 +67,24 @@ def test_a_healthy_simulated_site_passes_but_for_the_model(write_config, live_mo
         assert items[item]["status"] == "pass", items[item]
     assert "loads on CPU" in items["live model"]["seen"]
     assert items["time sync"]["status"] in ("pass", "warn")
+    # the site asks for a native TensorRT engine, which `run` cannot build here: doctor says so too
+    jetson = write_config({**SITE, "live": {"engine": "tensorrt"}}, name="jetson.yaml")
+    assert main(["doctor", "--config", str(jetson), "--json"]) == 1
+    model = _items(capsys)["live model"]
+    assert model["status"] == "fail" and "TensorRT" in model["seen"] and "live.engine" in model["fix"]
+    # a broken model promoted over a good one: roll back to the good one
+    config = load_config(config_path)
+    store = FrameStore.from_config(config.storage)
+    broken = config.storage.data_dir / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    first = live_model(store)[0]
+    promote(store, add_model(store, broken))
+    store.close()
+    assert main(["doctor", "--config", str(config_path), "--json"]) == 1
+    model = _items(capsys)["live model"]
+    assert (
+        model["status"] == "fail" and f"bring back model {first} (`beltcam models rollback`)" == model["fix"]
+    )
 
 
 def test_each_fault_fails_its_own_item_with_a_fix(write_config, tmp_path, capsys):
@@ -98,7 +116,7 @@ def test_each_fault_fails_its_own_item_with_a_fix(write_config, tmp_path, capsys
     assert items["camera c2"]["status"] == "pass"
     assert (
         "not a readable ONNX model" in items["live model"]["seen"]
-        and "rollback" in items["live model"]["fix"]
+        and items["live model"]["fix"].startswith("train one")  # the only model: nothing to roll back to
     )
     assert "not connected" in items["actuator link"]["seen"]
     assert "min_free_mb" in items["disk"]["fix"]
@@ -182,3 +200,23 @@ def test_a_camera_whose_source_changed_between_runs_warns_the_calibration(write_
     assert item["status"] == "warn", item
     assert "c1's source changed from simulated to simulated:rig-2" in item["seen"]
     assert item["fix"].startswith("if the camera was replaced or moved")
+
+
+def test_pairing_is_told_from_the_store_when_the_sessions_counters_say_nothing(write_config, capsys):
+    """1.5 s of belt is shorter than its travel from C1 to C2 (800 mm at 300 mm/s): no C1 frame could be
+    paired, none was unpaired. The stored session says so, with what to do, not "no recording yet"."""
+    from sqlalchemy import func, select
+
+    from edge.store.models import Recording
+
+    config_path = _site(write_config)
+    store = FrameStore.from_config(load_config(config_path).storage)
+    with store.session() as session:
+        frames = session.scalar(select(func.sum(Recording.frame_count)).where(Recording.camera == "c1"))
+    store.close()
+    capsys.readouterr()
+    main(["doctor", "--config", str(config_path), "--json"])
+    pairing = _items(capsys)["C1/C2 pairing"]
+    assert frames > 0 and pairing["status"] == "warn"
+    assert pairing["seen"] == f"0 of the last recording session's {frames} C1 frames paired with C2"
+    assert "record longer than the belt takes from C1 to C2" in pairing["fix"]

@@ -3,6 +3,7 @@ newest-frame discipline, fusion by belt motion, the tracker, and the dispatcher'
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -129,7 +130,7 @@ def test_models_the_live_path_cannot_use_are_refused_and_the_live_one_stays(live
         assert not live.offer_model(path)
         live._swap()
         assert live.model == live_model_file
-    assert len(live.stats.refused) == len(reasons) and live.stats.swaps == 1
+    assert len(live.stats.refused) == len(reasons) and live.stats.swaps == 0  # the first load is no swap
 
 
 def _tracker(**settings) -> BeltTracker:
@@ -350,6 +351,22 @@ def test_late_commands_are_on_record_as_late(store):
     assert [tuple(row) for row in rows] == [(7, "late")] and dispatcher.sent == 0
 
 
+def test_a_command_the_link_finds_late_is_counted_late(store):
+    """Released in time by the planner's clock, but past its fire time when the link takes it (a
+    starved machine): on record as late and counted, so that the scoreboard's `late` is the log's."""
+    planner = EjectionPlanner(BANK, clock=lambda: 300_000_000)  # the link reads the real clock: long after
+    planner.plan(BeltObject(object_id=9, cls="illegal", x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
+                            y_max_mm=90.0, seen_ns=0, speed_mm_s=250.0, capture_ns=0))  # fmt: skip
+    log = CommandLog(store)
+    dispatcher = Dispatcher(planner, threading.Lock(), DryRunTransport(), log, 0.005)
+    dispatcher.release()
+    log.close()
+    with store.session() as session:
+        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
+    assert [tuple(row) for row in rows] == [(9, "late")]
+    assert (dispatcher.sent, dispatcher.late_at_link, planner.stats.late) == (1, 1, 0)
+
+
 def test_commands_spared_for_a_legal_neighbour_are_on_record_as_spared(store):
     clock = [0]
     planner = EjectionPlanner(BANK, clock=lambda: clock[0], spare_legal=True)
@@ -366,7 +383,9 @@ def test_commands_spared_for_a_legal_neighbour_are_on_record_as_spared(store):
     assert [tuple(row) for row in rows] == [(9, "spared")] and dispatcher.sent == 0
 
 
-def test_the_watcher_follows_the_registry_and_reports_a_bad_model_once(store, live_model_file, tmp_path):
+def test_the_watcher_follows_the_registry_and_reports_a_bad_model_once(
+    store, live_model_file, tmp_path, caplog
+):
     live = LivePath(NewestFrameSlot(), lambda: "ok", None, None, threading.Lock(), _segmenter)
     watcher = ModelWatcher(store, live, period_s=0.05)
     watcher.check()
@@ -386,7 +405,18 @@ def test_the_watcher_follows_the_registry_and_reports_a_bad_model_once(store, li
     os.utime(broken, (time.time() + 5, time.time() + 5))
     watcher.check()
     live._swap()
-    assert live.model == broken.resolve() and live.stats.swaps == 2
+    assert live.model == broken.resolve() and live.stats.swaps == 1
+    # the live model's own file broken on disk: the model in memory stays, and the log says so
+    broken.write_bytes(b"truncated")
+    os.utime(broken, (time.time() + 10, time.time() + 10))
+    with caplog.at_level(logging.ERROR, logger="edge.live.path"):
+        watcher.check()
+    live._swap()
+    assert live.model == broken.resolve() and len(live.stats.refused) == 2
+    assert (
+        "the model loaded from it earlier stays live from memory; a restart would start without"
+        in caplog.text
+    )
 
 
 def test_a_failing_worker_is_restarted_with_back_off_and_counted():

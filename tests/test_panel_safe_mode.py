@@ -149,7 +149,7 @@ def test_the_safe_mode_panel_takes_a_fix_with_its_key_then_the_panel_starts(writ
 
 def test_a_file_fixed_on_the_machine_lets_the_agent_start(write_config, command, tmp_path):
     path = _broken_site(write_config, 0, calibration_file="calibration.yaml")
-    agent = command("run", "--config", str(path), "--duration", "1")
+    agent = command("run", "--config", str(path), "--duration", "8")  # bounds the wait, then the agent
     agent.wait_for(r"beltcam: the site file is invalid: .*recorder\.queue_size")
     agent.wait_for(KEY_LINE)
     path.write_text(path.read_text().replace("queue_size: -1", "queue_size: 160"))
@@ -170,6 +170,20 @@ def test_stopping_safe_mode_ends_in_the_one_line_error(write_config, command, tm
     assert told == f"READY=1\nSTATUS=safe mode: the site file is invalid, fix it at {url}"  # alive
     beltcam.process.send_signal(signal.SIGTERM)
     assert beltcam.ended() == 2
+    assert any(line.startswith(f"beltcam: error: {path}: recorder.queue_size") for line in beltcam.seen)
+
+
+def test_a_bounded_run_stays_bounded_in_safe_mode(write_config, command):
+    """`run --duration S` with a file nobody fixes ends after S seconds in the one-line error."""
+    path = _broken_site(write_config, 0)
+    beltcam = command("run", "--config", str(path), "--duration", "2")
+    beltcam.wait_for(KEY_LINE)
+    started = time.monotonic()
+    assert beltcam.ended() == 2
+    assert time.monotonic() - started < 10
+    assert any(
+        re.match(r"safe mode: --duration 2 s is over and .* is still invalid", line) for line in beltcam.seen
+    )
     assert any(line.startswith(f"beltcam: error: {path}: recorder.queue_size") for line in beltcam.seen)
 
 

@@ -174,9 +174,12 @@ class CalibrationSession:
         return section
 
     def encoder(self, pulses_per_mm: float) -> BeltSection:
-        section = self.current.belt.model_copy(
-            update={"speed_source": "encoder", "encoder_pulses_per_mm": pulses_per_mm}
-        )
+        """The encoder's pulses per mm. `speed_source` says where `speed_mm_s` came from: a speed a clip
+        measured stays the clip's (the live path reads no encoder and needs it), so only a belt with no
+        speed yet is labelled `encoder`."""
+        belt = self.current.belt
+        source = "encoder" if belt.speed_mm_s is None else belt.speed_source
+        section = belt.model_copy(update={"speed_source": source, "encoder_pulses_per_mm": pulses_per_mm})
         self._save("belt_speed", {"belt": section}, [])
         return section
 

@@ -41,7 +41,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     intrinsics.add_argument("--max-rms", type=positive, default=1.0, help="refuse a fit above this (px)")
     intrinsics.add_argument("folder", type=Path, nargs="?", help="folder of board images")
     intrinsics.add_argument(
-        "--capture", type=number_type(0, integer=True), metavar="N",
+        "--capture",
+        type=number_type(0, integer=True),
+        metavar="N",
         help="take N images from the live camera instead",
     )
     intrinsics.add_argument("--every", type=non_negative, default=2.0, help="seconds between captured images")
@@ -77,7 +79,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_config(actuators)
     actuators.add_argument("--ejector-x", type=finite, required=True, help="mm downstream of C1's origin")
     actuators.add_argument(
-        "--nozzles", type=number_type(0, MAX_NOZZLES, integer=True), required=True,
+        "--nozzles",
+        type=number_type(0, MAX_NOZZLES, integer=True),
+        required=True,
         help=f"1..{MAX_NOZZLES}: one command's channel mask",
     )
     actuators.add_argument("--pitch", type=positive, required=True, help="nozzle spacing, mm")
@@ -138,11 +142,7 @@ def _show(
             )
         raise CalibrationError(f"{session.path}: no calibration yet: run the `beltcam calibrate` steps first")
     print(f"{session.path} (version {current.version})")
-    print(
-        yaml.safe_dump(
-            current.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False
-        )
-    )
+    print(yaml.safe_dump(current.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False))
     out = args.out or config.storage.data_dir
     out.mkdir(parents=True, exist_ok=True)
     one_file = args.frame != "latest" and not args.frame.isdigit()
@@ -236,8 +236,15 @@ def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
         )
     elif step == "speed":
         if args.encoder_pulses_per_mm is not None:
-            session.encoder(args.encoder_pulses_per_mm)
-            print(f"belt speed from the encoder: {args.encoder_pulses_per_mm:g} pulses per mm")
+            belt = session.encoder(args.encoder_pulses_per_mm)
+            print(f"belt encoder: {args.encoder_pulses_per_mm:g} pulses per mm")
+            if belt.speed_mm_s is None:
+                print(
+                    "the live path cannot read the encoder: also run `beltcam calibrate speed` on a clip of "
+                    "the running belt before `beltcam run` (docs/calibration.md)"
+                )
+            else:
+                print(f"the live path keeps the {belt.speed_source}'s belt speed, {belt.speed_mm_s:.1f} mm/s")
         else:
             session.plane(args.camera)  # fail before reading a long clip
             clip = load_clip(args.clip or "latest", args.camera, store, args.fps)

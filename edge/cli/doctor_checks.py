@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from calibration import CalibrationError, CalibrationFile, load_calibration
@@ -32,8 +33,9 @@ from edge.store.database import DatabaseError, SchemaOutdated
 from edge.store.disk_report import disk_report
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
+from edge.store.models import Recording
 from edge.store.reconcile import check_store
-from edge.store.registry import live_model
+from edge.store.registry import live_model, rollback_target
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 CAMERA_SAMPLE_S = 3.0
@@ -44,6 +46,7 @@ LOW_DISK_DAYS = 7.0
 LINK_WAIT_S = 5.0
 CALIBRATION_OLD_DAYS = 365
 PLANE_STEPS = ("belt_plane", "simulator")  # the steps that measure where a camera looks
+TRAIN_ONE = "train one (`beltcam nightly`; on the simulated belt `beltcam demo` trains a starter model)"
 
 
 @dataclass(frozen=True)
@@ -168,12 +171,7 @@ def _cameras_of_agent(store: FrameStore, agent: str) -> Iterator[Check]:
 def _pairing(store: FrameStore) -> Iterator[Check]:
     reports = [r for r in camera_reports(store) if r.camera == "c1"]
     if not reports or reports[0].paired + reports[0].unpaired == 0:
-        yield Check(
-            "C1/C2 pairing",
-            WARN,
-            "no recording yet to tell",
-            "record a minute (`beltcam record --duration 60`)",
-        )
+        yield _stored_pairing(store)  # a C1 frame whose belt had not reached C2 is neither
         return
     report = reports[0]
     share = report.unpaired / (report.paired + report.unpaired)
@@ -182,6 +180,45 @@ def _pairing(store: FrameStore) -> Iterator[Check]:
         yield Check("C1/C2 pairing", WARN, seen, "calibrate the camera offsets (`beltcam calibrate offsets`)")
     else:
         yield Check("C1/C2 pairing", PASS, seen)
+
+
+def _stored_pairing(store: FrameStore) -> Check:
+    """Pairing as the last recording session's recordings stored it, when the live counters say
+    nothing: a session shorter than the belt's travel from C1 to C2 pairs no frame, and has none
+    unpaired either."""
+    frames, paired = _last_session_pairs(store)
+    if frames == 0:
+        return Check(
+            "C1/C2 pairing",
+            WARN,
+            "no recording yet to tell",
+            "record a minute (`beltcam record --duration 60`)",
+        )
+    seen = f"{paired} of the last recording session's {frames} C1 frames paired with C2"
+    if paired == 0:
+        return Check(
+            "C1/C2 pairing", WARN, seen, "record longer than the belt takes from C1 to C2 "
+            "(`beltcam record --duration 60`); if still none, `beltcam calibrate offsets`",
+        )  # fmt: skip
+    return Check("C1/C2 pairing", PASS, seen)
+
+
+def _last_session_pairs(store: FrameStore) -> tuple[int, int]:
+    """(C1 frames, of them paired) of the newest recording session."""
+    with store.session() as session:
+        newest = session.scalars(
+            select(Recording.session)
+            .where(Recording.camera == "c1", Recording.session.is_not(None), Recording.frame_count > 0)
+            .order_by(Recording.started_utc.desc())
+        ).first()
+        if newest is None:
+            return 0, 0
+        frames, paired = session.execute(
+            select(func.sum(Recording.frame_count), func.sum(Recording.paired_frames)).where(
+                Recording.camera == "c1", Recording.session == newest
+            )
+        ).one()
+    return frames, paired
 
 
 def _calibration(config: SiteConfig, store: FrameStore) -> Check:
@@ -249,24 +286,30 @@ def _mounted_since(calibration: CalibrationFile, changes: dict[str, MountChange]
 
 
 def _model(config: SiteConfig, store: FrameStore) -> Check:
+    """The live model opened the way `beltcam run` opens it: with the site's providers, or as the
+    native TensorRT engine when `live.engine` asks for one."""
     found = live_model(store)
     if found is None:
-        return Check(
-            "live model",
-            FAIL,
-            "no live model",
-            "train one (`beltcam nightly` or `beltcam demo`) and promote it",
-        )
+        return Check("live model", FAIL, "no live model", TRAIN_ONE)
     model_id, path = found
-    from edge.live.segmenter import ModelRefused, open_session  # torch and ONNX Runtime: only here
+    from edge.live.segmenter import ModelRefused, open_native_engine, open_session  # torch, ONNX Runtime
 
+    native = config.live.engine == "tensorrt"
     try:
-        session, info = open_session(path, list(config.live.providers))
+        session, info = open_session(path, ["cpu"] if native else list(config.live.providers))
     except ModelRefused as error:
-        return Check(
-            "live model", FAIL, f"model {model_id}: {error}", "roll back (`beltcam models rollback`)"
-        )
-    used = ", ".join(p.removesuffix("ExecutionProvider") for p in session.get_providers())
+        earlier = rollback_target(store)
+        fix = TRAIN_ONE if earlier is None else f"bring back model {earlier} (`beltcam models rollback`)"
+        return Check("live model", FAIL, f"model {model_id}: {error}", fix)
+    if native:
+        try:
+            open_native_engine(path, info)
+        except ModelRefused as error:
+            fix = "install TensorRT and pycuda (the `jetson` extra), or set live.engine: onnxruntime"
+            return Check("live model", FAIL, f"model {model_id}: {error}", fix)
+        used = "a native TensorRT engine"
+    else:
+        used = ", ".join(p.removesuffix("ExecutionProvider") for p in session.get_providers())
     return Check("live model", PASS, f"model {model_id} ({info.method}, {info.backbone}) loads on {used}")
 
 

@@ -31,11 +31,11 @@ from edge.cli.safe_mode import add_safe_mode_option
 from edge.cli.systemd_notify import tell_systemd, watchdog_period_s
 from edge.config import SiteConfig
 from edge.live.site_check import LiveUnavailable, live_geometry_problem
-from edge.nightly.starter import train_starter_model
+from edge.nightly.starter import starter_folder, train_starter_model
 from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.reconcile import reconcile_at_start
-from edge.store.registry import live_model
+from edge.store.registry import live_model, reject
 from edge.store.users import add_user, users
 
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ SHOWN = ("recall", "false_ejections", "late", "latency_p50_ms", "latency_p99_ms"
 
 
 DESCRIPTIONS = {
-    "demo": "The agent on the simulated belt (configs/simulated.yaml by default). On a site with no live "
-    "model it first trains a small starter model on rendered frames (a minute or two on a 2-core "
-    "machine when nothing else runs) and makes it live; then it runs like `beltcam run`.",
+    "demo": "The agent on the simulated belt (configs/simulated.yaml by default). On a site with no "
+    "usable live model it first trains a small starter model on rendered frames (about two minutes "
+    "on a quiet 2-core machine) and makes it live; then it runs like `beltcam run`.",
     "run": "The agent: record C1 and C2, segment C1 live with the registry's live model, track the "
     "objects on the belt and fire the valves. Needs the site's calibration (C1's belt plane, the belt "
     "speed, the actuators). Ctrl-C or SIGTERM stops it cleanly and closes every valve.",
@@ -109,12 +109,20 @@ def run(config: SiteConfig, args: argparse.Namespace) -> int:
 
 
 def _starter_needed(store: FrameStore) -> str | None:
-    """Why the demo must train a starter model (None when a live model is there)."""
+    """Why the demo must train a starter model (None when a usable live model is there). A live
+    model the live path would refuse (a corrupt or vanished file) is rejected in the registry first,
+    with its reason: the demo would otherwise record for ever with no model."""
     found = live_model(store)
     if found is None:
         return "no live model yet"
-    if not found[1].exists():
-        return f"the live model's file {found[1]} is gone"
+    model_id, path = found
+    from edge.live.segmenter import ModelRefused, open_session  # ONNX Runtime: only for the demo's check
+
+    try:
+        open_session(path, ["cpu"])
+    except ModelRefused as refused:
+        reject(store, model_id, f"refused by `beltcam demo`: {refused}")
+        return f"the live model cannot be used ({refused}): model {model_id} is rejected"
     return None
 
 
@@ -131,9 +139,12 @@ def _run(
         raise LiveUnavailable(f"{config.calibration_file}: {problem}")
     why = _starter_needed(store) if args.command == "demo" and _simulated(config) else None
     if why is not None:
-        folder = config.storage.data_dir / "starter-model"
+        folder = starter_folder(store, config.storage.data_dir)
         load_training_stack()
-        print(f"{why}: training a starter model on simulated frames into {folder} (a minute or two)")
+        print(
+            f"{why}: training a starter model on simulated frames into {folder} (about two minutes on "
+            "a quiet 2-core machine; longer while other work runs)"
+        )
         try:
             with interruptible():
                 path = train_starter_model(config, store, folder, progress=True)
@@ -152,25 +163,34 @@ def _run(
                       notify=tell_systemd, watchdog_s=watchdog_period_s())  # fmt: skip
         if restart is not None:
             restart.bind(agent.stop)
+        stopped_by: list[str] = []
+
+        def stop(signum: int, _frame) -> None:
+            stopped_by.append("Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
+            agent.stop()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: agent.stop())
+            signal.signal(signum, stop)
         print(
             f"recording into {config.storage.data_dir}; every removal command in its removal_commands table"
         )
         if agent.panel is not None:
             _say_panel(agent.panel.url, store, demo=args.command == "demo" and _simulated(config))
         summary = agent.run(args.duration, progress=sys.stderr.isatty() or args.duration is not None)
+    if stopped_by:
+        print(f"stopped by {stopped_by[0]}: recording saved, every valve closed")
     report = {**summary.report, **_judged(agent.truth, summary)}
     _say(report, summary)
-    if report["model"] is None and report["models_refused"]:
-        print(f"no model was live: {report['models_refused'][-1]}")
     if args.report is not None:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"scoreboard written to {args.report}")
-    unavailable = summary.recording.unavailable
-    for camera, why in unavailable.items():
-        print(f"beltcam: error: camera {camera} never delivered a frame: {why}", file=sys.stderr)
-    return 2 if unavailable else 0
+    failures = [f"camera {camera} never delivered a frame: {why}"
+                for camera, why in summary.recording.unavailable.items()]  # fmt: skip
+    if report["model"] is None and report["models_refused"]:  # recording only, and not by choice
+        failures.append(f"no model was live, the valves never fired: {report['models_refused'][-1]}")
+    for failure in failures:
+        print(f"beltcam: error: {failure}", file=sys.stderr)
+    return 2 if failures else 0
 
 
 def _say_panel(url: str, store: FrameStore, demo: bool) -> None:
@@ -200,4 +220,6 @@ def _say(report: dict, summary: AgentSummary) -> None:
         f"recorded {recording.seconds:.1f} s: "
         + ", ".join(f"{c}: {n} frames" for c, n in sorted(recording.written.items()))
     )
-    print("scoreboard: " + ", ".join(f"{key} {report.get(key)}" for key in SHOWN))
+    shown = [f"{key} {'-' if report.get(key) is None else report[key]}" for key in SHOWN]
+    unmeasured = any(report.get(key) is None for key in SHOWN)
+    print("scoreboard: " + ", ".join(shown) + (" (-: nothing to measure it on)" if unmeasured else ""))

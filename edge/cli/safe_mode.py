@@ -4,7 +4,8 @@ shows the error and lets a technician fix the file, instead of a service crashin
 The command waits until the file is valid (fixed in that panel, with the key printed here, or
 edited on the machine: it is checked every few seconds) and then goes on in the same process with
 the fixed file: `run`/`demo` start the agent, `panel` the panel, on the same address. Ctrl-C or
-SIGTERM while waiting ends it with the usual one-line error (exit 2). A missing or unreadable file
+SIGTERM while waiting ends it with the usual one-line error (exit 2), and so does the end of
+`run`/`demo --duration S` (a bounded run stays bounded with a bad file). A missing or unreadable file
 is not "invalid": that stays an immediate error, as does every other command's bad file, and
 `--no-safe-mode` turns safe mode off (scripts that want the error at once). For `run`/`demo` a
 site with `panel.enabled: false` gets no safe mode either: no panel is what it asked for.
@@ -91,6 +92,8 @@ def wait_for_fix(
     )
     state = SafeModeState(path, str(error), then=COMMANDS[args.command])
     stop = stop or threading.Event()
+    duration = getattr(args, "duration", None)  # `run/demo --duration S` bounds the wait too
+    deadline = threading.Timer(duration, stop.set) if duration is not None else None
     with _stopped_by_signals(stop):  # before anything is announced: a stop right after READY is heard
         server = PanelServer(create_safe_app(state), settings, name="safe-mode panel")
         server.start()
@@ -105,11 +108,18 @@ def wait_for_fix(
                 f"the file here: it is checked every {CHECK_FILE_S:.0f} s; Ctrl-C stops", flush=True,
             )  # fmt: skip
             tell_systemd(f"READY=1\nSTATUS=safe mode: the site file is invalid, fix it at {server.url}")
+            if deadline is not None:
+                deadline.daemon = True
+                deadline.start()
             _watch(state, stop, seen)
             if state.fixed.is_set():
                 stop.wait(ANSWER_S)
         finally:
+            if deadline is not None:
+                deadline.cancel()
             server.close()
+    if not state.fixed.is_set() and deadline is not None and deadline.finished.is_set():
+        print(f"safe mode: --duration {duration:g} s is over and {path} is still invalid", flush=True)
     if state.fixed.is_set():
         print(f"safe mode: {path} is valid now: {state.then}", flush=True)
         tell_systemd(f"STATUS=site file fixed: {state.then}")

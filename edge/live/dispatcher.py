@@ -1,6 +1,8 @@
 """The dispatcher: every few milliseconds, the planner's due commands go to the actuator link and
 into the command log, and the commands found late go into the log as `late` (never sent), those
-spared for a legal neighbour as `spared`. When the
+spared for a legal neighbour as `spared`. A command can also turn late after its release: the link
+did not get it onto the wire before its fire time (a starved machine, a slow wire); it is counted
+as well (`late_at_link`), so the scoreboard's `late` is every command the log calls late. When the
 agent stops, what was already planned is still released for a while (`drain_s`)."""
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Dispatcher:
         self.drain_s = drain_s
         self.sent = 0
         self.dropped_at_stop = 0  # planned, but not yet due when the drain time ran out
+        self.late_at_link = 0  # released in time, but the link found their fire time passed
+        self._count_lock = threading.Lock()  # outcomes resolve on the link's thread, or at its close
         self._unsettled: list[Future] = []  # sent, the link's answer not in yet
 
     def release(self) -> None:
@@ -47,12 +51,18 @@ class Dispatcher:
         for command in due:
             outcome = self.transport.send(command)
             self.command_log.record(command, outcome)
+            outcome.add_done_callback(self._count_late_at_link)
             self._unsettled = [f for f in self._unsettled if not f.done()] + [outcome]
             self.sent += 1
         for command in late:
             self.command_log.record(command, CommandOutcome.LATE)
         for command in spared:
             self.command_log.record(command, CommandOutcome.SPARED)
+
+    def _count_late_at_link(self, outcome: Future[CommandOutcome]) -> None:
+        if outcome.result() == CommandOutcome.LATE:
+            with self._count_lock:
+                self.late_at_link += 1
 
     def run(self, stop: threading.Event) -> None:
         """Release until `stop`; then, for up to `drain_s`, keep releasing what was planned, so the

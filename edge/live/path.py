@@ -41,7 +41,7 @@ class LiveStats:
     without_model: int = 0  # frames taken while no model was live
     not_planned: int = 0  # frames taken while C1 was unhealthy
     planned_objects: int = 0
-    swaps: int = 0
+    swaps: int = 0  # live models replaced by another (the first one loaded is not a swap)
     first_frame_ns: int | None = None  # when the first frame was segmented (the belt is watched from then)
     refused: list[str] = field(default_factory=list)  # why models were not swapped in
     # capture -> command planned (ms), once per object; capture -> label map (ms), per frame
@@ -85,13 +85,22 @@ class LivePath:
         try:
             segmenter = self.load_model(path)
         except ModelRefused as refused:
-            kept = f"the live model stays {self.model}" if self.model else "no model is live"
-            log.error("live model refused: %s (%s)", refused, kept)
+            log.error("live model refused: %s (%s)", refused, self._kept(path))
             self.stats.refused.append(str(refused))
             return False
         with self._swap_lock:
             self._incoming = segmenter
         return True
+
+    def _kept(self, refused: Path) -> str:
+        """What stays live after `refused` was: the file itself when the live model is the one it
+        loaded earlier, now unusable on disk, is not what acts on the belt (the copy in memory is)."""
+        if self.model is None:
+            return "no model is live"
+        if self.model.resolve() == refused.resolve():
+            return ("the model loaded from it earlier stays live from memory; a restart would start "
+                    "without a model until another is promoted")  # fmt: skip
+        return f"the live model stays {self.model}"
 
     def _swap(self) -> None:
         with self._swap_lock:
@@ -99,8 +108,8 @@ class LivePath:
         if incoming is not None:
             log.info("live model: %s (%s, threshold %.2f from %s)", incoming.info.path, incoming.info.method,
                      incoming.info.threshold, incoming.info.threshold_source)  # fmt: skip
+            self.stats.swaps += self.segmenter is not None  # a swap replaces a model; the first load does not
             self.segmenter = incoming
-            self.stats.swaps += 1
 
     def step(self, timeout_s: float) -> None:
         """Take the newest frame (waiting up to `timeout_s`) and act on it."""

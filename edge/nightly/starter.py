@@ -5,6 +5,7 @@ live. The nightly loop replaces it with models trained on the site's own recordi
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from edge.nightly.runs import register_run
 from edge.simulator.belts import LOOK_FIELDS
 from edge.simulator.dataset import write_simulated_manifest
 from edge.store.frame_store import FrameStore
-from edge.store.registry import model_of_run, promote
+from edge.store.registry import model_of_run, models, promote
 
+STARTER_FOLDER = "starter-model"
 STARTER_SEED_OFFSET = 1000  # another stretch of belt than the one the demo then runs on
 HOLDOUT_S = 20.0  # held-out C1/C2 footage: the object check chooses the threshold the live path uses
 STARTER = {"method": "ours", "backbone": "resnet18", "image_size": 128, "epochs": 4, "batch_size": 8}
@@ -37,6 +39,15 @@ def starter_model(config: SiteConfig, folder: Path, method: str = "ours", progre
         seed=config.simulator.seed,
     )
     return settings, train(manifest, settings, folder / "run", progress=progress)
+
+
+def starter_folder(store: FrameStore, data_dir: Path) -> Path:
+    """Where the demo trains its starter model: `starter-model`, or `starter-model-2`, ... once a
+    model trained in the one before was rejected (its file found corrupt): that folder is kept as it
+    is, for a look, and a training stopped half-way still resumes in its own folder."""
+    rejected = [Path(entry.path).resolve() for entry in models(store) if entry.status == "rejected"]
+    folders = (data_dir / (STARTER_FOLDER if n == 1 else f"{STARTER_FOLDER}-{n}") for n in itertools.count(1))
+    return next(f for f in folders if not any(path.is_relative_to(f.resolve()) for path in rejected))
 
 
 def train_starter_model(config: SiteConfig, store: FrameStore, folder: Path, progress: bool = True) -> Path:

@@ -141,17 +141,7 @@ def rollback(store: FrameStore, reason: str = "rolled back") -> tuple[int, int]:
         current = session.scalars(select(Model).where(Model.status == "live")).first()
         if current is None:
             raise RegistryError("no model is live: there is nothing to roll back")
-        earlier = session.scalars(
-            select(Model)
-            .where(
-                Model.id != current.id,
-                Model.promoted_utc.is_not(None),
-                Model.files_removed.is_(False),
-                Model.status != "rejected",  # rolled back once: not brought back by the next rollback
-            )
-            .order_by(Model.promoted_utc.desc())
-        ).all()
-        previous = next((m for m in earlier if Path(m.path).is_file()), None)
+        previous = _rollback_target(session, current.id)
         if previous is None:
             raise RegistryError(
                 f"no model before model {current.id} can go live again (none was live, or its file is gone)"
@@ -161,6 +151,29 @@ def rollback(store: FrameStore, reason: str = "rolled back") -> tuple[int, int]:
         previous.status, previous.reason = "live", f"back live: {reason} (model {current.id})"
         previous.promoted_utc = utc_now()
         return current.id, previous.id
+
+
+def rollback_target(store: FrameStore) -> int | None:
+    """The model a rollback would bring back (None: no live model, or none before it can go live
+    again), so that advice to roll back is only given where a rollback can work."""
+    with store.session() as session:
+        current = session.scalars(select(Model.id).where(Model.status == "live")).first()
+        previous = None if current is None else _rollback_target(session, current)
+        return None if previous is None else previous.id
+
+
+def _rollback_target(session, current_id: int) -> Model | None:
+    earlier = session.scalars(
+        select(Model)
+        .where(
+            Model.id != current_id,
+            Model.promoted_utc.is_not(None),
+            Model.files_removed.is_(False),
+            Model.status != "rejected",  # rolled back once: not brought back by the next rollback
+        )
+        .order_by(Model.promoted_utc.desc())
+    ).all()
+    return next((m for m in earlier if Path(m.path).is_file()), None)
 
 
 def reject(store: FrameStore, model_id: int, reason: str, gate: dict | None = None) -> None:
