@@ -148,16 +148,19 @@ def test_the_demo_replaces_a_corrupt_starter_model(
     def starter(config, store, folder, progress):
         trained_in.append(folder)
         path = folder / "run" / "model.onnx"
-        path.parent.mkdir(parents=True)
         shutil.copy(live_model_file, path)
         promote(store, add_model(store, path))
         return path
 
     monkeypatch.setattr(run_command, "train_starter_model", starter)
+    stopped_half_way = tmp_path / "data" / "starter-model-2" / "run" / "checkpoint.pt"  # an earlier demo's
+    stopped_half_way.parent.mkdir(parents=True)
+    stopped_half_way.write_bytes(b"epoch 2 of 4")
     report = tmp_path / "report.json"
     assert main(["demo", "--config", str(config), "--duration", "3", "--report", str(report)]) == 0
     out = capsys.readouterr().out
     assert f"the live model cannot be used ({corrupt}: not a readable ONNX model" in out
+    assert f"resuming a starter model on simulated frames in {tmp_path / 'data' / 'starter-model-2'}" in out
     assert trained_in == [tmp_path / "data" / "starter-model-2"] and corrupt.exists()
     assert json.loads(report.read_text())["model"] == str(trained_in[0] / "run" / "model.onnx")
     store = FrameStore.from_config(load_config(config).storage)
@@ -179,7 +182,10 @@ def test_the_agent_will_not_fire_valves_without_a_calibration(write_config, tmp_
 
 def test_a_report_that_cannot_be_written_is_refused_before_the_run(write_config, tmp_path, capsys):
     config = write_config(SITE)
-    for report, said in ((tmp_path / "no" / "r.json", "does not exist"), (tmp_path, "is a folder")):
+    (tmp_path / "notes.txt").write_text("a file")
+    wrong = ((tmp_path / "no" / "r.json", "does not exist"), (tmp_path, "is a folder"),
+             (tmp_path / "notes.txt" / "r.json", "notes.txt is a file, not a folder"))  # fmt: skip
+    for report, said in wrong:
         assert main(["run", "--config", str(config), "--report", str(report)]) == 2
         assert said in capsys.readouterr().err
     assert not (tmp_path / "data").exists()  # refused before anything was started

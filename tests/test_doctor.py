@@ -85,6 +85,14 @@ def test_a_healthy_simulated_site_passes_but_for_the_model(write_config, live_mo
     assert (
         model["status"] == "fail" and f"bring back model {first} (`beltcam models rollback`)" == model["fix"]
     )
+    # a second broken one over it: a rollback would bring back the first broken one, which cannot run
+    store = FrameStore.from_config(config.storage)
+    broken.with_name("broken-too.onnx").write_bytes(b"cut short")
+    promote(store, add_model(store, broken.with_name("broken-too.onnx")))
+    store.close()
+    assert main(["doctor", "--config", str(config_path), "--json"]) == 1
+    fix = _items(capsys)["live model"]["fix"]
+    assert fix == f"make model {first} live (`beltcam models promote {first}`)"
 
 
 def test_each_fault_fails_its_own_item_with_a_fix(write_config, tmp_path, capsys):

@@ -35,7 +35,7 @@ from edge.store.frame_store import FrameStore
 from edge.store.lock import DataDirLock
 from edge.store.models import Recording
 from edge.store.reconcile import check_store
-from edge.store.registry import live_model, rollback_target
+from edge.store.registry import live_model, models, rollback_target
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 CAMERA_SAMPLE_S = 3.0
@@ -177,7 +177,8 @@ def _pairing(store: FrameStore) -> Iterator[Check]:
     share = report.unpaired / (report.paired + report.unpaired)
     seen = f"{report.paired} C1 frames paired with C2, {report.unpaired} not ({share:.0%})"
     if share > UNPAIRED_SHARE:
-        yield Check("C1/C2 pairing", WARN, seen, "calibrate the camera offsets (`beltcam calibrate offsets`)")
+        yield Check("C1/C2 pairing", WARN, seen, "if the cameras drop frames (`beltcam cameras`), mend that "
+                    "first; else calibrate the camera offsets (`beltcam calibrate offsets`)")  # fmt: skip
     else:
         yield Check("C1/C2 pairing", PASS, seen)
 
@@ -298,9 +299,7 @@ def _model(config: SiteConfig, store: FrameStore) -> Check:
     try:
         session, info = open_session(path, ["cpu"] if native else list(config.live.providers))
     except ModelRefused as error:
-        earlier = rollback_target(store)
-        fix = TRAIN_ONE if earlier is None else f"bring back model {earlier} (`beltcam models rollback`)"
-        return Check("live model", FAIL, f"model {model_id}: {error}", fix)
+        return Check("live model", FAIL, f"model {model_id}: {error}", _instead_of(store, model_id))
     if native:
         try:
             open_native_engine(path, info)
@@ -311,6 +310,27 @@ def _model(config: SiteConfig, store: FrameStore) -> Check:
     else:
         used = ", ".join(p.removesuffix("ExecutionProvider") for p in session.get_providers())
     return Check("live model", PASS, f"model {model_id} ({info.method}, {info.backbone}) loads on {used}")
+
+
+def _instead_of(store: FrameStore, broken_id: int) -> str:
+    """What to make live instead of a broken model, only if it opens: the model a rollback brings
+    back, else the newest other model not rejected (`promote`), else none: train one."""
+    from edge.live.segmenter import ModelRefused, open_session
+
+    earlier = rollback_target(store)
+    others = [
+        entry for entry in models(store)
+        if entry.id != broken_id and entry.status != "rejected" and not entry.files_removed
+    ]  # fmt: skip
+    for entry in sorted(others, key=lambda entry: entry.id != earlier):  # the rollback's first, then newest
+        try:
+            open_session(entry.path, ["cpu"])
+        except ModelRefused:
+            continue
+        if entry.id == earlier:
+            return f"bring back model {entry.id} (`beltcam models rollback`)"
+        return f"make model {entry.id} live (`beltcam models promote {entry.id}`)"
+    return TRAIN_ONE
 
 
 @contextlib.contextmanager

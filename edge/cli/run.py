@@ -63,6 +63,8 @@ def report_path(text: str) -> Path:
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder: give a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{path.parent} is a file, not a folder")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist")
     return path
@@ -141,8 +143,9 @@ def _run(
     if why is not None:
         folder = starter_folder(store, config.storage.data_dir)
         load_training_stack()
+        doing = "resuming" if (folder / "run" / "checkpoint.pt").is_file() else "training"
         print(
-            f"{why}: training a starter model on simulated frames into {folder} (about two minutes on "
+            f"{why}: {doing} a starter model on simulated frames in {folder} (about two minutes on "
             "a quiet 2-core machine; longer while other work runs)"
         )
         try:
