@@ -201,7 +201,9 @@ def test_closing_the_panel_under_streaming_viewers_ends_their_streams_without_an
         for stream in streams:
             stream.close()
     stop.set()
-    assert not [record for record in caplog.records if record.name.startswith("waitress")], caplog.text
+    # errors only: "Task queue depth is 1" (a warning: every panel thread busy a moment) is load, not the race
+    errors = [r for r in caplog.records if r.name.startswith("waitress") and r.levelno >= logging.ERROR]
+    assert not errors, caplog.text
 
 
 def test_metrics_are_prometheus_text_and_can_be_closed(panel_site):
