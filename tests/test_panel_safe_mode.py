@@ -171,6 +171,11 @@ def test_stopping_safe_mode_ends_in_the_one_line_error(write_config, command, tm
     beltcam.process.send_signal(signal.SIGTERM)
     assert beltcam.ended() == 2
     assert any(line.startswith(f"beltcam: error: {path}: recorder.queue_size") for line in beltcam.seen)
+    bounded = command("run", "--config", str(path), "--duration", "60")  # stopped long before its end
+    bounded.wait_for(KEY_LINE)
+    bounded.process.send_signal(signal.SIGTERM)
+    assert bounded.ended() == 2
+    assert not any("is over" in line for line in bounded.seen)  # SIGTERM ended it, not --duration
 
 
 def test_a_bounded_run_stays_bounded_in_safe_mode(write_config, command):

@@ -93,7 +93,13 @@ def wait_for_fix(
     state = SafeModeState(path, str(error), then=COMMANDS[args.command])
     stop = stop or threading.Event()
     duration = getattr(args, "duration", None)  # `run/demo --duration S` bounds the wait too
-    deadline = threading.Timer(duration, stop.set) if duration is not None else None
+    timed_out = threading.Event()  # not Timer.finished: a cancelled timer is "finished" too
+
+    def end_wait() -> None:
+        timed_out.set()
+        stop.set()
+
+    deadline = threading.Timer(duration, end_wait) if duration is not None else None
     with _stopped_by_signals(stop):  # before anything is announced: a stop right after READY is heard
         server = PanelServer(create_safe_app(state), settings, name="safe-mode panel")
         server.start()
@@ -118,7 +124,7 @@ def wait_for_fix(
             if deadline is not None:
                 deadline.cancel()
             server.close()
-    if not state.fixed.is_set() and deadline is not None and deadline.finished.is_set():
+    if timed_out.is_set() and not state.fixed.is_set():
         print(f"safe mode: --duration {duration:g} s is over and {path} is still invalid", flush=True)
     if state.fixed.is_set():
         print(f"safe mode: {path} is valid now: {state.then}", flush=True)
