@@ -335,20 +335,26 @@ def test_nothing_new_is_planned_while_c1_is_unhealthy(live_model_file):
     assert live.stats.not_planned == live.stats.processed > 0 and planner.stats.planned == 0
 
 
+def _released_once(store, planner: EjectionPlanner) -> tuple[Dispatcher, list[tuple[int, str]]]:
+    """One release by a dispatcher over a dry-run link; (it, the command log's (object id, status) rows)."""
+    log = CommandLog(store)
+    dispatcher = Dispatcher(planner, threading.Lock(), DryRunTransport(), log, 0.005)
+    dispatcher.release()
+    log.close()
+    with store.session() as session:
+        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
+    return dispatcher, [tuple(row) for row in rows]
+
+
 def test_late_commands_are_on_record_as_late(store):
     clock = [0]
     planner = EjectionPlanner(BANK, clock=lambda: clock[0])
     obj = BeltObject(object_id=7, cls="illegal", x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
                      y_max_mm=90.0, seen_ns=0, speed_mm_s=250.0, capture_ns=0)  # fmt: skip
     clock[0] = 2_000_000_000  # planned long after the object passed the line
-    log = CommandLog(store)
-    dispatcher = Dispatcher(planner, threading.Lock(), DryRunTransport(), log, 0.005)
     assert planner.plan(obj) is None
-    dispatcher.release()
-    log.close()
-    with store.session() as session:
-        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
-    assert [tuple(row) for row in rows] == [(7, "late")] and dispatcher.sent == 0
+    dispatcher, rows = _released_once(store, planner)
+    assert rows == [(7, "late")] and dispatcher.sent == 0
 
 
 def test_a_command_the_link_finds_late_is_counted_late(store):
@@ -357,13 +363,8 @@ def test_a_command_the_link_finds_late_is_counted_late(store):
     planner = EjectionPlanner(BANK, clock=lambda: 300_000_000)  # the link reads the real clock: long after
     planner.plan(BeltObject(object_id=9, cls="illegal", x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
                             y_max_mm=90.0, seen_ns=0, speed_mm_s=250.0, capture_ns=0))  # fmt: skip
-    log = CommandLog(store)
-    dispatcher = Dispatcher(planner, threading.Lock(), DryRunTransport(), log, 0.005)
-    dispatcher.release()
-    log.close()
-    with store.session() as session:
-        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
-    assert [tuple(row) for row in rows] == [(9, "late")]
+    dispatcher, rows = _released_once(store, planner)
+    assert rows == [(9, "late")]
     assert (dispatcher.sent, dispatcher.late_at_link, planner.stats.late) == (1, 1, 0)
 
 
@@ -374,13 +375,8 @@ def test_commands_spared_for_a_legal_neighbour_are_on_record_as_spared(store):
         planner.plan(BeltObject(object_id=object_id, cls=cls, x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
                                 y_max_mm=90.0, seen_ns=0, speed_mm_s=250.0, capture_ns=0))  # fmt: skip
     clock[0] = 300_000_000  # within the lead time of its fire time (388 ms)
-    log = CommandLog(store)
-    dispatcher = Dispatcher(planner, threading.Lock(), DryRunTransport(), log, 0.005)
-    dispatcher.release()
-    log.close()
-    with store.session() as session:
-        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
-    assert [tuple(row) for row in rows] == [(9, "spared")] and dispatcher.sent == 0
+    dispatcher, rows = _released_once(store, planner)
+    assert rows == [(9, "spared")] and dispatcher.sent == 0
 
 
 def test_the_watcher_follows_the_registry_and_reports_a_bad_model_once(
