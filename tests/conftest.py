@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -85,10 +86,14 @@ def run_recorder():
     """Record a config for a while; returns the store and the recorder's summary."""
     stores = []
 
-    def run(config: SiteConfig, duration_s: float):
+    def run(config: SiteConfig, duration_s: float, on_recorder: Callable[[Recorder], None] | None = None):
+        """`on_recorder` sees the recorder before it starts: a test may stop it early."""
         frame_store = FrameStore.from_config(config.storage)
         stores.append(frame_store)
-        summary = Recorder(config, frame_store, build_sources(config)).run(duration_s, progress=False)
+        recorder = Recorder(config, frame_store, build_sources(config))
+        if on_recorder is not None:
+            on_recorder(recorder)
+        summary = recorder.run(duration_s, progress=False)
         return frame_store, summary
 
     yield run
