@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from edge.capture.cameras import build_sources
 from edge.config import SiteConfig, load_config
@@ -124,13 +125,27 @@ def small_disk(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def live_model_file(tmp_path_factory) -> Path:
+def live_model_file(tmp_path_factory, worker_id) -> Path:
     """A small exported model trained on the simulated belt (ResNet-18, 64 px, a few epochs): what
-    the live-path tests load into ONNX Runtime. Trained once per test session."""
+    the live-path tests load into ONNX Runtime. Trained once per test session: the first worker to
+    need it trains it in the folder all workers share, the others wait on the lock and read it (one
+    training a worker cost the suite a minute). Tests copy it before they change it."""
+    if worker_id == "master":  # `-n 0`: one process
+        return _train_live_model(tmp_path_factory.mktemp("live-model"))
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above every worker's
+    folder = shared / "live-model"
+    with FileLock(shared / "live-model.lock"):
+        done = folder / "onnx-path.txt"
+        if not done.exists():
+            done.parent.mkdir(exist_ok=True)
+            done.write_text(str(_train_live_model(folder)), encoding="utf-8")
+        return Path(done.read_text(encoding="utf-8"))
+
+
+def _train_live_model(folder: Path) -> Path:
     from edge.simulator.dataset import write_simulated_manifest
     from trainer.train import TrainSettings, train
 
-    folder = tmp_path_factory.mktemp("live-model")
     manifest = write_simulated_manifest(
         folder / "frames", frames=12, size=(128, 96), sequences=4, masked_before=2, seed=5, objects_per_m=8.0
     )
