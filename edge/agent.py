@@ -4,8 +4,10 @@ the valves and the registry watcher, in one process, each worker supervised.
 The recorder runs on the calling thread (it owns the store's writes); the live path, the
 dispatcher and the model watcher each run on a thread of their own that is restarted with back-off
 when it fails, and counted. `stop()` (SIGTERM, Ctrl-C) ends recording, stops the workers and
-releases what is due; closing the actuator link afterwards (the caller's `open_transport`) lets the
-openings already scheduled happen and then closes every valve.
+releases what is due, then closes the actuator link (the openings already scheduled happen, then
+every valve closes) before the command log: the link settles every command still in flight as it
+closes, and those outcomes must reach the log. The caller's `open_transport` closing it again is a
+no-op.
 """
 
 from __future__ import annotations
@@ -206,6 +208,7 @@ class Agent:
                 self.panel.close()
             for worker in workers:
                 worker.join(timeout=10)
+            self.link.transport.close()  # settles what is in flight: its outcomes go in the log below
             self.command_log.close()
         return AgentSummary(recording, self.report(), self.live.stats.first_frame_ns, time.monotonic_ns())
 

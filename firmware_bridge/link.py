@@ -101,6 +101,8 @@ class LinkTransport:
         self._status = LinkStatus(transport=self.name, connected=False, alarm="not started")
         self._status_lock = threading.Lock()
         self._stop = threading.Event()
+        self._closed = False  # set with `_accepting`: a command sent after it is dropped at once
+        self._accepting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._reconnect_at = 0
         self._reconnect_delay_s = 0.05
@@ -140,19 +142,37 @@ class LinkTransport:
         if self._open_now:
             self._link_close()
             self._open_now = False
+        with self._accepting:
+            self._closed = True
+        if self._thread is None or not self._thread.is_alive():
+            self._drop_unsettled()
+
+    def _drop_unsettled(self) -> None:
+        """Every command the closed link still holds is dropped, so that each sender's future, and
+        the command log behind it, gets an outcome: one sent while the worker was closing, or left
+        when the worker ran out of drain time before `CLOSE_ALL`."""
+        self._collect_incoming()
+        for outgoing in [*self._waiting, *self._in_flight.values()]:
+            self._finish(outgoing, CommandOutcome.DROPPED)
+        self._waiting, self._in_flight = [], {}
+
+    def _accept(self, outgoing: _Outgoing) -> Future[CommandOutcome]:
+        with self._accepting:
+            if not self._closed:
+                self._incoming.put(outgoing)
+                return outgoing.future
+        self._finish(outgoing, CommandOutcome.DROPPED)  # the link is closed: it will never go out
+        return outgoing.future
 
     def send(self, command: RemovalCommand) -> Future[CommandOutcome]:
-        outgoing = _Outgoing(self._next_sequence(), command, None, deadline_ns=command.fire_ns)
-        self._incoming.put(outgoing)
-        return outgoing.future
+        return self._accept(_Outgoing(self._next_sequence(), command, None, deadline_ns=command.fire_ns))
 
     def test_fire(self, channel: int, pulse_ms: float) -> Future[CommandOutcome]:
         """Open one valve now; a test fire that cannot reach the device within
         `test_fire_deadline_ms` (the link is down) is dropped, never fired later."""
         deadline = self.clock() + self.test_fire_deadline_ns
-        outgoing = _Outgoing(self._next_sequence(), None, (channel, round(pulse_ms * 1000)), deadline)
-        self._incoming.put(outgoing)
-        return outgoing.future
+        fire = (channel, round(pulse_ms * 1000))
+        return self._accept(_Outgoing(self._next_sequence(), None, fire, deadline))
 
     def status(self) -> LinkStatus:
         with self._status_lock:
@@ -206,9 +226,7 @@ class LinkTransport:
     def _close_all(self) -> None:
         """Close every valve and cancel what is still scheduled, waiting a few acknowledgement
         timeouts for the device to confirm; whatever is still queued is dropped."""
-        for outgoing in [*self._waiting, *self._in_flight.values()]:
-            self._finish(outgoing, CommandOutcome.DROPPED)
-        self._waiting, self._in_flight = [], {}
+        self._drop_unsettled()
         if not (self._open_now and self.status().connected):
             return
         sequence = self._next_sequence()

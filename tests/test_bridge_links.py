@@ -167,3 +167,18 @@ def test_a_host_that_dies_leaves_no_valve_open_and_nothing_to_fire(link):
     (held_open,) = [o for o in openings if o.channel == 2]
     assert held_open.close_ns - died < (TIMING["watchdog_ms"] + 100) * MS  # not its 1.5 s
     assert all(o.object_id != 1 for o in openings)  # the scheduled opening never happened
+
+
+def test_every_command_has_an_outcome_once_the_link_is_closed(link):
+    """The agent writes each command's outcome to its log after the link closes: a command still held
+    at the close, or sent to a closed link (a dispatcher finishing its drain late), must be settled,
+    never left `sent` for ever."""
+    simulator, transport = link
+    ahead = transport.send(_command(1, 5_000))  # due long after the close's drain: cancelled by it
+    transport.close()
+    after = transport.send(_command(2, 50))
+    test_fire = transport.test_fire(3, 10.0)
+    assert ahead.result(timeout=1) in (CommandOutcome.ACKED, CommandOutcome.DROPPED)
+    assert after.result(timeout=0) == CommandOutcome.DROPPED
+    assert test_fire.result(timeout=0) == CommandOutcome.DROPPED
+    assert not any(opening.object_id == 2 for opening in simulator.openings())
