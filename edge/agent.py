@@ -209,6 +209,8 @@ class Agent:
             for worker in workers:
                 worker.join(timeout=10)
             self.link.transport.close()  # settles what is in flight: its outcomes go in the log below
+            if unsettled := self.dispatcher.unsettled():
+                log.error("%d removal commands have no outcome from the link: logged as sent", unsettled)
             self.command_log.close()
         return AgentSummary(recording, self.report(), self.live.stats.first_frame_ns, time.monotonic_ns())
 

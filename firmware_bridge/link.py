@@ -263,8 +263,10 @@ class LinkTransport:
         self._link_close()
         self._open_now = False
         self._update(connected=False, alarm=reason)
-        for outgoing in self._in_flight.values():
-            if not outgoing.acked:
+        for sequence, outgoing in self._in_flight.items():
+            if outgoing.acked:  # acknowledged once, resent after an outage: resent after this one too
+                self._unfired[sequence] = outgoing
+            else:
                 self._waiting.append(outgoing)
         self._in_flight.clear()
         self._heartbeat_pending = None
@@ -375,9 +377,8 @@ class LinkTransport:
         if not self.status().connected:
             self._expire_waiting(now)
             return
-        waiting, self._waiting = self._waiting, []
-        for outgoing in waiting:
-            self._transmit(outgoing, now)
+        while self._waiting:  # one at a time: when the wire breaks mid-way, the rest stay held
+            self._transmit(self._waiting.pop(0), now)
 
     def _transmit(self, outgoing: _Outgoing, now: int) -> None:
         now = self.clock()  # not the loop's reading: earlier requests on a slow wire may have taken a while

@@ -4,7 +4,7 @@ The real wires (tests/test_bridge_links.py) check the same behaviour end to end,
 
 from __future__ import annotations
 
-from firmware_bridge.link import LinkTransport
+from firmware_bridge.link import LinkError, LinkTransport
 from firmware_bridge.messages import CommandOutcome, RemovalCommand
 from firmware_bridge.serial_protocol import (
     ACK_PAYLOAD,
@@ -41,6 +41,7 @@ class InMemoryWire(LinkTransport):
         self.device = ValveDevice(channels=8)
         self.cut = False  # frames vanish both ways
         self.lose_next: set[str] = set()  # kinds of frame the wire loses once
+        self.break_on: set[str] = set()  # kinds of frame whose next writing finds the wire broken
         self.sent: list[tuple[int, str]] = []  # (clock, kind) of every frame the host wrote
         self._replies = b""
         self._decoder = FrameDecoder()
@@ -52,6 +53,9 @@ class InMemoryWire(LinkTransport):
         pass
 
     def _link_send(self, sequence: int, kind: str, fields: tuple[int, ...]) -> None:
+        if kind in self.break_on:
+            self.break_on.discard(kind)
+            raise LinkError("wire broken")
         self.sent.append((self.clock(), kind))
         if self.cut or kind in self.lose_next:
             self.lose_next.discard(kind)
@@ -137,3 +141,39 @@ def test_a_fire_whose_time_passes_during_an_outage_is_dropped_never_sent_late():
     link.cut = False
     _run(link, clock, 400)
     assert link.device.openings == [] and link.device.state != FAILSAFE
+
+
+def test_commands_held_through_an_outage_keep_their_outcome_when_the_wire_breaks_again_mid_burst():
+    """Commands held while the link was down go out together when it is back; if the wire breaks on
+    the first of them, the others are still held, then fired or dropped: never forgotten with no
+    outcome (the command log would call them `sent` for ever)."""
+    link, clock = _connected()
+    link.cut = True
+    _run(link, clock, 250)  # the link is down now
+    held = [
+        link.send(_fire(object_id, clock.now + (300 + 20 * k) * MS))
+        for k, object_id in enumerate((11, 12, 13))
+    ]
+    _run(link, clock, 1)
+    link.cut = False
+    link.break_on.add("fire")
+    _run(link, clock, 400)
+    assert all(outcome.done() for outcome in held)
+    acked = [outcome.result() == CommandOutcome.ACKED for outcome in held]
+    assert sum(acked) == len(link.device.openings) >= 1  # the link came back in time for some
+
+
+def test_a_resent_command_cut_off_again_is_resent_after_the_next_outage():
+    """An acknowledged command is sent again after an outage (the device may have rebooted); a second
+    outage before the device acknowledges it again must not make the link forget it."""
+    link, clock = _connected()
+    outcome = link.send(_fire(21, clock.now + 900 * MS))
+    _run(link, clock, 5)
+    assert outcome.result(timeout=0) == CommandOutcome.ACKED
+    link.device = ValveDevice(channels=8)  # the device rebooted: it lost what it acknowledged
+    link.cut = True
+    _run(link, clock, 250)
+    link.cut = False
+    link.break_on.add("fire")  # the wire breaks again on the resending
+    _run(link, clock, 1000)
+    assert [opening.object_id for opening in link.device.openings] == [21]

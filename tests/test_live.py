@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future
 
 import cv2
 import numpy as np
@@ -33,7 +34,7 @@ from edge.store.command_log import CommandLog
 from edge.store.models import RemovalCommand as RemovalCommandRow
 from edge.store.registry import add_model, promote
 from firmware_bridge.dry_run import DryRunTransport
-from firmware_bridge.messages import BeltObject
+from firmware_bridge.messages import BeltObject, CommandOutcome
 from firmware_bridge.planner import EjectionPlanner, NozzleBank
 from trainer.cams import class_activation_maps, masks_from_maps
 from trainer.dataset import AFTER, BEFORE, model_input
@@ -366,6 +367,29 @@ def test_a_command_the_link_finds_late_is_counted_late(store):
     dispatcher, rows = _released_once(store, planner)
     assert rows == [(9, "late")]
     assert (dispatcher.sent, dispatcher.late_at_link, planner.stats.late) == (1, 1, 0)
+    assert dispatcher.unsettled() == 0
+
+
+def test_the_dispatcher_counts_commands_the_link_has_not_settled(store):
+    """What the agent checks after closing the link: a command without an outcome would stay `sent`
+    in the log, so it is counted (and the agent says so) rather than left silent."""
+
+    class SilentLink(DryRunTransport):
+        def send(self, command):
+            self.held = Future()
+            return self.held
+
+    planner = EjectionPlanner(BANK, lead_ms=1000.0)  # fires in 0.39 s: due at once
+    now = time.monotonic_ns()
+    planner.plan(BeltObject(object_id=4, cls="illegal", x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
+                            y_max_mm=90.0, seen_ns=now, speed_mm_s=250.0, capture_ns=now))  # fmt: skip
+    link, log = SilentLink(), CommandLog(store)
+    dispatcher = Dispatcher(planner, threading.Lock(), link, log, 0.005)
+    dispatcher.release()
+    assert dispatcher.sent == 1 and dispatcher.unsettled() == 1
+    link.held.set_result(CommandOutcome.DROPPED)
+    assert dispatcher.unsettled() == 0
+    log.close()
 
 
 def test_commands_spared_for_a_legal_neighbour_are_on_record_as_spared(store):

@@ -59,6 +59,11 @@ class Dispatcher:
         for command in spared:
             self.command_log.record(command, CommandOutcome.SPARED)
 
+    def unsettled(self) -> int:
+        """Commands sent whose outcome the link has not given: after the link's close there should be
+        none (the command log would keep them `sent`), so the agent says so if there are."""
+        return sum(not outcome.done() for outcome in self._unsettled)
+
     def _count_late_at_link(self, outcome: Future[CommandOutcome]) -> None:
         if outcome.result() == CommandOutcome.LATE:
             with self._count_lock:
