@@ -175,6 +175,8 @@ def main() -> None:
                     **{k: mean_known([r[k] for r in runs], 4) for k in KEYS},
                     "processed_over_captured": mean_known([r["frames_processed"] / r["frames_captured"]
                                                            for r in runs], 4),
+                    "stage_p50_ms": {stage: mean_known([r["live_stage_ms"][stage]["p50"] for r in runs], 2)
+                                     for stage in runs[0]["live_stage_ms"]},
                     "illegal_passed": sum(r["illegal_passed"] for r in runs),
                     "legal_passed": sum(r["legal_passed"] for r in runs),
                     "per_seed": runs,
@@ -183,11 +185,14 @@ def main() -> None:
     budget = f"{args.minutes:g} min x {len(args.seeds)} seeds"
     print(f"\nend to end on the {args.belt} simulated belt ({describe_machine()}), {budget}")
     print(f"{'method':>10} {'fusion':>6} {'path':>11} {'mm/s':>5} {'recall':>7} {'false ej':>8} {'late':>5} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'proc/capt':>9}")  # fmt: skip
+          f"{'p50 ms':>7} {'p99 ms':>7} {'proc/capt':>9} {'segment':>7} {'track':>5} "
+          f"{'turn':>5}")  # fmt: skip
     for r in rows:
+        stage = r["stage_p50_ms"]
         print(f"{r['method']:>10} {r['fusion']:>6} {r['path']:>11} {r['speed_mm_s']:>5g} "
               f"{r['recall']!s:>7} {r['false_ejections']!s:>8} {r['late']!s:>5} {r['latency_p50_ms']!s:>7} "
-              f"{r['latency_p99_ms']!s:>7} {r['processed_over_captured']!s:>9}")  # fmt: skip
+              f"{r['latency_p99_ms']!s:>7} {r['processed_over_captured']!s:>9} {stage['segment']!s:>7} "
+              f"{stage['track']!s:>5} {stage['frame']!s:>5}")  # fmt: skip
     write_results(args.out, rows)
     write_results(f"{args.out}_run", run_record(**vars(args)))
 

@@ -254,6 +254,10 @@ class Agent:
             "latency_p99_ms": _percentile(plan, 99),
             "mask_latency_p50_ms": _percentile(masks, 50),
             "mask_latency_p99_ms": _percentile(masks, 99),
+            "live_stage_ms": {
+                stage: {"p50": _percentile(list(times), 50), "p99": _percentile(list(times), 99)}
+                for stage, times in stats.stage_ms.items()
+            },
             "tracks": len(self.live.tracker.tracks),
             "model_swaps": stats.swaps,
             "models_refused": list(stats.refused),

@@ -57,6 +57,9 @@ def test_the_agent_removes_illegal_objects_on_the_simulated_belt(
     # starved link thread may miss a fire time: a few, counted, never most
     assert report["late"] <= 0.1 * report["commands_sent"] and report["restarts"] == {}
     assert report["belt_speed_mm_s"] == pytest.approx(400, rel=0.1)  # measured from the tracks
+    stages = report["live_stage_ms"]  # where a frame's time went, by stage
+    assert set(stages) == {"segment", "view", "track", "plan", "frame"}
+    assert stages["frame"]["p50"] >= stages["segment"]["p50"] > 0
     store = FrameStore.from_config(load_config(config).storage)
     with store.session() as session:
         statuses = session.scalars(select(RemovalCommandRow.status)).all()

@@ -322,6 +322,12 @@ def test_frames_faster_than_inference_are_skipped_and_counted_never_queued(live_
     handled = stats.processed + stats.warming_up + stats.without_model
     assert slot.skipped > 0 and stats.processed > 0
     assert handled + slot.skipped == slot.offered == len(frames)  # every frame accounted for, none waiting
+    # each frame taken is timed by stage: its turn took longer than frames arrived (every 2 ms)
+    timed = stats.stage_ms
+    assert len(timed["frame"]) == len(timed["segment"]) == handled
+    assert len(timed["track"]) == len(timed["plan"]) == stats.processed and not timed["view"]
+    assert float(np.median(timed["frame"])) > 2.0
+    assert all(f >= s for f, s in zip(timed["frame"], timed["segment"], strict=True))
 
 
 def test_nothing_new_is_planned_while_c1_is_unhealthy(live_model_file):

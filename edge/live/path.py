@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 PLANNING_STATES = (OK, PAUSED)  # PAUSED: the disk is full, the camera is fine
 KEPT_SAMPLES = 100_000
 PLANNED_KEPT = 1024  # far more objects than are ever in view at once
+# segment: background, model, fusion, label map; view: the panel's copy; track: components to belt
+# objects; plan: removal commands; frame: the whole turn (over the camera's period, frames are skipped)
+STAGES = ("segment", "view", "track", "plan", "frame")
 
 
 @dataclass
@@ -47,6 +50,27 @@ class LiveStats:
     # capture -> command planned (ms), once per object; capture -> label map (ms), per frame
     plan_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_SAMPLES))
     mask_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=KEPT_SAMPLES))
+    # how long each stage of one frame took (ms), by stage (STAGES): where a frame's time goes when the
+    # path falls behind the camera and frames are skipped
+    stage_ms: dict[str, deque[float]] = field(
+        default_factory=lambda: {stage: deque(maxlen=KEPT_SAMPLES) for stage in STAGES}
+    )
+
+
+class _Laps:
+    """Times the stages of one frame into `LiveStats.stage_ms`; `frame` is the whole turn."""
+
+    def __init__(self, stage_ms: dict[str, deque[float]]) -> None:
+        self.stage_ms = stage_ms
+        self.started_ns = self.last_ns = time.monotonic_ns()
+
+    def lap(self, stage: str) -> None:
+        now = time.monotonic_ns()
+        self.stage_ms[stage].append((now - self.last_ns) / 1e6)
+        self.last_ns = now
+
+    def done(self) -> None:
+        self.stage_ms["frame"].append((time.monotonic_ns() - self.started_ns) / 1e6)
 
 
 class LivePath:
@@ -116,11 +140,18 @@ class LivePath:
         frame = self.slot.take(timeout_s)
         if frame is None:
             return
+        laps = _Laps(self.stats.stage_ms)
         labels = self._segment(frame)
+        laps.lap("segment")
         if self.view is not None:
             self.view.publish("c1", frame.image, labels, frame.capture_ns)
+            laps.lap("view")
         if labels is not None:
-            self._plan(self.tracker.update(labels, frame.capture_ns))
+            objects = self.tracker.update(labels, frame.capture_ns)
+            laps.lap("track")
+            self._plan(objects)
+            laps.lap("plan")
+        laps.done()
 
     def _segment(self, frame: Frame) -> np.ndarray | None:
         """The frame's label map; None while no model is live or the background is warming up."""
