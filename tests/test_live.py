@@ -196,6 +196,14 @@ def test_the_tracker_reports_each_objects_outline_in_bands_across_the_belt():
     split = {o.cls: o for o in _tracker(min_hits=1).update(touching, 0)}
     assert split["legal"].lane_extent(10 * MM_PER_PX, 20 * MM_PER_PX) is None
     assert split["illegal"].lane_extent(30 * MM_PER_PX, 40 * MM_PER_PX) is None
+    # one class in two places of one patch: each part has its own outline, not the other's
+    sandwich = _labels([(20, 10, 30, 30, 1), (30, 10, 50, 30, 2), (50, 10, 60, 30, 1)])
+    parts = sorted(_tracker(min_hits=1).update(sandwich, 0), key=lambda o: o.x_min_mm)
+    assert [o.cls for o in parts] == ["illegal", "legal", "illegal"]
+    lanes = [part.lane_extent(10 * MM_PER_PX, 30 * MM_PER_PX) for part in parts]
+    boxes = [(part.x_min_mm, part.x_max_mm) for part in parts]
+    assert np.ravel(lanes) == pytest.approx(np.array([20, 30, 30, 50, 50, 60]) * MM_PER_PX)
+    assert np.ravel(boxes) == pytest.approx(np.ravel(lanes))
     (boxed,) = _tracker(min_hits=1, outline_band_mm=0.0).update(l_shape, 0)
     assert boxed.outline == () and boxed.lane_extent(20 * MM_PER_PX, 30 * MM_PER_PX) == pytest.approx(
         (20 * MM_PER_PX, 40 * MM_PER_PX)

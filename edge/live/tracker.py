@@ -93,7 +93,9 @@ class Patch:
 
 
 class _Pixels:
-    """The foreground pixels of one label map, in belt mm, with their patch and class."""
+    """The foreground pixels of one label map, in belt mm, with their patch and class; grouped by
+    patch once, so that finding a patch's pixels does not scan every pixel of the map again (a crowded
+    belt has dozens of patches a frame)."""
 
     def __init__(
         self, labels: np.ndarray, component: np.ndarray, to_belt: np.ndarray, mm_per_px: float
@@ -104,15 +106,20 @@ class _Pixels:
         centres = np.stack([self.columns + 0.5, self.rows + 0.5], axis=1).astype(np.float64).reshape(-1, 1, 2)
         self.belt = cv2.perspectiveTransform(centres, to_belt).reshape(-1, 2)
         self.half_px_mm = mm_per_px / 2
+        self._by_component = np.argsort(self.component, kind="stable")
+        self._starts = np.searchsorted(
+            self.component[self._by_component], np.arange(int(component.max()) + 2)
+        )
 
     def of(self, component: int, label: int | None = None) -> np.ndarray:
-        chosen = self.component == component
-        return chosen if label is None else chosen & (self.label == label)
+        """Indices of the pixels of patch `component` (of class `label` only, if given)."""
+        chosen = self._by_component[self._starts[component] : self._starts[component + 1]]
+        return chosen if label is None else chosen[self.label[chosen] == label]
 
     def bands(self, chosen: np.ndarray, band_mm: float) -> np.ndarray:
-        """Band index, y_min, y_max, x_min, x_max of the chosen pixels in each band `band_mm` wide
-        across the belt (bands on one grid from y = 0, so that neighbours' bands line up); each pixel
-        counts whole."""
+        """Band index, y_min, y_max, x_min, x_max of the chosen pixels (indices) in each band `band_mm`
+        wide across the belt (bands on one grid from y = 0, so that neighbours' bands line up); each
+        pixel counts whole."""
         points = self.belt[chosen]
         pad = self.half_px_mm
         rows = np.column_stack(
@@ -181,9 +188,14 @@ class BeltTracker:
                 continue
             legal = foreground[index] - illegal[index]
             if self.settings.split_classes and min(illegal[index], legal) >= min_px:
+                x, y, w, h = (int(v) for v in stats[index][:4])
+                window = (slice(y, y + h), slice(x, x + w))  # the patch's box: not the whole map again
                 for label, share in ((LABEL_ILLEGAL, 1.0), (LABEL_LEGAL, 0.0)):
-                    region = ((component == index) & (labels == label)).astype(np.uint8)
-                    patches.extend(self._regions(region, min_px, to_belt, share, pixels, index, label))
+                    region = ((component[window] == index) & (labels[window] == label)).astype(np.uint8)
+                    found = self._regions(
+                        region, (x, y), labels.shape, min_px, to_belt, share, pixels, index, label
+                    )
+                    patches.extend(found)
                 continue
             share = float(illegal[index] / foreground[index])
             chosen = None if pixels is None else pixels.of(index)
@@ -221,6 +233,8 @@ class BeltTracker:
     def _regions(
         self,
         region: np.ndarray,
+        origin: tuple[int, int],
+        shape: tuple[int, ...],
         min_px: float,
         to_belt: np.ndarray,
         share: float,
@@ -228,16 +242,21 @@ class BeltTracker:
         component: int,
         label: int,
     ) -> list[Patch]:
-        """The patches of one class inside a split patch: its connected regions of `min_px` or more."""
+        """The patches of one class inside a split patch: its connected regions of `min_px` or more.
+        `region` is the split patch's box, whose top-left corner is `origin` in the map of `shape`."""
         _, parts, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+        x0, y0 = origin
+        in_class = part_of = None
+        if pixels is not None:
+            in_class = pixels.of(component, label)
+            part_of = parts[pixels.rows[in_class] - y0, pixels.columns[in_class] - x0]
         patches = []
         for part, stat in enumerate(stats[1:], start=1):
             if stat[4] < min_px:
                 continue
-            chosen = None
-            if pixels is not None:
-                chosen = pixels.of(component, label) & (parts[pixels.rows, pixels.columns] == part)
-            patches.append(self._patch(to_belt, stat, region.shape, share, pixels, chosen))
+            chosen = None if in_class is None else in_class[part_of == part]
+            in_map = np.array([stat[0] + x0, stat[1] + y0, stat[2], stat[3]])
+            patches.append(self._patch(to_belt, in_map, shape, share, pixels, chosen))
         return patches
 
     def update(self, labels: np.ndarray, capture_ns: int) -> list[BeltObject]:
@@ -318,13 +337,8 @@ class BeltTracker:
         if track.bands is not None:
             shift = self.speed_mm_s * (track.seen_ns - track.bands_ns) / 1e9
             outline = tuple(
-                Band(
-                    y_min_mm=float(y0),
-                    y_max_mm=float(y1),
-                    x_min_mm=float(x0 + shift),
-                    x_max_mm=float(x1 + shift),
-                )
-                for _, y0, y1, x0, x1 in track.bands
+                Band(y_min_mm=y0, y_max_mm=y1, x_min_mm=x0 + shift, x_max_mm=x1 + shift)
+                for _, y0, y1, x0, x1 in track.bands.tolist()
             )
         return BeltObject(
             object_id=track.object_id, cls=cls, x_min_mm=x_min, x_max_mm=x_max, y_min_mm=y_min,
