@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,12 @@ class AgentSummary:
 
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def _p50_p99(values: Iterable[float]) -> dict[str, float | None]:
+    """Read once: the live thread keeps appending, and the panel asks for this every second."""
+    kept = list(values)
+    return {"p50": _percentile(kept, 50), "p99": _percentile(kept, 99)}
 
 
 def supervised(name: str, work, stop: threading.Event, restarts: Counter) -> threading.Thread:
@@ -254,10 +260,7 @@ class Agent:
             "latency_p99_ms": _percentile(plan, 99),
             "mask_latency_p50_ms": _percentile(masks, 50),
             "mask_latency_p99_ms": _percentile(masks, 99),
-            "live_stage_ms": {
-                stage: {"p50": _percentile(list(times), 50), "p99": _percentile(list(times), 99)}
-                for stage, times in stats.stage_ms.items()
-            },
+            "live_stage_ms": {stage: _p50_p99(times) for stage, times in stats.stage_ms.items()},
             "tracks": len(self.live.tracker.tracks),
             "model_swaps": stats.swaps,
             "models_refused": list(stats.refused),
