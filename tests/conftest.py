@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,17 @@ from edge.store.frame_store import FrameStore
 from tests.postgres_server import postgres_url
 
 pytest_plugins = ["tests.panel_helpers"]  # the panel's server, HTTP sessions and browser
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give each test worker its share of the cores for PyTorch's and OpenMP's thread pools (and the
+    `beltcam` subprocesses it starts, which inherit the variable). Left alone, every worker's torch
+    spreads each op over all the cores, so two workers on a 2-core machine spin against each other:
+    the suite's trainings ran two to five times slower than with one thread each. A value set by the
+    caller is kept; `-n 0` (one process) keeps every core."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")  # set by xdist in each worker, not its controller
+    if workers:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // int(workers))))
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
