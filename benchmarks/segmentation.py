@@ -55,6 +55,7 @@ from trainer.dataset import prepare_dataset
 from trainer.evaluate import EvaluationResult, evaluate
 from trainer.manifest import load_manifest
 from trainer.train import TrainSettings, load_run_model, run_input_shape, train
+from trainer.variants import CHANGES, variant_settings
 
 WHERE_WRONG = (  # trainer.evaluate's pixel shares: found, and called illegal where it is not
     "illegal_found",
@@ -63,6 +64,14 @@ WHERE_WRONG = (  # trainer.evaluate's pixel shares: found, and called illegal wh
     "belt_called_illegal",
 )
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
+
+
+def _variant(name: str) -> tuple[str, str, str, bool, dict]:
+    """The row of a named variant: the settings a site trains by that name."""
+    settings = variant_settings(name)
+    return name, str(settings.pop("method")), "dis", False, settings
+
+
 # (row name, method, flow, C1 foreground labelled {before, after}, other settings: ablations)
 RUNS = [
     ("gradcam", "gradcam", "dis", False, {}),
@@ -72,10 +81,9 @@ RUNS = [
     ("ours", "ours", "dis", False, {}),
     ("ours_beltflow", "ours", "belt", False, {}),
     ("ours_c1_after", "ours", "dis", True, {}),
-    # issue 18's ablations: the tiles' classification loss off (only their L1 stays), mean fusion
-    ("puzzlecam_nopcls", "puzzlecam", "dis", False, {"puzzle_classification": False}),
-    ("ours_nopcls", "ours", "dis", False, {"puzzle_classification": False}),
-    ("ours_meanfuse", "ours", "dis", False, {"temporal_fusion": "mean"}),
+    # issue 18's ablations a site can also train (trainer/variants.py): the tiles' classification loss
+    # off (only their L1 stays), mean fusion
+    *(_variant(name) for name in CHANGES),
     # C1 and C2 samples drawn with the same spread of foreground share (trainer/balance.py)
     ("cam_balanced", "cam", "dis", False, {"balance_foreground": True}),
     ("puzzlecam_balanced", "puzzlecam", "dis", False, {"balance_foreground": True}),

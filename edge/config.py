@@ -17,6 +17,8 @@ from apscheduler.triggers.cron import CronTrigger
 from limits import parse as parse_rate_limit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainer.variants import VARIANTS
+
 CameraId = Literal["c1", "c2"]
 FrameLabel = Literal["before", "after", "unlabeled"]
 DEFAULT_CONFIG_PATH = Path("beltcam.yaml")
@@ -307,7 +309,7 @@ class GateConfig(_Strict):
     max_memory_mb: float = Field(default=2048.0, gt=0, description="memory the model's session may add")
 
 
-NightlyMethod = Literal["cam", "puzzlecam", "temporal", "ours"]
+NightlyMethod = Literal[VARIANTS]  # the paper's methods and issue 18's switchable changes
 
 
 class ScheduleConfig(_Strict):
@@ -325,8 +327,9 @@ class ScheduleConfig(_Strict):
     method: NightlyMethod = "ours"
     candidates: list[NightlyMethod] = Field(
         default=[],
-        description="methods also trained after `method` while the window has room for another run; "
-        "each is judged against the model live by then, so the site's own footage picks the method",
+        description="methods (or variants: trainer/variants.py) also trained after `method` while the window "
+        "has room for another run; each is judged against the model live by then, so the site's own "
+        "footage picks the method",
     )
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=8, ge=1)

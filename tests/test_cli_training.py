@@ -33,21 +33,23 @@ def test_train_eval_export_from_the_store(write_config, tmp_path):
     assert recorded.returncode == 0, recorded.stderr
     run = tmp_path / "run"
     common = ["--config", str(path)]
-    trained = beltcam(
-        "train", *common, "--method", "ours", "--backbone", "resnet18", "--image-size", "64",
+    trained = beltcam(  # a variant (trainer/variants.py): ours with mean fusion, registered by its name
+        "train", *common, "--method", "ours_meanfuse", "--backbone", "resnet18", "--image-size", "64",
         "--epochs", "2", "--flow", "belt", "--out", str(run),
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "run 1 finished" in trained.stdout and "ONNX parity" in trained.stdout
+    settings = json.loads((run / "settings.json").read_text())
+    assert (settings["method"], settings["temporal_fusion"]) == ("ours", "mean")
     store = FrameStore.from_config(load_config(path).storage)
     with store.session() as session:
-        assert session.scalars(select(TrainingRun)).one().method == "ours"
+        assert session.scalars(select(TrainingRun)).one().method == "ours_meanfuse"
         model = session.scalars(select(Model)).one()
         assert model.status == "candidate" and model.path == str(run / "model.onnx")
         assert len(list(session.scalars(select(TrainingRunRecording)))) >= 2
     # a finished run trained again changes nothing and is not registered twice
     again = beltcam(
-        "train", *common, "--method", "ours", "--backbone", "resnet18", "--image-size", "64",
+        "train", *common, "--method", "ours_meanfuse", "--backbone", "resnet18", "--image-size", "64",
         "--epochs", "2", "--flow", "belt", "--out", str(run),
     )  # fmt: skip
     assert again.returncode == 0 and "run 1 finished" in again.stdout, again.stderr[-2000:]

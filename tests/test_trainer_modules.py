@@ -14,6 +14,8 @@ from trainer.losses import (
     temporal_loss,
 )
 from trainer.puzzle import merge, tile
+from trainer.train import TrainSettings
+from trainer.variants import VARIANTS, variant_settings
 from trainer.warp import resize_flow, warp
 
 
@@ -172,3 +174,15 @@ def test_an_export_that_fails_its_parity_check_leaves_no_file(tmp_path, monkeypa
     monkeypatch.setattr(export, "PARITY_TOLERANCE", 1e-3)
     export.export_onnx(model, target, (64, 64), 0.5)
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_every_variant_a_site_may_train_is_a_valid_setting_of_its_method():
+    """A variant's name stands for trainer settings (extra fields are refused): a misspelt switch
+    would fail here, not in a site's night."""
+    for name in VARIANTS:
+        settings = TrainSettings(**variant_settings(name))
+        assert settings.method == name.split("_")[0]
+    assert TrainSettings(**variant_settings("ours")) == TrainSettings()  # a method is the paper's
+    assert not TrainSettings(**variant_settings("ours_nopcls")).puzzle_classification
+    assert TrainSettings(**variant_settings("ours_meanfuse")).temporal_fusion == "mean"
+    assert variant_settings("gradcam") == {"method": "gradcam"}  # a baseline `beltcam train` also runs

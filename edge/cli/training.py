@@ -15,14 +15,16 @@ from edge.cli.common import add_config, count, number_type, open_store, positive
 from edge.config import SiteConfig
 from edge.nightly.manifests import build_manifest
 from edge.nightly.runs import ended_unfinished, finish_run, start_run
+from trainer.variants import VARIANTS, variant_settings
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train the classifier on recorded before/after footage")
     add_config(train)
     train.add_argument(
-        "--method", choices=["cam", "puzzlecam", "temporal", "ours", "gradcam"], default="ours",
-        help="gradcam: the paper's Grad-CAM baseline (evaluated, never exported)",
+        "--method", choices=[*VARIANTS, "gradcam"], default="ours",
+        help="gradcam: the paper's Grad-CAM baseline (evaluated, never exported); *_nopcls, ours_meanfuse: "
+        "issue 18's switchable changes (trainer/variants.py)",
     )  # fmt: skip
     train.add_argument(
         "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
@@ -85,7 +87,7 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
     from trainer.train import TrainSettings, train, training_device
 
     settings = TrainSettings(
-        method=args.method,
+        **variant_settings(args.method),
         backbone=args.backbone or config.model.backbone,
         image_size=args.image_size or config.model.image_size,
         epochs=args.epochs,
@@ -116,7 +118,7 @@ def _train(config: SiteConfig, args: argparse.Namespace) -> int:
         _, used = build_manifest(store, manifest_path, config.calibration_file)
         print(f"training on {len(used)} recordings (manifest: {manifest_path})")
     group.share(str(manifest_path))
-    run_id = start_run(store, settings.method, args.out, used)
+    run_id = start_run(store, args.method, args.out, used)  # the variant's name, as the nightly loop's
     with ended_unfinished(store, run_id, f"beltcam train --out {args.out} resumes it"):
         result = train(manifest_path, settings, args.out, progress=True)
     finish_run(store, run_id, result)

@@ -34,6 +34,7 @@ from edge.store.frame_store import FrameStore
 from edge.store.models import Frame, Model, Recording, TrainingRun
 from edge.store.registry import live_model, promote, record_gate, reject, retire_old
 from trainer.errors import RunPaused, TrainerError
+from trainer.variants import variant_settings
 
 log = logging.getLogger(__name__)
 RESUMABLE = ("paused", "interrupted")
@@ -105,7 +106,7 @@ def nightly_settings(config: SiteConfig, belt_flow: bool, method: str):
 
     schedule = config.schedule
     return TrainSettings(
-        method=method,
+        **variant_settings(method),
         backbone=config.model.backbone,
         image_size=config.model.image_size,
         epochs=schedule.epochs,

@@ -1,0 +1,25 @@
+"""Named variants of the trainable methods: the paper's four, and the switchable changes of tracker
+issue 18 (benchmarks/README.md) that measured better on some belts and worse on others.
+
+One name stands for one set of trainer settings, so the site file (`schedule.method`,
+`schedule.candidates`), `beltcam train --method` and the segmentation benchmark mean the same thing
+by it. Since no single setting wins on every belt, a site lists the variants it wants tried and its
+own footage picks one: the nightly gate judges a variant's model exactly as it judges a method's.
+"""
+
+from __future__ import annotations
+
+PAPER_METHODS = ("cam", "puzzlecam", "temporal", "ours")
+CHANGES: dict[str, dict[str, object]] = {
+    # the tiles' merged maps are not classified (no L_pcls), only their L1 to the full image's stays
+    "puzzlecam_nopcls": {"method": "puzzlecam", "puzzle_classification": False},
+    "ours_nopcls": {"method": "ours", "puzzle_classification": False},
+    # the warped neighbours' CAMs fused by mean instead of maximum (less spill onto touching objects)
+    "ours_meanfuse": {"method": "ours", "temporal_fusion": "mean"},
+}
+VARIANTS = PAPER_METHODS + tuple(CHANGES)  # what a site may train every night
+
+
+def variant_settings(name: str) -> dict[str, object]:
+    """The `TrainSettings` fields a variant (or a plain method, e.g. `gradcam`) stands for."""
+    return dict(CHANGES.get(name, {"method": name}))
