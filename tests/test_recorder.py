@@ -47,30 +47,41 @@ def test_a_full_queue_drops_and_counts_frames_instead_of_blocking(make_config, r
 
 
 def test_a_failing_camera_reconnects_while_the_other_keeps_recording(make_config, run_recorder):
+    """Times are on the simulator's clock (the fault is scripted on it), not from C1's first frame:
+    C1 may start a frame or two late on a busy machine, which once shifted the window onto C2's
+    return. A busy machine may also starve C1 for a moment; what C2's outage must not do is hold C1
+    for as long as it lasts."""
     config = make_config(
         {"simulator": {"faults": [{"camera": "c2", "at_s": 0.5, "kind": "error", "duration_s": 0.8}]}}
     )
-    store, summary = run_recorder(config, 2.5)
+    epochs = []
+
+    def simulators_clock(recorder):  # the simulator's t = 0 (its camera inside the health check)
+        epochs.append(recorder.workers["c1"].source.source.epoch_ns)
+
+    store, summary = run_recorder(config, 2.5, simulators_clock)
     assert summary.errors["c2"] >= 1 and summary.reconnects["c2"] >= 1
     assert summary.errors["c1"] == 0
     with store.session() as session:
         recordings = {r.camera: r for r in session.scalars(select(Recording))}
         assert recordings["c2"].source_errors == summary.errors["c2"]
         assert recordings["c2"].reconnects == summary.reconnects["c2"]
-        times = {
+        seconds = {
             camera: sorted(
-                f.capture_ns for f in session.scalars(select(Frame).where(Frame.recording_id == r.id))
+                (f.capture_ns - epochs[0]) / 1e9
+                for f in session.scalars(select(Frame).where(Frame.recording_id == r.id))
             )
             for camera, r in recordings.items()
         }
-    start = times["c1"][0]
 
     def during_outage(stamps):
-        return [t for t in stamps if 0.6e9 < t - start < 1.2e9]
+        return [t for t in stamps if 0.5 - 1e-6 <= t < 1.3 - 1e-6]
 
-    assert len(during_outage(times["c1"])) >= 8  # C1 kept its pace
-    assert during_outage(times["c2"]) == []
-    assert times["c2"][-1] - start > 1.5e9  # and C2 came back
+    c1 = [t for t in seconds["c1"] if 0.3 <= t < 1.5]
+    assert len(during_outage(c1)) >= 4  # C1 kept going, never held as long as C2 was down
+    assert max(later - earlier for earlier, later in itertools.pairwise(c1)) < 0.6
+    assert during_outage(seconds["c2"]) == []
+    assert seconds["c2"][-1] > 1.5  # and C2 came back
 
 
 def test_a_stalled_camera_is_reopened(make_config, run_recorder):
