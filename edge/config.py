@@ -327,9 +327,9 @@ class ScheduleConfig(_Strict):
     method: NightlyMethod = "ours"
     candidates: list[NightlyMethod] = Field(
         default=[],
-        description="methods (or variants: trainer/variants.py) also trained after `method` while the window "
-        "has room for another run; each is judged against the model live by then, so the site's own "
-        "footage picks the method",
+        description="methods (or their variants, docs/trainer.md) also trained after `method` while the "
+        "window has room for another run; each is judged against the model live by then, so the site's "
+        "own footage picks the method",
     )
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=8, ge=1)

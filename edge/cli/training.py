@@ -23,8 +23,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_config(train)
     train.add_argument(
         "--method", choices=[*VARIANTS, "gradcam"], default="ours",
-        help="gradcam: the paper's Grad-CAM baseline (evaluated, never exported); *_nopcls, ours_meanfuse: "
-        "issue 18's switchable changes (trainer/variants.py)",
+        help="gradcam: the paper's Grad-CAM baseline (evaluated, never exported); variants: *_nopcls without "
+        "the tiles' classification loss, ours_meanfuse with mean fusion (docs/trainer.md)",
     )  # fmt: skip
     train.add_argument(
         "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
