@@ -258,6 +258,12 @@ class LiveConfig(_Strict):
     providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
         default=["tensorrt", "cuda", "cpu"], description="ONNX Runtime providers, in order, where present"
     )
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads ONNX Runtime may use for a frame (0: one per core); fewer leave cores to "
+        "the recorder and the nightly training on a small box",
+    )
     min_area_mm2: float = Field(default=1500.0, ge=0, description="smaller patches of foreground are ignored")
     min_width_mm: float = Field(
         default=0.0, ge=0, description="patches thinner than this (streaks, seams) are ignored; 0: none"

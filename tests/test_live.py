@@ -59,8 +59,8 @@ def _c1_frames(count: int, seed: int = 3) -> list[Frame]:
     return [camera.frame_at(seq) for seq in range(count)]
 
 
-def _segmenter(path, fusion="none") -> LiveSegmenter:
-    settings = LiveConfig(fusion=fusion, providers=["cpu"], background_every=1)
+def _segmenter(path, fusion="none", threads=0) -> LiveSegmenter:
+    settings = LiveConfig(fusion=fusion, providers=["cpu"], background_every=1, threads=threads)
     return LiveSegmenter(path, settings, SIZE, (250 / MM_PER_PX, 0.0))
 
 
@@ -82,6 +82,18 @@ def test_onnx_runtime_and_torch_give_the_same_masks_on_the_same_frames(live_mode
         illegal += int((reference == 1).sum())
     assert illegal > 0  # the comparison covers illegal pixels, not only background
     assert agree / total >= 0.999
+
+
+def test_a_site_can_hold_the_live_model_to_fewer_cpu_threads_for_the_same_maps(live_model_file):
+    default, held = _segmenter(live_model_file), _segmenter(live_model_file, threads=1)
+    options = held.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert default.session.get_session_options().intra_op_num_threads == 0  # ONNX Runtime's own choice
+    frame = _c1_frames(1)[0].image
+    background = median_background([frame], default.info.foreground)
+    inputs = model_input(frame, background, default.info.input_shape, default.info.foreground)
+    assert torch.allclose(held.maps(*inputs), default.maps(*inputs), atol=1e-5)
 
 
 def _with_metadata(source, target, drop: str | None = None, **changed: str) -> None:

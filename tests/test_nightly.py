@@ -70,6 +70,7 @@ def _night_site(schedule: dict) -> dict:
         "simulator": {"truth_every": 1, "truth_segments_every": 3, "belt_speed_mm_s": 800},
         "calibration_file": "calibration.yaml",
         "model": {"backbone": "resnet18", "image_size": 64},
+        "live": {"threads": 1},  # the gate times a candidate as the live path would run it
         "schedule": {"min_new_frames": 20, "gate": {"margin": LENIENT, "max_latency_ms": 5000}, **schedule},
     }
 

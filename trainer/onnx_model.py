@@ -48,17 +48,29 @@ def session_providers(wanted: list[str], cache_dir: Path) -> list:
     return chosen or ["CPUExecutionProvider"]
 
 
+def session_options(threads: int = 0) -> onnxruntime.SessionOptions:
+    """How many CPU threads a session may use: 0 leaves ONNX Runtime's own choice (one per core, each
+    spinning between frames), which starves the recorder and the nightly training on a small edge
+    box; a set number also stops the spinning, so the cores it leaves are free between frames."""
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OnnxClassifier(nn.Module):
     """`model(images) -> cams` for an exported model (B x 3 x H x W normalised images, the run's
     input shape); its maps are ReLU'd already, which the map readers' own ReLU leaves unchanged."""
 
-    def __init__(self, path: Path, providers: list[str] | None = None) -> None:
+    def __init__(self, path: Path, providers: list[str] | None = None, threads: int = 0) -> None:
         """`providers`: short names in order of preference (`tensorrt`, `cuda`, `cpu`; default CPU),
-        those this machine has; as the live path opens the model."""
+        those this machine has; `threads` as `session_options`: as the live path opens the model."""
         super().__init__()
         chosen = session_providers(providers or ["cpu"], Path(path).parent / ENGINE_CACHE_DIR)
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=chosen)
+            self.session = onnxruntime.InferenceSession(str(path), session_options(threads), providers=chosen)
         except Exception as error:  # ONNX Runtime raises its own types for every kind of bad file
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise RunError(f"{path}: not a model ONNX Runtime can load ({first_line})") from None

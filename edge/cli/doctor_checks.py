@@ -297,7 +297,8 @@ def _model(config: SiteConfig, store: FrameStore) -> Check:
 
     native = config.live.engine == "tensorrt"
     try:
-        session, info = open_session(path, ["cpu"] if native else list(config.live.providers))
+        providers = ["cpu"] if native else list(config.live.providers)
+        session, info = open_session(path, providers, config.live.threads)
     except ModelRefused as error:
         return Check("live model", FAIL, f"model {model_id}: {error}", _instead_of(store, model_id))
     if native:

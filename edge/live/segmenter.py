@@ -29,7 +29,7 @@ from edge.live.fusion import TemporalFusion
 from trainer.cams import input_batch, maps_at_input_size, masks_from_maps
 from trainer.dataset import AFTER, BEFORE, model_input
 from trainer.model import CLASSES, IMAGENET_MEAN, IMAGENET_STD
-from trainer.onnx_model import ENGINE_CACHE_DIR, session_providers
+from trainer.onnx_model import ENGINE_CACHE_DIR, session_options, session_providers
 from trainer.preprocess import ForegroundSettings, split_foreground
 
 if TYPE_CHECKING:
@@ -103,8 +103,11 @@ def _building_notices(path: Path, cache_dir: Path, building: bool) -> Iterator[N
         done.set()
 
 
-def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSession, ModelInfo]:
-    """The model's session and what it says of itself; ModelRefused when it cannot run live."""
+def open_session(
+    path: Path, wanted: list[str], threads: int = 0
+) -> tuple[onnxruntime.InferenceSession, ModelInfo]:
+    """The model's session (on the `wanted` providers present, with `threads` CPU threads as
+    `session_options`) and what it says of itself; ModelRefused when it cannot run live."""
     if not path.is_file():
         raise ModelRefused(f"{path}: no such model file")
     cache_dir = path.parent / ENGINE_CACHE_DIR
@@ -112,7 +115,7 @@ def open_session(path: Path, wanted: list[str]) -> tuple[onnxruntime.InferenceSe
     building = any(isinstance(p, tuple) for p in providers) and not any(cache_dir.glob("*.engine"))
     try:
         with _building_notices(path, cache_dir, building):
-            session = onnxruntime.InferenceSession(str(path), providers=providers)
+            session = onnxruntime.InferenceSession(str(path), session_options(threads), providers=providers)
     except Exception as error:  # ONNX Runtime raises its own types for unreadable or invalid graphs
         raise ModelRefused(
             f"{path}: not a readable ONNX model ({type(error).__name__}: {str(error).splitlines()[0]})"
@@ -168,7 +171,9 @@ class LiveSegmenter:
         rule is the one the model was trained with (from its metadata)."""
         native = settings.engine == "tensorrt"
         # the native engine reads the same file: ONNX Runtime on the CPU checks it and reads its metadata
-        self.session, self.info = open_session(path, ["cpu"] if native else settings.providers)
+        self.session, self.info = open_session(
+            path, ["cpu"] if native else settings.providers, settings.threads
+        )
         if native:
             self.session = open_native_engine(path, self.info)
         height, width = self.info.input_shape

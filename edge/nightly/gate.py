@@ -118,16 +118,19 @@ def parity(run_dir: Path, onnx_path: Path) -> tuple[float, float]:
     return agreement, float((ours - theirs).abs().max())
 
 
-def speed(run_dir: Path, onnx_path: Path, providers: list[str] | None = None) -> tuple[float, float]:
+def speed(
+    run_dir: Path, onnx_path: Path, providers: list[str] | None = None, threads: int = 0
+) -> tuple[float, float]:
     """(median ms per frame, MB the session added) for one held-out frame at a time, as the live path
-    runs it (its providers: on a GPU, TensorRT or CUDA), on this device while whatever else it does
-    goes on. Measure it in a process that has not loaded this model before (`judge` does)."""
+    runs it (its providers: on a GPU, TensorRT or CUDA; its CPU threads), on this device while
+    whatever else it does goes on. Measure it in a process that has not loaded this model before
+    (`judge` does)."""
     from trainer.cams import input_batch
     from trainer.onnx_model import OnnxClassifier
 
     process = psutil.Process()
     before = process.memory_info().rss
-    model = OnnxClassifier(onnx_path, providers)
+    model = OnnxClassifier(onnx_path, providers, threads)
     _, sequences = _held_out_sequences(run_dir, model, False)
     frames = next(s for s in sequences if s.camera == "c1").frames
     times = []
@@ -148,6 +151,7 @@ def judge(
     frame_period_ms: float,
     providers: list[str] | None = None,
     progress: bool = False,
+    threads: int = 0,
 ) -> GateVerdict:
     """The verdict on `candidate` (the ONNX file of the run in `run_dir`) against the `live` model."""
     started = time.monotonic()
@@ -161,7 +165,7 @@ def judge(
     agreement, difference = parity(run_dir, candidate)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
         # a process that has not loaded the model yet: what the session adds is what is measured
-        latency, memory = fresh.submit(speed, run_dir, candidate, providers).result()
+        latency, memory = fresh.submit(speed, run_dir, candidate, providers, threads).result()
     budget = gate.max_latency_ms or frame_period_ms
     refusals = _refusals(candidate_quality, live_quality, gate, agreement, latency, budget, memory)
     measure = candidate_quality.measure

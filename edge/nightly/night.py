@@ -287,7 +287,7 @@ def _judge(
     c1 = config.camera("c1")
     began = time.monotonic()
     verdict = judge(run_dir, run_dir / "model.onnx", live[1] if live else None, config.schedule.gate,
-                    1000.0 / c1.fps, list(config.live.providers), progress)  # fmt: skip
+                    1000.0 / c1.fps, list(config.live.providers), progress, config.live.threads)  # fmt: skip
     stages = {"gate": round(time.monotonic() - began, 2)}
     if verdict.promote:
         record_gate(store, model_id, verdict.to_json())
