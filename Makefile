@@ -57,6 +57,7 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.bridge
 	$(BIN)/python -m benchmarks.faults
 	$(BIN)/python -m benchmarks.inference
+	$(BIN)/python -m benchmarks.live_threads
 	$(BIN)/python -m benchmarks.endtoend
 
 clean:

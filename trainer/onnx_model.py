@@ -49,14 +49,15 @@ def session_providers(wanted: list[str], cache_dir: Path) -> list:
 
 
 def session_options(threads: int = 0) -> onnxruntime.SessionOptions:
-    """How many CPU threads a session may use: 0 leaves ONNX Runtime's own choice (one per core, each
-    spinning between frames), which starves the recorder and the nightly training on a small edge
-    box; a set number also stops the spinning, so the cores it leaves are free between frames."""
+    """A session that does not spin: ONNX Runtime's threads otherwise spin between runs, and a live
+    path paced at the camera's rate then burns half a core waiting (benchmarks/live_threads.py: 1.27
+    cores at 10 fps against 0.76, the same latency). `threads`: CPU threads per run (0: one per core);
+    fewer leave cores to the recorder and the nightly training on a small edge box."""
     options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
