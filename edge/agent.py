@@ -58,14 +58,13 @@ class AgentSummary:
     ended_ns: int
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 1) if values else None
-
-
 def _p50_p99(values: Iterable[float]) -> dict[str, float | None]:
-    """Read once: the live thread keeps appending, and the panel asks for this every second."""
+    """Read once (the live thread keeps appending) and sorted once: the panel asks every second."""
     kept = list(values)
-    return {"p50": _percentile(kept, 50), "p99": _percentile(kept, 99)}
+    if not kept:
+        return {"p50": None, "p99": None}
+    p50, p99 = np.percentile(kept, [50, 99])
+    return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
 
 
 def supervised(name: str, work, stop: threading.Event, restarts: Counter) -> threading.Thread:
@@ -237,8 +236,8 @@ class Agent:
 
     def report(self) -> dict:
         stats = self.live.stats
-        plan = list(stats.plan_latency_ms)
-        masks = list(stats.mask_latency_ms)
+        plan = _p50_p99(stats.plan_latency_ms)
+        masks = _p50_p99(stats.mask_latency_ms)
         return {
             "model": str(self.live.model) if self.live.model else None,
             "frames_captured": self.slot.offered,
@@ -256,10 +255,10 @@ class Agent:
             "belt_speed_mm_s": round(self.live.tracker.speed_mm_s, 1),
             "spared": self.planner.stats.spared,
             "lanes_spared": self.planner.stats.lanes_spared,
-            "latency_p50_ms": _percentile(plan, 50),
-            "latency_p99_ms": _percentile(plan, 99),
-            "mask_latency_p50_ms": _percentile(masks, 50),
-            "mask_latency_p99_ms": _percentile(masks, 99),
+            "latency_p50_ms": plan["p50"],
+            "latency_p99_ms": plan["p99"],
+            "mask_latency_p50_ms": masks["p50"],
+            "mask_latency_p99_ms": masks["p99"],
             "live_stage_ms": {stage: _p50_p99(times) for stage, times in stats.stage_ms.items()},
             "tracks": len(self.live.tracker.tracks),
             "model_swaps": stats.swaps,

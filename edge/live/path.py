@@ -30,7 +30,9 @@ from firmware_bridge.planner import EjectionPlanner
 
 log = logging.getLogger(__name__)
 PLANNING_STATES = (OK, PAUSED)  # PAUSED: the disk is full, the camera is fine
-KEPT_SAMPLES = 100_000
+# latency and stage samples kept: 10 minutes of frames at 10 fps. The panel asks for their percentiles
+# every second, under the GIL the live thread needs: 100 000 samples a series took tens of ms a call
+KEPT_SAMPLES = 6_000
 PLANNED_KEPT = 1024  # far more objects than are ever in view at once
 # segment: background, model, fusion, label map; view: the panel's copy; track: components to belt
 # objects; plan: removal commands; frame: the whole turn (over the camera's period, frames are skipped)
