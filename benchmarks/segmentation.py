@@ -14,6 +14,8 @@ Methods (all trained on the same manifest, same backbone, image size, epochs and
 Ablations (issue 18; the rows above stay the paper's method):
   puzzlecam_nopcls, ours_nopcls  the tiles' maps are not classified (no L_pcls), only their L1 stays
   ours_meanfuse  the warped neighbours' CAMs fused by mean instead of maximum
+  ours_present, ours_nopcls_present  L_spatial over the image's own classes' maps only (PuzzleCAM's
+                 and the paper authors' code); with no L_pcls, the authors' own training setting
   cam_balanced, puzzlecam_balanced, ours_balanced  C1 and C2 samples drawn with the same spread of
                  foreground share, so the amount of foreground cannot tell them apart
   puzzlecam_1x2, puzzlecam_2x1  the puzzle cut into 1x2 / 2x1 tiles (twice as large) instead of 2x2

@@ -158,6 +158,24 @@ def test_the_puzzle_tiles_classification_loss_can_be_switched_off_keeping_their_
     losses = _step_losses(model, batch, settings, a=1.0, b=0.0)
     assert ("pcls" in losses) is classified
     assert set(losses) - {"pcls"} == {"cls", "spatial"} and losses["spatial"] > 0
+    own_only = settings.model_copy(update={"spatial_classes": "present"})  # each image has 2 of 3 classes
+    assert 0 < _step_losses(model, batch, own_only, a=1.0, b=0.0)["spatial"] < losses["spatial"]
+
+
+def test_the_spatial_loss_can_tie_only_the_maps_of_the_classes_in_the_image():
+    """PuzzleCAM's and the paper authors' "masking": a tile that disagrees on an absent class's map
+    costs nothing; one that disagrees on the image's own class costs that difference over all maps."""
+    from trainer.losses import spatial_loss
+
+    maps = torch.zeros(2, 3, 4, 4)
+    absent_differs = maps.clone()
+    absent_differs[0, 1] = 3.0  # image 0 is class 0 only: its class-1 map is not its own
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    assert spatial_loss(maps, absent_differs, labels) == 0
+    assert spatial_loss(maps, absent_differs) == pytest.approx(3.0 / 6)
+    own_differs = maps.clone()
+    own_differs[1, 1] = 3.0  # image 1's own class
+    assert spatial_loss(maps, own_differs, labels) == pytest.approx(spatial_loss(maps, own_differs)) != 0
 
 
 def test_an_export_that_fails_its_parity_check_leaves_no_file(tmp_path, monkeypatch):
@@ -185,4 +203,7 @@ def test_every_variant_a_site_may_train_is_a_valid_setting_of_its_method():
     assert TrainSettings(**variant_settings("ours")) == TrainSettings()  # a method is the paper's
     assert not TrainSettings(**variant_settings("ours_nopcls")).puzzle_classification
     assert TrainSettings(**variant_settings("ours_meanfuse")).temporal_fusion == "mean"
+    authors = TrainSettings(**variant_settings("ours_nopcls_present"))
+    assert (authors.spatial_classes, authors.puzzle_classification) == ("present", False)
+    assert TrainSettings().spatial_classes == "all"  # the paper's equation stays the default
     assert variant_settings("gradcam") == {"method": "gradcam"}  # a baseline `beltcam train` also runs

@@ -22,9 +22,18 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     return F.multilabel_soft_margin_loss(logits, labels)
 
 
-def spatial_loss(maps: torch.Tensor, puzzle_maps: torch.Tensor) -> torch.Tensor:
-    """L1 between the full image's class maps and the ones merged from its tiles (eq. 7)."""
-    return F.l1_loss(maps, puzzle_maps)
+def spatial_loss(
+    maps: torch.Tensor, puzzle_maps: torch.Tensor, present: torch.Tensor | None = None
+) -> torch.Tensor:
+    """L1 between the full image's class maps and the ones merged from its tiles (eq. 7), over every
+    class's map (the paper's equation), or, given `present` (B x C, 0/1 labels), over the maps of
+    the classes in the image only, as PuzzleCAM's and the paper authors' code compute it (their
+    "masking"): the absent classes' maps are then not tied, and the mean stays over all maps, so with
+    three classes and one label the term weighs a third as much."""
+    difference = (maps - puzzle_maps).abs()
+    if present is not None:
+        difference = difference * present[:, :, None, None]
+    return difference.mean()
 
 
 def class_cams(maps: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

@@ -82,6 +82,9 @@ class TrainSettings(BaseModel):
     puzzle_classification: bool = Field(
         default=True, description="classify the maps merged from the tiles (L_pcls); off: only their L1"
     )
+    spatial_classes: Literal["all", "present"] = Field(
+        default="all", description="L_spatial over every class's map (the paper's eq. 7) or the image's own"
+    )
     puzzle_grid: tuple[Literal[1, 2], Literal[1, 2]] = Field(
         default=(2, 2), description="rows, columns of the puzzle's tiles: (2, 2) the paper's; (1, 2), (2, 1)"
     )
@@ -196,7 +199,8 @@ def _step_losses(model, batch, settings: TrainSettings, a: float, b: float) -> d
         puzzle_maps = merge(model(tile(centre, settings.puzzle_grid)), settings.puzzle_grid)
         if settings.puzzle_classification:
             losses["pcls"] = classification_loss(CamClassifier.logits(puzzle_maps), batch["labels"])
-        losses["spatial"] = a * spatial_loss(maps, puzzle_maps)
+        present = batch["labels"] if settings.spatial_classes == "present" else None
+        losses["spatial"] = a * spatial_loss(maps, puzzle_maps, present)
     if use_temporal and b > 0:
         cls = batch["cls"]
         losses["temporal"] = b * temporal_loss(

@@ -14,6 +14,10 @@ CHANGES: dict[str, dict[str, object]] = {
     # the tiles' merged maps are not classified (no L_pcls), only their L1 to the full image's stays
     "puzzlecam_nopcls": {"method": "puzzlecam", "puzzle_classification": False},
     "ours_nopcls": {"method": "ours", "puzzle_classification": False},
+    # L_spatial over the image's own classes' maps only, as PuzzleCAM's and the paper authors' code
+    # do; with no L_pcls it is the authors' own training setting (their "cl_re" with "masking")
+    "ours_present": {"method": "ours", "spatial_classes": "present"},
+    "ours_nopcls_present": {"method": "ours", "puzzle_classification": False, "spatial_classes": "present"},
     # the warped neighbours' CAMs fused by mean instead of maximum (less spill onto touching objects)
     "ours_meanfuse": {"method": "ours", "temporal_fusion": "mean"},
 }

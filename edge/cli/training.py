@@ -24,7 +24,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--method", choices=[*VARIANTS, "gradcam"], default="ours",
         help="gradcam: the paper's Grad-CAM baseline (evaluated, never exported); variants: *_nopcls without "
-        "the tiles' classification loss, ours_meanfuse with mean fusion (docs/trainer.md)",
+        "the tiles' classification loss, ours_meanfuse with mean fusion, *_present with L_spatial on the "
+        "image's own classes (docs/trainer.md)",
     )  # fmt: skip
     train.add_argument(
         "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
