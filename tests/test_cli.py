@@ -63,11 +63,14 @@ def test_record_20_seconds_then_db_check_is_clean(write_config, tmp_path):
     assert result.returncode == 0, result.stderr
     data = tmp_path / "data"
     assert f"recording into {data}" in result.stdout
-    assert len(re.findall(r"c[12]: \d+ frames, 0 dropped, 0 errors", result.stdout)) == 2
+    delivered = [int(n) for n in re.findall(r"c[12]: (\d+) frames, 0 dropped, 0 errors", result.stdout)]
+    assert len(delivered) == 2
     calibration = load_calibration(tmp_path / "calibration.yaml")  # the simulated site is calibrated
     assert calibration.camera("c1").belt_plane.pixel_to_belt[0][0] == pytest.approx(600 / 480)
     frames = list((data / "frames").rglob("*.jpg"))
-    assert len(frames) >= 2 * 10 * 18
+    # every frame the cameras gave is on disk; how many they give is the simulator's pace, which a
+    # loaded machine slows (it renders 640x480 at 10 fps), so it is only held to most of real time
+    assert len(frames) == sum(delivered) >= 2 * 10 * 14
     check = beltcam("db", "check", "--config", str(path))
     assert check.returncode == 0, check.stdout
     assert check.stdout.strip().endswith("store is clean")
