@@ -29,6 +29,7 @@ from trainer.errors import TrainerError
 TIMED_FRAMES = 20  # one at a time, after WARMUP_FRAMES
 WARMUP_FRAMES = 3
 PARITY_FRAMES = 16
+MIN_ILLEGAL_FOUND = 0.01  # a candidate finding less of the held-out illegal area has collapsed
 
 
 @dataclass
@@ -205,6 +206,9 @@ def _refusals(
 ) -> list[str]:
     """Why the candidate may not go live (empty: it may)."""
     refusals = []
+    nothing = _finds_nothing(candidate)
+    if nothing is not None:
+        refusals.append(f"{nothing}: a model that finds nothing never goes live, whatever the live model")
     if live is not None and candidate.score < live.score - gate.margin:
         refusals.append(
             f"{candidate.measure} {candidate.score:.1f} is below the live model's {live.score:.1f} "
@@ -222,3 +226,20 @@ def _refusals(
             f"its session takes {memory_mb:.0f} MB (schedule.gate.max_memory_mb {gate.max_memory_mb:g})"
         )
     return refusals
+
+
+def _finds_nothing(candidate: Quality) -> str | None:
+    """What shows that the candidate calls (almost) nothing illegal on its held-out footage, or None.
+
+    Training can collapse: on belts whose classes are hard to tell apart, the coherence terms can win
+    over the classification and leave maps that are never positive (tracker issue 18,
+    benchmarks/README.md). Such a model would pass against no live model (a site's first night) or
+    against a live model as poor, and the valves would never fire."""
+    shares = candidate.figures.get("where_wrong") or {}
+    found = shares.get("illegal_found")
+    if found is not None and found < MIN_ILLEGAL_FOUND:
+        return f"it calls {100 * found:.2f}% of the held-out illegal pixels illegal"
+    check = candidate.figures.get("object_check") or {}
+    if check.get("removed_objects") and not check.get("recall"):
+        return f"it calls none of the {check['removed_objects']} held-out removed objects illegal"
+    return None
