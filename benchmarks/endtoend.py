@@ -15,10 +15,13 @@ simulator's calibration and that model live; its scoreboard (`--report`) gives:
 
     .venv/bin/python -m benchmarks.endtoend [--seeds 0 1] [--minutes 1] [--speeds 250 500]
         [--methods ours puzzlecam cam truth] [--fusions belt flow none] [--paths whole spare+split]
-        [--belt standard|hard] [--out endtoend]
+        [--belt standard|hard] [--train-sequences 4] [--train-epochs 4] [--out endtoend]
 
 `--belt hard` (edge/simulator/belts.py) runs the site, and trains its models, on the hard belt: one
-palette for both classes, a crowded belt, flickering lamps. Rows carry their `belt`.
+palette for both classes, a crowded belt, flickering lamps. Rows carry their `belt`. Its classes are
+learnt only from about sixteen times the starter's footage (benchmarks/README.md, learnability):
+`--train-sequences 64` trains the models on that. `--methods` takes the variants of
+trainer/variants.py too (`ours_nopcls_present`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from benchmarks.common import describe_machine, mean_known, run_record, write_re
 from edge.cli.main import main as beltcam
 from edge.config import load_config
 from edge.live.path import LivePath
-from edge.nightly.starter import starter_model
+from edge.nightly.starter import STARTER, STARTER_SEQUENCES, starter_model
 from edge.simulator.belts import BELTS, belt_settings
 from edge.sources.base import Frame
 from edge.store.frame_store import FrameStore
@@ -138,6 +141,11 @@ def main() -> None:
     parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=list(FUSIONS))
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help=PATHS_HELP)
     parser.add_argument("--belt", choices=list(BELTS), default="standard", help="which simulated belt")
+    parser.add_argument(
+        "--train-sequences", type=int, default=STARTER_SEQUENCES,
+        help="the models' training sequences per camera (the starter's; the hard belt's classes need 64)",
+    )  # fmt: skip
+    parser.add_argument("--train-epochs", type=int, default=STARTER["epochs"], help="the models' epochs")
     parser.add_argument("--out", default="endtoend", help="results/<OUT>.json and results/<OUT>_run.json")
     args = parser.parse_args()
     rows = []
@@ -146,7 +154,8 @@ def main() -> None:
         training_site = load_config(site(root, 100, 250.0, "belt", belt=args.belt))
         models = {}
         for method in (m for m in args.methods if m != TRUTH):
-            _, result = starter_model(training_site, root / f"model-{method}", method=method, progress=False)
+            footage = {"sequences": args.train_sequences, "epochs": args.train_epochs}
+            _, result = starter_model(training_site, root / f"model-{method}", method, **footage)
             models[method] = result.onnx_path
             print(f"trained {method}: threshold {result.evaluation.threshold:.2f}", flush=True)
         if TRUTH in args.methods:  # any model file: the agent loads one, the label maps are the truth's
@@ -171,7 +180,8 @@ def main() -> None:
             rows.append(
                 {
                     "belt": args.belt, "method": method, "fusion": "none" if method == TRUTH else fusion,
-                    "path": path, "speed_mm_s": speed,
+                    "path": path, "speed_mm_s": speed, "train_sequences": args.train_sequences,
+                    "train_epochs": args.train_epochs,
                     **{k: mean_known([r[k] for r in runs], 4) for k in KEYS},
                     "processed_over_captured": mean_known([r["frames_processed"] / r["frames_captured"]
                                                            for r in runs], 4),

@@ -262,6 +262,26 @@ def test_a_starter_model_renders_the_sites_own_kind_of_belt(make_config, tmp_pat
     assert rendered[0].belt_speed_mm_s == SimulatorConfig().belt_speed_mm_s  # where it runs is not its look
 
 
+def test_a_starter_model_takes_a_variant_and_the_footage_asked_for(make_config, tmp_path, monkeypatch):
+    """The end-to-end benchmark trains the starter's recipe on a hard belt's footage with a variant."""
+    import trainer.train
+    from edge.nightly import starter
+
+    rendered: dict = {}
+    monkeypatch.setattr(
+        starter, "write_simulated_manifest", lambda folder, **kwargs: rendered.update(kwargs) or folder
+    )
+    monkeypatch.setattr(trainer.train, "train", lambda manifest, settings, run_dir, progress: "trained")
+    config = make_config({"simulator": belt_settings("hard")})
+    settings, result = starter.starter_model(config, tmp_path, "ours_nopcls_present", sequences=64, epochs=6)
+    assert result == "trained" and rendered["sequences"] == 64 and rendered["frames"] == 16
+    assert settings.method == "ours" and settings.epochs == 6 and settings.image_size == 128
+    assert not settings.puzzle_classification and settings.spatial_classes == "present"
+    default, _ = starter.starter_model(config, tmp_path, progress=False)
+    assert rendered["sequences"] == starter.STARTER_SEQUENCES == 4 and default.epochs == 4
+    assert default.method == "ours" and default.puzzle_classification and default.spatial_classes == "all"
+
+
 def test_the_judge_counts_air_that_meets_an_objects_outline_not_its_box(monkeypatch):
     bar = np.array([[-50.0, -43.0], [43.0, 50.0], [50.0, 43.0], [-43.0, -50.0]])  # 45 degrees, 10 mm thick
     assert outline_meets_rectangle(bar, -5.0, 5.0, -5.0, 5.0)

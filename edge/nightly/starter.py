@@ -15,26 +15,37 @@ from edge.simulator.belts import LOOK_FIELDS
 from edge.simulator.dataset import write_simulated_manifest
 from edge.store.frame_store import FrameStore
 from edge.store.registry import model_of_run, models, promote
+from trainer.variants import variant_settings
 
 STARTER_FOLDER = "starter-model"
 STARTER_SEED_OFFSET = 1000  # another stretch of belt than the one the demo then runs on
 HOLDOUT_S = 20.0  # held-out C1/C2 footage: the object check chooses the threshold the live path uses
 STARTER = {"method": "ours", "backbone": "resnet18", "image_size": 128, "epochs": 4, "batch_size": 8}
+STARTER_SEQUENCES = 4  # per camera, 16 frames each: minutes on 2 cores, enough for classes told by colour
 
 
-def starter_model(config: SiteConfig, folder: Path, method: str = "ours", progress: bool = True):
+def starter_model(
+    config: SiteConfig,
+    folder: Path,
+    method: str = "ours",
+    progress: bool = True,
+    sequences: int = STARTER_SEQUENCES,
+    epochs: int = STARTER["epochs"],
+):
     """Train a starter model for the site's C1 (rendered frames of another stretch of belt, at C1's
-    resolution); returns the trainer's `RunResult`."""
+    resolution) by a method or variant (trainer/variants.py); returns its settings and the
+    trainer's `RunResult`. `sequences` and `epochs` let a benchmark train the same recipe on the
+    footage a hard belt's classes need (sixteen times the starter's)."""
     from trainer.train import TrainSettings, train  # torch: only when a model is trained
 
     c1 = next(camera for camera in config.cameras if camera.id == "c1")
     manifest = write_simulated_manifest(
-        folder / "frames", frames=16, size=c1.resolution, sequences=4, masked_before=2,
+        folder / "frames", frames=16, size=c1.resolution, sequences=sequences, masked_before=2,
         seed=config.simulator.seed + STARTER_SEED_OFFSET, objects_per_m=6.0, holdout_s=HOLDOUT_S,
         belt=config.simulator.model_dump(include=LOOK_FIELDS),
     )  # fmt: skip
     settings = TrainSettings(
-        **{**STARTER, "method": method},
+        **{**STARTER, **variant_settings(method), "epochs": epochs},
         weights=str(config.model.pretrained_weights),
         seed=config.simulator.seed,
     )
