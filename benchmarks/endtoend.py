@@ -48,6 +48,7 @@ from edge.simulator.belts import BELTS, belt_settings
 from edge.sources.base import Frame
 from edge.store.frame_store import FrameStore
 from edge.store.registry import add_model, promote
+from trainer.variants import VARIANTS
 
 FUSIONS = ("belt", "flow", "none")
 # bridge.spare_legal, live.split_classes, live.outline_band_mm, bridge.spare_clearance_mm, live.belt_speed
@@ -137,7 +138,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--speeds", type=float, nargs="+", default=[250.0, 500.0])
-    parser.add_argument("--methods", nargs="+", default=["ours", "puzzlecam", "cam", TRUTH])
+    methods = [*VARIANTS, "gradcam", TRUTH]
+    parser.add_argument("--methods", nargs="+", choices=methods, default=["ours", "puzzlecam", "cam", TRUTH])
     parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=list(FUSIONS))
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help=PATHS_HELP)
     parser.add_argument("--belt", choices=list(BELTS), default="standard", help="which simulated belt")
