@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--speeds", type=float, nargs="+", default=[250.0, 500.0])
-    methods = [*VARIANTS, "gradcam", TRUTH]
+    methods = [*VARIANTS, TRUTH]  # gradcam is never exported: no live model
     parser.add_argument("--methods", nargs="+", choices=methods, default=["ours", "puzzlecam", "cam", TRUTH])
     parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=list(FUSIONS))
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help=PATHS_HELP)
