@@ -18,6 +18,7 @@ Ablations (issue 18; the rows above stay the paper's method):
                  and the paper authors' code); with no L_pcls, the authors' own training setting
   cam_balanced, puzzlecam_balanced, ours_balanced  C1 and C2 samples drawn with the same spread of
                  foreground share, so the amount of foreground cannot tell them apart
+  ours_temporal2  the temporal term's weight rising to 2 instead of the paper's 4
   puzzlecam_1x2, puzzlecam_2x1  the puzzle cut into 1x2 / 2x1 tiles (twice as large) instead of 2x2
   cam_oneobject, puzzlecam_oneobject, ours_oneobject  one object per foreground sample (followed into
                  its neighbours by the flow), so the number of objects cannot tell C1 from C2
@@ -90,6 +91,8 @@ RUNS = [
     ("cam_balanced", "cam", "dis", False, {"balance_foreground": True}),
     ("puzzlecam_balanced", "puzzlecam", "dis", False, {"balance_foreground": True}),
     ("ours_balanced", "ours", "dis", False, {"balance_foreground": True}),
+    # the temporal term at half the paper's weight (b up to 2): on a crowded belt it costs at 4
+    ("ours_temporal2", "ours", "dis", False, {"beta_max": 2.0}),
     # tiles twice as large: an object is cut half as often
     ("puzzlecam_1x2", "puzzlecam", "dis", False, {"puzzle_grid": (1, 2)}),
     ("puzzlecam_2x1", "puzzlecam", "dis", False, {"puzzle_grid": (2, 1)}),
