@@ -20,7 +20,7 @@ from trainer.variants import variant_settings
 STARTER_FOLDER = "starter-model"
 STARTER_SEED_OFFSET = 1000  # another stretch of belt than the one the demo then runs on
 HOLDOUT_S = 20.0  # held-out C1/C2 footage: the object check chooses the threshold the live path uses
-STARTER = {"method": "ours", "backbone": "resnet18", "image_size": 128, "epochs": 4, "batch_size": 8}
+STARTER = {"backbone": "resnet18", "image_size": 128, "epochs": 4, "batch_size": 8}
 STARTER_SEQUENCES = 4  # per camera, 16 frames each: minutes on 2 cores, enough for classes told by colour
 
 
