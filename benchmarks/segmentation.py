@@ -151,6 +151,8 @@ def _figures(evaluation: EvaluationResult) -> dict:
         "objects": check.get("test_objects"),
         "miou_objects": evaluation.miou_objects,
         "objects_threshold": evaluation.objects_threshold,
+        "miou_best_threshold": evaluation.miou_best_threshold,
+        "best_threshold": evaluation.best_threshold,
         **{key: (evaluation.where_wrong or {}).get(key) for key in WHERE_WRONG},
     }
 
@@ -164,6 +166,8 @@ def _say(seed: int, name: str, figures: dict, seconds: float | None) -> None:
     masks = f"mIoU {figures['miou']:6.2f} at {figures['threshold']:.2f} (masks)"
     if figures["miou_objects"] is not None:
         masks += f", {figures['miou_objects']:6.2f} at {figures['objects_threshold']:.2f} (whole objects)"
+    if figures["miou_best_threshold"] is not None:
+        masks += f", {figures['miou_best_threshold']:6.2f} at {figures['best_threshold']:.2f} (test's best)"
     print(f"  seed {seed} {name:14s} {masks}, {check}{took}", flush=True)
 
 
@@ -219,6 +223,8 @@ def main() -> None:
             "threshold": mean_known([f["threshold"] for f in per_seed[name]]),
             "miou_objects": mean_known([f["miou_objects"] for f in per_seed[name]]),
             "objects_threshold": mean_known([f["objects_threshold"] for f in per_seed[name]]),
+            "miou_best_threshold": mean_known([f["miou_best_threshold"] for f in per_seed[name]]),
+            "best_threshold": mean_known([f["best_threshold"] for f in per_seed[name]]),
             "object_threshold": mean_known([f["object_threshold"] for f in per_seed[name]]),
             "object_precision": mean_known([f["object_precision"] for f in per_seed[name]]),
             "object_recall": mean_known([f["object_recall"] for f in per_seed[name]]),
@@ -241,7 +247,8 @@ def main() -> None:
               f"{row['threshold']:5.2f} {check[0]:8.2f} {check[1]:6.2f} {check[2]:6.2f} {paper:>7} "
               f"{fps:>10}")  # fmt: skip
     _print_where_wrong(rows)
-    _print_paired(per_seed, args.seeds)
+    _print_paired(per_seed, args.seeds, "miou", "masks' threshold")
+    _print_paired(per_seed, args.seeds, "miou_best_threshold", "the test frames' best: no threshold error")
     write_results(args.out, _rows_kept(args.out, args.belt, {row["method"] for row in rows}) + rows)
     write_results(f"{args.out}_run", run_record(**vars(args)))
 
@@ -257,7 +264,7 @@ def _print_where_wrong(rows: list[dict]) -> None:
         print(f"{row['method']:>14} {shares[0]:>14} {shares[1]:>19} {shares[2]:>16} {shares[3]:>6}")
 
 
-def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int]) -> None:
+def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int], figure: str, where: str) -> None:
     """Differences between methods on the same seed (same footage, same initialisation): what the
     spread between seeds hides."""
     pairs = [
@@ -266,10 +273,10 @@ def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int]) -> None:
         ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
         ("ours_balanced", "cam_balanced"), ("puzzlecam_1x2", "puzzlecam"), ("puzzlecam_2x1", "puzzlecam"),
     ]  # fmt: skip
-    print("\npaired per-seed differences of mIoU (masks' threshold)")
+    print(f"\npaired per-seed differences of mIoU ({where})")
     for a, b in pairs:
         if a in per_seed and b in per_seed:
-            deltas = [x["miou"] - y["miou"] for x, y in zip(per_seed[a], per_seed[b], strict=True)]
+            deltas = [x[figure] - y[figure] for x, y in zip(per_seed[a], per_seed[b], strict=True)]
             listed = ", ".join(f"{d:+.2f}" for d in deltas)
             print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f} (seeds {seeds}: {listed})")
 

@@ -91,6 +91,8 @@ def test_the_threshold_is_chosen_on_validation_frames_only(masked, monkeypatch):
     monkeypatch.setattr(evaluation, "sequence_before_maps", _maps_from({"s0": 0.3, "s1": 0.2, "s2": 0.2}))
     result = evaluate(None, masked)
     assert result.threshold == 0.3 and result.miou == 0.0
+    # the test frames' own best threshold reads the maps without that choice: perfect at 0.2
+    assert result.best_threshold == 0.2 and result.miou_best_threshold == 100.0
     # what the test frames hold never moves the threshold
     monkeypatch.setattr(evaluation, "sequence_before_maps", _maps_from({"s0": 0.3, "s1": 0.9, "s2": 0.9}))
     again = evaluate(None, masked)

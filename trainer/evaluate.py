@@ -61,6 +61,11 @@ class EvaluationResult:
     where_wrong: dict[str, float | None] | None = None  # pixel shares on the test frames (_where_wrong)
     miou_objects: float | None = None  # whole objects called (trainer.object_masks), own threshold
     objects_threshold: float | None = None  # that threshold, chosen on the validation frames too
+    # the best the test frames' maps score at any one threshold: the maps' quality without the error
+    # of choosing a threshold on a few validation frames (an upper bound to compare methods by, never
+    # a threshold to use)
+    miou_best_threshold: float | None = None
+    best_threshold: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -257,6 +262,9 @@ def evaluate(
     by_object = _best(_iou(sum(validation_totals.values())[OBJECT_ROWS]))
     result.objects_threshold = THRESHOLDS[by_object]
     result.miou_objects = _mean(_per_sequence(test_totals, by_object, OBJECT_ROWS))
+    test_mious = [_mean(_per_sequence(test_totals, k)) for k in range(len(THRESHOLDS))]
+    best = _best(np.asarray(test_mious))
+    result.best_threshold, result.miou_best_threshold = THRESHOLDS[best], test_mious[best]
     if objects is not None:
         at_object = THRESHOLDS.index(objects.threshold)
         result.miou_at_object_threshold = _mean(_per_sequence(test_totals, at_object))
