@@ -19,6 +19,7 @@ Ablations (issue 18; the rows above stay the paper's method):
   cam_balanced, puzzlecam_balanced, ours_balanced  C1 and C2 samples drawn with the same spread of
                  foreground share, so the amount of foreground cannot tell them apart
   ours_temporal2  the temporal term's weight rising to 2 instead of the paper's 4
+  ours_fixedtarget  L_temporal moves frame t's map only: the fused neighbours are a fixed target
   puzzlecam_1x2, puzzlecam_2x1  the puzzle cut into 1x2 / 2x1 tiles (twice as large) instead of 2x2
   cam_oneobject, puzzlecam_oneobject, ours_oneobject  one object per foreground sample (followed into
                  its neighbours by the flow), so the number of objects cannot tell C1 from C2
@@ -93,6 +94,8 @@ RUNS = [
     ("ours_balanced", "ours", "dis", False, {"balance_foreground": True}),
     # the temporal term at half the paper's weight (b up to 2): on a crowded belt it costs at 4
     ("ours_temporal2", "ours", "dis", False, {"beta_max": 2.0}),
+    # the fused neighbours a fixed target: the temporal term cannot pull the neighbours' maps too
+    ("ours_fixedtarget", "ours", "dis", False, {"temporal_fixed_target": True}),
     # tiles twice as large: an object is cut half as often
     ("puzzlecam_1x2", "puzzlecam", "dis", False, {"puzzle_grid": (1, 2)}),
     ("puzzlecam_2x1", "puzzlecam", "dis", False, {"puzzle_grid": (2, 1)}),
@@ -270,6 +273,7 @@ def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int], figure: str
     pairs = [
         ("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam"),
         ("puzzlecam_nopcls", "puzzlecam"), ("ours_nopcls", "ours"), ("ours_meanfuse", "ours"),
+        ("ours_fixedtarget", "ours"), ("ours_fixedtarget", "puzzlecam"),
         ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
         ("ours_balanced", "cam_balanced"), ("puzzlecam_1x2", "puzzlecam"), ("puzzlecam_2x1", "puzzlecam"),
     ]  # fmt: skip

@@ -145,6 +145,17 @@ def test_mean_fusion_halves_what_only_one_neighbour_spread_onto_where_max_fusion
     assert torch.equal(valid, fuse_neighbours(spill_prev, object_next, flow_prev, flow_next)[1])
 
 
+@pytest.mark.parametrize("fixed", [False, True])
+def test_a_fixed_temporal_target_trains_frame_t_s_map_only(fixed):
+    cam_t, cam_prev, cam_next = (blob(x, 6).requires_grad_() for x in (4, 3, 7))
+    flow_prev, flow_next = constant_flow(-2.0, 0.0), constant_flow(2.0, 0.0)
+    loss = temporal_loss(cam_t, cam_prev, cam_next, flow_prev, flow_next, fixed_target=fixed)
+    loss.backward()
+    assert loss > 0 and cam_t.grad.abs().sum() > 0
+    moved = [cam.grad is not None and bool(cam.grad.abs().sum() > 0) for cam in (cam_prev, cam_next)]
+    assert moved == [not fixed, not fixed]  # the paper's loss moves the neighbours too
+
+
 @pytest.mark.parametrize("classified", [True, False])
 def test_the_puzzle_tiles_classification_loss_can_be_switched_off_keeping_their_l1(classified):
     from trainer.train import TrainSettings, _step_losses, build_model

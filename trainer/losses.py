@@ -78,9 +78,17 @@ def temporal_loss(
     flow_prev: torch.Tensor,
     flow_next: torch.Tensor,
     how: Fusion = "max",
+    fixed_target: bool = False,
 ) -> torch.Tensor:
-    """L1 between frame t's CAM and the fused, motion-compensated CAMs of t-1 and t+1 (eq. 11)."""
+    """L1 between frame t's CAM and the fused, motion-compensated CAMs of t-1 and t+1 (eq. 11).
+
+    The paper's loss trains all three frames' maps toward each other; with `fixed_target` (an
+    ablation) the fused neighbours are a target only frame t's map moves toward, so the term cannot
+    also drag the neighbours' maps toward frame t's (and both toward the trivial agreement of maps
+    that are nowhere positive)."""
     fused, valid = fuse_neighbours(cam_prev, cam_next, flow_prev, flow_next, how)
+    if fixed_target:
+        fused = fused.detach()
     centre = F.interpolate(cam_t, size=fused.shape[-2:], mode="bilinear", align_corners=False)
     difference = (centre - fused).abs() * valid
     return difference.sum() / valid.sum().clamp_min(1.0)

@@ -91,6 +91,9 @@ class TrainSettings(BaseModel):
     temporal_fusion: Fusion = Field(
         default="max", description="fuse the warped neighbours' CAMs by maximum (the paper) or mean"
     )
+    temporal_fixed_target: bool = Field(
+        default=False, description="L_temporal moves frame t's map only (off: all three, the paper's)"
+    )
     flow: Literal["dis", "farneback", "raft", "belt"] = "dis"
     c1_also_after: bool = Field(default=False, description="C1 foreground labelled {before, after}")
     balance_foreground: bool = Field(
@@ -205,7 +208,7 @@ def _step_losses(model, batch, settings: TrainSettings, a: float, b: float) -> d
         cls = batch["cls"]
         losses["temporal"] = b * temporal_loss(
             class_cams(maps, cls), class_cams(maps_prev, cls), class_cams(maps_next, cls),
-            batch["flow_prev"], batch["flow_next"], settings.temporal_fusion,
+            batch["flow_prev"], batch["flow_next"], settings.temporal_fusion, settings.temporal_fixed_target,
         )  # fmt: skip
     return losses
 
