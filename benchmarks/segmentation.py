@@ -53,6 +53,7 @@ from benchmarks.common import (
     simulator_setting,
     write_results,
 )
+from benchmarks.paired import print_paired
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
@@ -250,8 +251,9 @@ def main() -> None:
               f"{row['threshold']:5.2f} {check[0]:8.2f} {check[1]:6.2f} {check[2]:6.2f} {paper:>7} "
               f"{fps:>10}")  # fmt: skip
     _print_where_wrong(rows)
-    _print_paired(per_seed, args.seeds, "miou", "masks' threshold")
-    _print_paired(per_seed, args.seeds, "miou_best_threshold", "the test frames' best: no threshold error")
+    by_seed = {name: dict(zip(args.seeds, figures, strict=True)) for name, figures in per_seed.items()}
+    for figure in ("miou", "miou_best_threshold"):
+        print_paired(by_seed, figure)
     write_results(args.out, _rows_kept(args.out, args.belt, {row["method"] for row in rows}) + rows)
     write_results(f"{args.out}_run", run_record(**vars(args)))
 
@@ -265,24 +267,6 @@ def _print_where_wrong(rows: list[dict]) -> None:
     for row in rows:
         shares = ["-" if row[key] is None else f"{row[key]:.3f}" for key in WHERE_WRONG]
         print(f"{row['method']:>14} {shares[0]:>14} {shares[1]:>19} {shares[2]:>16} {shares[3]:>6}")
-
-
-def _print_paired(per_seed: dict[str, list[dict]], seeds: list[int], figure: str, where: str) -> None:
-    """Differences between methods on the same seed (same footage, same initialisation): what the
-    spread between seeds hides."""
-    pairs = [
-        ("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam"),
-        ("puzzlecam_nopcls", "puzzlecam"), ("ours_nopcls", "ours"), ("ours_meanfuse", "ours"),
-        ("ours_fixedtarget", "ours"), ("ours_fixedtarget", "puzzlecam"),
-        ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
-        ("ours_balanced", "cam_balanced"), ("puzzlecam_1x2", "puzzlecam"), ("puzzlecam_2x1", "puzzlecam"),
-    ]  # fmt: skip
-    print(f"\npaired per-seed differences of mIoU ({where})")
-    for a, b in pairs:
-        if a in per_seed and b in per_seed:
-            deltas = [x[figure] - y[figure] for x, y in zip(per_seed[a], per_seed[b], strict=True)]
-            listed = ", ".join(f"{d:+.2f}" for d in deltas)
-            print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f} (seeds {seeds}: {listed})")
 
 
 def _rows_kept(name: str, belt: str, methods: set[str]) -> list[dict]:

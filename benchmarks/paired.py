@@ -1,0 +1,80 @@
+"""Paired per-seed differences between the segmentation benchmark's methods, from results files.
+
+The same seed means the same footage and the same initialisation for every method, so the
+difference on a seed is free of the spread between seeds that the methods' means carry. Rows of one
+belt are merged over several files (e.g. seeds 0-2 from one run, 3-4 from another), and a pair is
+read on the seeds both of its methods have.
+
+    .venv/bin/python -m benchmarks.paired segmentation_cpu_128px segmentation_cpu_128px_seeds34 \
+        --belt crowded [--figures miou miou_object_threshold miou_best_threshold]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+from benchmarks.common import RESULTS_DIR
+
+PAIRS = [
+    ("puzzlecam", "cam"), ("ours", "cam"), ("ours", "puzzlecam"), ("temporal", "cam"), ("gradcam", "cam"),
+    ("puzzlecam_nopcls", "puzzlecam"), ("ours_nopcls", "ours"), ("ours_nopcls", "puzzlecam"),
+    ("ours_meanfuse", "ours"), ("ours_meanfuse", "puzzlecam"), ("ours_temporal2", "ours"),
+    ("ours_fixedtarget", "ours"), ("ours_fixedtarget", "puzzlecam"), ("ours_fixedtarget", "cam"),
+    ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
+    ("ours_balanced", "cam_balanced"), ("puzzlecam_1x2", "puzzlecam"), ("puzzlecam_2x1", "puzzlecam"),
+]  # fmt: skip
+FIGURES = {
+    "miou": "masks' threshold",
+    "miou_object_threshold": "the object check's threshold",
+    "miou_objects": "whole objects",
+    "miou_best_threshold": "the test frames' best threshold: no threshold error",
+}
+BySeed = dict[str, dict[int, dict]]  # method -> seed -> that seed's figures
+
+
+def print_paired(by_seed: BySeed, figure: str) -> None:
+    """Each pair's per-seed differences of `figure`, their mean and +- the standard error of it."""
+    print(f"\npaired per-seed differences of mIoU ({FIGURES[figure]})")
+    for a, b in PAIRS:
+        seeds = sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
+        deltas = [by_seed[a][s].get(figure) for s in seeds]
+        baseline = [by_seed[b][s].get(figure) for s in seeds]
+        if not seeds or None in deltas or None in baseline:
+            continue
+        deltas = [x - y for x, y in zip(deltas, baseline, strict=True)]
+        listed = ", ".join(f"{d:+.2f}" for d in deltas)
+        error = f" +- {statistics.stdev(deltas) / len(deltas) ** 0.5:.2f}" if len(deltas) > 1 else ""
+        print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f}{error} (seeds {seeds}: {listed})")
+
+
+def read_by_seed(names: list[str], belt: str) -> BySeed:
+    """Every method's per-seed figures on `belt` in results/<name>.json, later files winning a seed
+    both hold (rows from before belts had names were on the standard belt)."""
+    by_seed: BySeed = {}
+    for name in names:
+        path = RESULTS_DIR / f"{name}.json"
+        if not path.exists():
+            raise SystemExit(f"{path}: no such results file (give names as in benchmarks/results, no .json)")
+        for row in json.loads(path.read_text(encoding="utf-8")):
+            if row.get("belt", "standard") == belt and not row.get("sim") and "per_seed" in row:
+                by_seed.setdefault(row["method"], {}).update(zip(row["seeds"], row["per_seed"], strict=True))
+    return by_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="+", help="results files (benchmarks/results/<NAME>.json)")
+    parser.add_argument("--belt", default="standard")
+    parser.add_argument("--figures", nargs="+", choices=list(FIGURES), default=list(FIGURES))
+    args = parser.parse_args()
+    by_seed = read_by_seed(args.names, args.belt)
+    if not by_seed:
+        raise SystemExit(f"no rows of the {args.belt} belt with per-seed figures in {', '.join(args.names)}")
+    for figure in args.figures:
+        print_paired(by_seed, figure)
+
+
+if __name__ == "__main__":
+    main()
