@@ -157,6 +157,8 @@ def _figures(evaluation: EvaluationResult) -> dict:
         "objects_threshold": evaluation.objects_threshold,
         "miou_best_threshold": evaluation.miou_best_threshold,
         "best_threshold": evaluation.best_threshold,
+        "validation_iou_by_threshold": evaluation.validation_iou_by_threshold,
+        "test_miou_by_threshold": evaluation.test_miou_by_threshold,
         **{key: (evaluation.where_wrong or {}).get(key) for key in WHERE_WRONG},
     }
 

@@ -93,6 +93,9 @@ def test_the_threshold_is_chosen_on_validation_frames_only(masked, monkeypatch):
     assert result.threshold == 0.3 and result.miou == 0.0
     # the test frames' own best threshold reads the maps without that choice: perfect at 0.2
     assert result.best_threshold == 0.2 and result.miou_best_threshold == 100.0
+    # and the curves each rule read: validation perfect up to 0.3, nothing above; test up to 0.2
+    assert result.validation_iou_by_threshold == [100.0 if t <= 0.3 else 0.0 for t in THRESHOLDS]
+    assert result.test_miou_by_threshold == [100.0 if t <= 0.2 else 0.0 for t in THRESHOLDS]
     # what the test frames hold never moves the threshold
     monkeypatch.setattr(evaluation, "sequence_before_maps", _maps_from({"s0": 0.3, "s1": 0.9, "s2": 0.9}))
     again = evaluate(None, masked)

@@ -66,6 +66,10 @@ class EvaluationResult:
     # a threshold to use)
     miou_best_threshold: float | None = None
     best_threshold: float | None = None
+    # what each rule reads, per threshold of THRESHOLDS: the validation frames' pooled IoU (the
+    # threshold is its best) and the test frames' mIoU (`miou` is it at that threshold)
+    validation_iou_by_threshold: list[float | None] = field(default_factory=list)
+    test_miou_by_threshold: list[float | None] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -251,7 +255,8 @@ def evaluate(
         return result
     validation_totals = _part_counts(model, sequences, validation, kind, flip, scales)
     test_totals = _part_counts(model, sequences, test, kind, flip, scales)
-    chosen = _best(_iou(sum(validation_totals.values())))
+    validation_ious = _iou(sum(validation_totals.values()))
+    chosen = _best(validation_ious)
     per_sequence = _per_sequence(test_totals, chosen)
     result.threshold, result.threshold_source = THRESHOLDS[chosen], "masks"
     result.miou = _mean(per_sequence)
@@ -265,6 +270,10 @@ def evaluate(
     test_mious = [_mean(_per_sequence(test_totals, k)) for k in range(len(THRESHOLDS))]
     best = _best(np.asarray(test_mious))
     result.best_threshold, result.miou_best_threshold = THRESHOLDS[best], test_mious[best]
+    result.validation_iou_by_threshold = [
+        None if np.isnan(iou) else round(float(iou), 2) for iou in validation_ious
+    ]
+    result.test_miou_by_threshold = test_mious
     if objects is not None:
         at_object = THRESHOLDS.index(objects.threshold)
         result.miou_at_object_threshold = _mean(_per_sequence(test_totals, at_object))
