@@ -22,6 +22,7 @@ PAIRS = [
     ("puzzlecam_nopcls", "puzzlecam"), ("ours_nopcls", "ours"), ("ours_nopcls", "puzzlecam"),
     ("ours_meanfuse", "ours"), ("ours_meanfuse", "puzzlecam"), ("ours_temporal2", "ours"),
     ("ours_fixedtarget", "ours"), ("ours_fixedtarget", "puzzlecam"), ("ours_fixedtarget", "cam"),
+    ("ours_beltflow", "ours"), ("ours_beltflow", "puzzlecam"),
     ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
     ("ours_balanced", "cam_balanced"), ("puzzlecam_1x2", "puzzlecam"), ("puzzlecam_2x1", "puzzlecam"),
 ]  # fmt: skip
