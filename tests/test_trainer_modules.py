@@ -146,7 +146,7 @@ def test_mean_fusion_halves_what_only_one_neighbour_spread_onto_where_max_fusion
 
 
 @pytest.mark.parametrize("fixed", [False, True])
-def test_a_fixed_temporal_target_trains_frame_t_s_map_only(fixed):
+def test_a_fixed_temporal_target_moves_only_the_centre_frames_map(fixed):
     cam_t, cam_prev, cam_next = (blob(x, 6).requires_grad_() for x in (4, 3, 7))
     flow_prev, flow_next = constant_flow(-2.0, 0.0), constant_flow(2.0, 0.0)
     loss = temporal_loss(cam_t, cam_prev, cam_next, flow_prev, flow_next, fixed_target=fixed)

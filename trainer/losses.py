@@ -83,9 +83,9 @@ def temporal_loss(
     """L1 between frame t's CAM and the fused, motion-compensated CAMs of t-1 and t+1 (eq. 11).
 
     The paper's loss trains all three frames' maps toward each other; with `fixed_target` (an
-    ablation) the fused neighbours are a target only frame t's map moves toward, so the term cannot
-    also drag the neighbours' maps toward frame t's (and both toward the trivial agreement of maps
-    that are nowhere positive)."""
+    ablation) the fused neighbours are a target only frame t's map moves toward. Measured worse on
+    a crowded belt (benchmarks/README.md): the maximum of two warped maps pulls frame t's map
+    outward, onto touching objects, and only the paper's pull on the neighbours holds that back."""
     fused, valid = fuse_neighbours(cam_prev, cam_next, flow_prev, flow_next, how)
     if fixed_target:
         fused = fused.detach()
