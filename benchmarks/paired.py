@@ -40,11 +40,11 @@ def print_paired(by_seed: BySeed, figure: str) -> None:
     print(f"\npaired per-seed differences of mIoU ({FIGURES[figure]})")
     for a, b in PAIRS:
         seeds = sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
-        deltas = [by_seed[a][s].get(figure) for s in seeds]
+        method = [by_seed[a][s].get(figure) for s in seeds]
         baseline = [by_seed[b][s].get(figure) for s in seeds]
-        if not seeds or None in deltas or None in baseline:
+        if not seeds or None in method or None in baseline:
             continue
-        deltas = [x - y for x, y in zip(deltas, baseline, strict=True)]
+        deltas = [x - y for x, y in zip(method, baseline, strict=True)]
         listed = ", ".join(f"{d:+.2f}" for d in deltas)
         error = f" +- {statistics.stdev(deltas) / len(deltas) ** 0.5:.2f}" if len(deltas) > 1 else ""
         print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f}{error} (seeds {seeds}: {listed})")
