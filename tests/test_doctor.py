@@ -55,6 +55,7 @@ def test_a_healthy_simulated_site_passes_but_for_the_model(write_config, live_mo
     items = _items(capsys)
     for item in (
         "site file",
+        "training",
         "database",
         "camera c1",
         "camera c2",
@@ -228,3 +229,19 @@ def test_pairing_is_told_from_the_store_when_the_sessions_counters_say_nothing(w
     assert frames > 0 and pairing["status"] == "warn"
     assert pairing["seen"] == f"0 of the last recording session's {frames} C1 frames paired with C2"
     assert "record longer than the belt takes from C1 to C2" in pairing["fix"]
+
+
+def test_training_warns_when_every_nightly_method_is_temporal_on_coarse_class_maps(make_config):
+    """At 128 px the temporal term costs on a crowded belt: the site is told, unless a method without
+    it is also trained (the gate then picks) or the input is 256 px."""
+    default = doctor_checks._training(make_config())
+    assert (default.status, default.seen) == ("pass", "ours at model.image_size 256")
+    coarse = doctor_checks._training(make_config({"model": {"image_size": 128}}))
+    assert coarse.status == "warn" and "below 256 px" in coarse.seen
+    assert "model.image_size: 256" in coarse.fix and "puzzlecam" in coarse.fix
+    variant = make_config({"model": {"image_size": 128}, "schedule": {"method": "ours_meanfuse"}})
+    assert doctor_checks._training(variant).status == "warn"  # a variant of ours has the term too
+    offered = make_config({"model": {"image_size": 128}, "schedule": {"candidates": ["puzzlecam"]}})
+    assert doctor_checks._training(offered).status == "pass"
+    spatial_only = make_config({"model": {"image_size": 96}, "schedule": {"method": "puzzlecam"}})
+    assert doctor_checks._training(spatial_only).status == "pass"

@@ -53,16 +53,10 @@ from trainer.manifest import Manifest, load_manifest, save_manifest
 from trainer.model import Backbone, CamClassifier, Classifier, GradCamClassifier, normalise
 from trainer.preprocess import ForegroundSettings
 from trainer.puzzle import merge, tile
+from trainer.variants import LOSS_TERMS
 
 log = logging.getLogger(__name__)
 Method = Literal["cam", "puzzlecam", "temporal", "ours", "gradcam"]
-LOSS_TERMS: dict[str, tuple[bool, bool]] = {  # (spatial module, temporal module)
-    "gradcam": (False, False),
-    "cam": (False, False),
-    "puzzlecam": (True, False),
-    "temporal": (False, True),
-    "ours": (True, True),
-}
 
 
 class TrainSettings(BaseModel):

@@ -10,6 +10,13 @@ own footage picks one: the nightly gate judges a variant's model exactly as it j
 from __future__ import annotations
 
 PAPER_METHODS = ("cam", "puzzlecam", "temporal", "ours")
+LOSS_TERMS: dict[str, tuple[bool, bool]] = {  # (spatial module, temporal module)
+    "gradcam": (False, False),
+    "cam": (False, False),
+    "puzzlecam": (True, False),
+    "temporal": (False, True),
+    "ours": (True, True),
+}
 CHANGES: dict[str, dict[str, object]] = {
     # the tiles' merged maps are not classified (no L_pcls), only their L1 to the full image's stays
     "puzzlecam_nopcls": {"method": "puzzlecam", "puzzle_classification": False},
@@ -27,3 +34,9 @@ VARIANTS = PAPER_METHODS + tuple(CHANGES)  # what a site may train every night
 def variant_settings(name: str) -> dict[str, object]:
     """The `TrainSettings` fields a variant (or a plain method, e.g. `gradcam`) stands for."""
     return dict(CHANGES.get(name, {"method": name}))
+
+
+def uses_temporal_term(name: str) -> bool:
+    """Whether a variant trains with L_temporal, which needs class maps fine enough for an object to
+    span several cells (benchmarks/README.md: below 256 px input it costs on a crowded belt)."""
+    return LOSS_TERMS[str(variant_settings(name)["method"])][1]
