@@ -18,23 +18,35 @@ from calibration.errors import CalibrationError
 
 GRID_STEP_PX = 8
 BORDER_FRACTION = 0.1  # texture entering or leaving the view has no match: stay away from the edges
+# a frame pair further apart than this many typical frame intervals straddles lost frames: the belt
+# may have moved more than the view between them, so optical flow cannot be trusted there
+GAP_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
 class BeltMotion:
-    """Belt travel seen by one camera: `travel_mm[i]` is how far the belt moved from frame 0 to frame i."""
+    """Belt travel seen by one camera: `travel_mm[i]` is how far the belt moved from frame 0 to frame i.
+
+    Across a gap (frames the recorder lost) the travel is bridged at the speed measured on either
+    side of it; such pairs are not measurements, so the pair speeds leave them out.
+    """
 
     times_s: np.ndarray  # frame times on this camera's clock
     travel_mm: np.ndarray
-    cross_mm: np.ndarray  # drift across the belt per frame pair (should be ~0)
+    cross_mm: np.ndarray  # drift across the belt per frame pair (should be ~0; 0 across a gap)
+    measured: np.ndarray  # per frame pair: False where the pair straddles a gap
 
     @property
     def pair_speeds_mm_s(self) -> np.ndarray:
-        return np.diff(self.travel_mm) / np.diff(self.times_s)
+        return (np.diff(self.travel_mm) / np.diff(self.times_s))[self.measured]
 
     @property
     def pair_times_s(self) -> np.ndarray:
-        return (self.times_s[1:] + self.times_s[:-1]) / 2
+        return ((self.times_s[1:] + self.times_s[:-1]) / 2)[self.measured]
+
+    @property
+    def cross_speed_mm_s(self) -> float:
+        return float(self.cross_mm[self.measured].sum() / np.diff(self.times_s)[self.measured].sum())
 
     def travel_at(self, t_s: float | np.ndarray) -> np.ndarray:
         """Odometer reading at any time, extrapolated at the clip's mean speed outside it."""
@@ -96,6 +108,8 @@ def measure_belt_motion(
 ) -> BeltMotion:
     """Per-frame belt travel along x (median over a grid of flow vectors mapped through the plane)."""
     times = check_clip(frames, times_s, what)
+    intervals = np.diff(times)
+    measured = intervals <= GAP_FACTOR * np.median(intervals)
     height, width = frames[0].shape[:2]
     bx, by = int(width * BORDER_FRACTION), int(height * BORDER_FRACTION)
     grid = np.stack(
@@ -103,17 +117,28 @@ def measure_belt_motion(
     ).reshape(-1, 2)
     grid_mm = plane.to_belt(grid)
     flow_engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    steps, cross = [], []
+    steps, cross = np.zeros(len(intervals)), np.zeros(len(intervals))
     previous = _gray(frames[0])
-    for frame in frames[1:]:
+    for index, frame in enumerate(frames[1:]):
         current = _gray(frame)
-        flow = flow_engine.calc(previous, current, _global_shift(previous, current))
-        moved = grid + flow[grid[:, 1], grid[:, 0]]
-        delta = plane.to_belt(moved) - grid_mm
-        steps.append(float(np.median(delta[:, 0])))
-        cross.append(float(np.median(delta[:, 1])))
+        if measured[index]:
+            flow = flow_engine.calc(previous, current, _global_shift(previous, current))
+            moved = grid + flow[grid[:, 1], grid[:, 0]]
+            delta = plane.to_belt(moved) - grid_mm
+            steps[index], cross[index] = np.median(delta[:, 0]), np.median(delta[:, 1])
         previous = current
-    return BeltMotion(times, np.concatenate([[0.0], np.cumsum(steps)]), np.asarray(cross))
+    steps[~measured] = _bridged_speeds(steps / intervals, measured) * intervals[~measured]
+    return BeltMotion(times, np.concatenate([[0.0], np.cumsum(steps)]), cross, measured)
+
+
+def _bridged_speeds(speeds: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Speed across each gap: the mean of the measured pairs just before and just after it. The belt
+    speeds up and slows down over seconds, so the odometer drifts by millimetres, not by a view."""
+    where = np.flatnonzero(measured)
+    following = np.searchsorted(where, np.flatnonzero(~measured))  # a gap at either end has one side
+    before = where[np.maximum(following - 1, 0)]
+    after = where[np.minimum(following, len(where) - 1)]
+    return (speeds[before] + speeds[after]) / 2
 
 
 def belt_speed(motion: BeltMotion, what: str = "clip") -> BeltSpeed:
@@ -121,7 +146,7 @@ def belt_speed(motion: BeltMotion, what: str = "clip") -> BeltSpeed:
     duration = motion.times_s[-1] - motion.times_s[0]
     mean = (motion.travel_mm[-1] - motion.travel_mm[0]) / duration
     speeds = motion.pair_speeds_mm_s
-    cross = float(motion.cross_mm.sum() / duration)
+    cross = motion.cross_speed_mm_s
     if abs(mean) < 1.0:
         raise CalibrationError(
             f"{what}: the belt does not move (measured {mean:.2f} mm/s); record it running"

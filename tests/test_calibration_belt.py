@@ -131,6 +131,29 @@ def test_camera_distance_and_clock_offset_from_the_object_stream():
     assert 0.3 < found.object_correlation < 0.99
 
 
+def test_frames_the_recorder_lost_are_bridged_not_measured():
+    """A busy recorder drops frames in bursts: 2 s of C1 and 2.5 s of C2 gone, more belt than either
+    camera sees. Flow across such a gap would be nonsense; the odometer bridges it and still lines the
+    two object streams up."""
+    c1, c2 = simulated_pair(seed=6, c1_to_c2_mm=1730.0, c2_clock_offset_ms=30.0)
+    clips = {}
+    for camera, lost in ((c1, [*range(50, 70), *range(150, 158)]), (c2, [*range(30, 32), *range(120, 145)])):
+        frames, times = render_clip(camera, 240)
+        kept = np.setdiff1d(np.arange(240), lost)
+        clips[camera.camera_id] = [frames[i] for i in kept], times[kept], local_plane(camera)
+    motions = {camera: measure_belt_motion(*clip) for camera, clip in clips.items()}
+    _, times, _ = clips["c1"]
+    truth = np.array([c1.world.belt_offset_mm(t - times[0]) for t in times])
+    assert np.abs(motions["c1"].travel_mm - truth).max() < 3.0  # mm, after 4.5 m of belt
+    assert len(motions["c1"].pair_speeds_mm_s) == len(times) - 1 - 2  # the two gaps are not speeds
+    found = estimate_camera_offsets(
+        clips["c1"][0], motions["c1"], clips["c1"][2], clips["c2"][0], motions["c2"], clips["c2"][2]
+    )
+    assert found.clock_source == "speed wobble"
+    assert found.c1_to_c2_mm == pytest.approx(1730.0, abs=10.0)
+    assert found.c2_clock_offset_ms == pytest.approx(30.0, abs=10.0)
+
+
 def test_steady_belt_needs_the_measured_distance():
     c1, c2 = simulated_pair(seed=2, c1_to_c2_mm=1640.0, c2_clock_offset_ms=-80.0, speed_jitter=0.0)
     with pytest.raises(CalibrationError, match=r"too steady.*measure the C1-to-C2 distance"):
