@@ -102,12 +102,14 @@ def grad_cam_maps(model: GradCamClassifier, frames: np.ndarray, batch_size: int 
 
 def frame_to_frame(cams: dict[int, torch.Tensor], sequence: PreparedSequence, index: int) -> torch.Tensor:
     """F2F: max of frame `index`'s CAMs and its neighbours' CAMs warped onto it with the cached flows
-    (`cams` holds 2 x S x S maps of the frame and of whichever neighbours exist)."""
+    (`cams` holds 2 x S x S maps of the frame and of whichever neighbours exist); a neighbour across
+    lost frames is left out."""
     fused = cams[index]
     size = fused.shape[-2:]
     scale = size[-1] / sequence.flow_prev.shape[-1]  # flows are stored at a fraction of the frame, both ways
+    unbroken = sequence.unbroken_pairs()
     for neighbour, flows in ((index - 1, sequence.flow_prev), (index + 1, sequence.flow_next)):
-        if neighbour in cams:
+        if neighbour in cams and unbroken[min(index, neighbour)]:
             flow = torch.from_numpy(flows[index : index + 1].astype(np.float32))
             flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False) * scale
             warped, valid = warp(cams[neighbour][None], flow)

@@ -32,6 +32,8 @@ from trainer.row_files import RowFile, RowWriter
 
 FLOW_DOWNSCALE = 4  # flows are stored (and the temporal loss computed) at 1/4 of the input size
 MIN_FOREGROUND = 0.002  # a frame with less foreground than this has nothing to classify
+# neighbours further apart than this many typical frame intervals straddle frames the recorder lost
+GAP_FACTOR = 1.5
 BEFORE, AFTER, BACKGROUND = (CLASSES.index(name) for name in ("before", "after", "background"))
 Rows = np.ndarray | RowFile  # indexable by frame: arrays in memory or row files on disk
 Shape = tuple[int, int]  # height, width of the network input
@@ -65,6 +67,16 @@ class PreparedSequence:
     def shape(self) -> tuple[int, int]:
         """(height, width) of the frames at training size."""
         return tuple(self.frames.shape[1:3])
+
+    def unbroken_pairs(self) -> np.ndarray:
+        """Per neighbouring pair (t, t+1): False where frames were lost between them (a recorder that
+        fell behind). Across such a gap the belt may have moved further than flow follows, so a CAM
+        warped over it would show frame t objects it never held; frames without times are trusted."""
+        pairs = np.ones(max(len(self.times) - 1, 0), bool)
+        if len(pairs) < 2 or any(time is None for time in self.times):
+            return pairs
+        intervals = np.diff(np.asarray(self.times, np.float64))
+        return intervals <= GAP_FACTOR * np.median(intervals)
 
     def training_size_to_belt(self) -> np.ndarray | None:
         """H*W x 2 belt mm (x, y) of every training-size pixel centre, row-major; None uncalibrated."""
@@ -302,9 +314,10 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
 class TripletDataset(Dataset):
     """(X_t-1, X_t, X_t+1) with flows, labels and the class whose CAM the temporal loss uses.
 
-    For each frame t with two neighbours: a foreground-only sample of the sequence's class (before
-    for C1, after for C2; with `c1_also_after`, C1 foreground also carries `after`, since C1 sees the
-    legal objects too) and a background-only sample of class `background`.
+    For each frame t with two neighbours (no frames lost between them): a foreground-only sample of
+    the sequence's class (before for C1, after for C2; with `c1_also_after`, C1 foreground also
+    carries `after`, since C1 sees the legal objects too) and a background-only sample of class
+    `background`.
 
     `one_object`: a foreground sample shows one object of frame t (and the same object in t-1 and
     t+1), not the whole foreground: the number of objects is then no cue (`trainer.one_object`).
@@ -331,7 +344,10 @@ class TripletDataset(Dataset):
             if sequence.label not in ("before", "after"):
                 continue
             own = BEFORE if sequence.label == "before" else AFTER
+            unbroken = sequence.unbroken_pairs()
             for t in range(1, len(sequence.frames) - 1):
+                if not (unbroken[t - 1] and unbroken[t]):
+                    continue  # the temporal term across lost frames would teach the wrong objects
                 if sequence.foreground_fraction[t] >= MIN_FOREGROUND:
                     self.items.append((s, t, own))
                 self.items.append((s, t, BACKGROUND))
