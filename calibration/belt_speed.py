@@ -64,7 +64,8 @@ class BeltSpeed:
     median_mm_s: float
     spread_mm_s: float  # standard deviation of the frame-to-frame speeds
     cross_mm_s: float  # mean speed across the belt: large values mean the belt axes are rotated
-    pairs: int
+    pairs: int  # frame pairs measured
+    bridged_gaps: int  # pairs across frames the recorder lost, bridged instead of measured
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -156,4 +157,6 @@ def belt_speed(motion: BeltMotion, what: str = "clip") -> BeltSpeed:
             f"{what}: the belt moves towards -x ({mean:.1f} mm/s) in this camera's belt coordinates; "
             "x must point along the travel direction: redo the belt plane with the board turned round"
         )
-    return BeltSpeed(float(mean), float(np.median(speeds)), float(np.std(speeds)), cross, len(speeds))
+    spread = float(np.std(speeds))
+    bridged = int((~motion.measured).sum())
+    return BeltSpeed(float(mean), float(np.median(speeds)), spread, cross, len(speeds), bridged)

@@ -113,6 +113,7 @@ class BeltSection(_Section):
     cross_speed_mm_s: float | None = None
     measured_on: str | None = Field(default=None, description="camera whose clip gave the speed")
     frame_pairs: int | None = None
+    bridged_gaps: int | None = Field(default=None, description="frame pairs across lost frames, not measured")
     encoder_pulses_per_mm: float | None = Field(default=None, gt=0)
 
     @classmethod
@@ -125,6 +126,7 @@ class BeltSection(_Section):
             cross_speed_mm_s=speed.cross_mm_s,
             measured_on=camera,
             frame_pairs=speed.pairs,
+            bridged_gaps=speed.bridged_gaps,
             encoder_pulses_per_mm=encoder_pulses_per_mm,
         )
 

@@ -146,6 +146,7 @@ def test_frames_the_recorder_lost_are_bridged_not_measured():
     truth = np.array([c1.world.belt_offset_mm(t - times[0]) for t in times])
     assert np.abs(motions["c1"].travel_mm - truth).max() < 3.0  # mm, after 4.5 m of belt
     assert len(motions["c1"].pair_speeds_mm_s) == len(times) - 1 - 2  # the two gaps are not speeds
+    assert belt_speed(motions["c1"]).bridged_gaps == 2
     found = estimate_camera_offsets(
         clips["c1"][0], motions["c1"], clips["c1"][2], clips["c2"][0], motions["c2"], clips["c2"][2]
     )

@@ -256,6 +256,11 @@ def run(config: SiteConfig | None, args: argparse.Namespace) -> int:
                 f"{clip.description})"
                 + (f"; across the belt {across:+.1f} mm/s" if across is not None else "")
             )
+            if belt.bridged_gaps:
+                print(
+                    f"{belt.bridged_gaps} gaps of lost frames bridged, not measured: the recorder dropped "
+                    "frames (`beltcam cameras` shows each camera's drops)"
+                )
     elif step == "offsets":
         session.plane("c1"), session.plane("c2")  # fail before reading long clips
         c1 = load_clip(args.c1, "c1", store, args.fps)
