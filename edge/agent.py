@@ -192,8 +192,10 @@ class Agent:
             supervised("dispatcher", self.dispatcher.run, self.stop_event, self.restarts),
             supervised("model-watcher", self.watcher.run, self.stop_event, self.restarts),
         ]
+        watchdog = None
         if self.watchdog_s is not None:
-            workers.append(threading.Thread(target=self._ping_watchdog, name="watchdog", daemon=True))
+            watchdog = threading.Thread(target=self._ping_watchdog, name="watchdog", daemon=True)
+            workers.append(watchdog)
         for worker in workers:
             worker.start()
         if self.panel is not None:
@@ -205,8 +207,10 @@ class Agent:
             with logging_redirect_tqdm():  # log lines above the progress line, not glued to it
                 recording = self.recorder.run(duration_s, progress=progress, status=self.status_line)
         finally:
-            self.notify("STOPPING=1")
             self.stop_event.set()
+            if watchdog is not None:  # a ping after STOPPING would tell systemd the agent is still going
+                watchdog.join(timeout=10)
+            self.notify("STOPPING=1")
             if self.nightly is not None:
                 self.nightly.stop()
             if self.panel is not None:

@@ -143,12 +143,13 @@ def test_the_agent_says_ready_pings_the_watchdog_and_stops_pinging_while_its_liv
     listener.settimeout(0.2)
     stop = threading.Event()
 
-    def listen() -> None:
-        while not stop.is_set():
+    def listen() -> None:  # until told to stop and nothing is left to read
+        while True:
             try:
                 heard.append((time.monotonic(), listener.recv(4096).decode()))
             except TimeoutError:
-                continue
+                if stop.is_set():
+                    return
 
     hang = {"calls": 0, "at": None}
     segment = LiveSegmenter.segment
