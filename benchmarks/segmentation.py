@@ -159,6 +159,7 @@ def _figures(evaluation: EvaluationResult) -> dict:
         "best_threshold": evaluation.best_threshold,
         "validation_iou_by_threshold": evaluation.validation_iou_by_threshold,
         "test_miou_by_threshold": evaluation.test_miou_by_threshold,
+        "validation_miou_by_threshold": evaluation.validation_miou_by_threshold,
         **{key: (evaluation.where_wrong or {}).get(key) for key in WHERE_WRONG},
     }
 

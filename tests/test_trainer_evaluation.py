@@ -102,6 +102,27 @@ def test_the_threshold_is_chosen_on_validation_frames_only(masked, monkeypatch):
     assert again.threshold == 0.3 and again.miou == 100.0
 
 
+def test_the_validation_curves_weigh_frames_by_area_pooled_and_sequences_alike_in_the_mean(
+    tmp_path, monkeypatch
+):
+    def block(side):  # one illegal square
+        truth = np.zeros((HEIGHT, WIDTH), np.uint8)
+        truth[:side, :side] = 1
+        return truth
+
+    # six masked sequences: s0 and s1 validate; s0's object is small and its map at 0.3, s1's is large
+    # and its map at 0.6, so between the two thresholds only s1 is found
+    sides = {"s0": 10, "s1": 30, **{f"s{k}": 10 for k in range(2, 6)}}
+    sequences = [_sequence(name, "before", [block(side)] * 2, tmp_path) for name, side in sides.items()]
+    scales = {"s0": 0.3, "s1": 0.6, **{f"s{k}": 0.6 for k in range(2, 6)}}
+    monkeypatch.setattr(evaluation, "sequence_before_maps", _maps_from(scales))
+    result = evaluate(None, sequences)
+    between = THRESHOLDS.index(0.45)
+    assert result.validation_iou_by_threshold[between] == 90.0  # 900 of 1000 illegal pixels found
+    assert result.validation_miou_by_threshold[between] == 50.0  # one of two sequences found
+    assert result.validation_miou_by_threshold[THRESHOLDS.index(0.3)] == 100.0
+
+
 def test_nothing_to_evaluate_on_is_an_error_naming_what_is_missing(tmp_path):
     unmasked = _sequence("u", "before", [_truth(1)] * 3, tmp_path)
     unmasked.mask_paths = [None] * 3

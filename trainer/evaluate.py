@@ -70,6 +70,9 @@ class EvaluationResult:
     # threshold is its best) and the test frames' mIoU (`miou` is it at that threshold)
     validation_iou_by_threshold: list[float | None] = field(default_factory=list)
     test_miou_by_threshold: list[float | None] = field(default_factory=list)
+    # the validation sequences' mean IoU, the statistic `miou` is: whether choosing by it instead of
+    # the pooled IoU (which weighs frames by their illegal area) would move the threshold
+    validation_miou_by_threshold: list[float | None] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -274,6 +277,9 @@ def evaluate(
         None if np.isnan(iou) else round(float(iou), 2) for iou in validation_ious
     ]
     result.test_miou_by_threshold = test_mious
+    result.validation_miou_by_threshold = [
+        _mean(_per_sequence(validation_totals, k)) for k in range(len(THRESHOLDS))
+    ]
     if objects is not None:
         at_object = THRESHOLDS.index(objects.threshold)
         result.miou_at_object_threshold = _mean(_per_sequence(test_totals, at_object))
