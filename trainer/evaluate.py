@@ -203,7 +203,7 @@ def _mean(per_sequence: dict[str, float]) -> float:
     return round(float(np.mean(list(per_sequence.values()))), 2) if per_sequence else 0.0
 
 
-def _best(scores: np.ndarray) -> int:
+def best_threshold_index(scores: np.ndarray) -> int:
     """Index of the threshold with the best score (ties: the one nearest 0.5)."""
     return max(range(len(THRESHOLDS)), key=lambda k: (np.nan_to_num(scores[k]), -abs(THRESHOLDS[k] - 0.5)))
 
@@ -259,7 +259,7 @@ def evaluate(
     validation_totals = _part_counts(model, sequences, validation, kind, flip, scales)
     test_totals = _part_counts(model, sequences, test, kind, flip, scales)
     validation_ious = _iou(sum(validation_totals.values()))
-    chosen = _best(validation_ious)
+    chosen = best_threshold_index(validation_ious)
     per_sequence = _per_sequence(test_totals, chosen)
     result.threshold, result.threshold_source = THRESHOLDS[chosen], "masks"
     result.miou = _mean(per_sequence)
@@ -267,11 +267,11 @@ def evaluate(
     result.test_frames = sum(len(indices) for _, indices in test)
     result.validation_frames = sum(len(indices) for _, indices in validation)
     result.where_wrong = _where_wrong(sum(test_totals.values()), chosen)
-    by_object = _best(_iou(sum(validation_totals.values())[OBJECT_ROWS]))
+    by_object = best_threshold_index(_iou(sum(validation_totals.values())[OBJECT_ROWS]))
     result.objects_threshold = THRESHOLDS[by_object]
     result.miou_objects = _mean(_per_sequence(test_totals, by_object, OBJECT_ROWS))
     test_mious = [_mean(_per_sequence(test_totals, k)) for k in range(len(THRESHOLDS))]
-    best = _best(np.asarray(test_mious))
+    best = best_threshold_index(np.asarray(test_mious))
     result.best_threshold, result.miou_best_threshold = THRESHOLDS[best], test_mious[best]
     result.validation_iou_by_threshold = [
         None if np.isnan(iou) else round(float(iou), 2) for iou in validation_ious
