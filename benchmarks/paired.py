@@ -50,17 +50,27 @@ def print_paired(by_seed: BySeed, figure: str) -> None:
         print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f}{error} (seeds {seeds}: {listed})")
 
 
-def read_by_seed(names: list[str], belt: str) -> BySeed:
-    """Every method's per-seed figures on `belt` in results/<name>.json, later files winning a seed
-    both hold (rows from before belts had names were on the standard belt)."""
-    by_seed: BySeed = {}
+def belt_rows(names: list[str], belt: str) -> list[tuple[str, dict]]:
+    """(file name, row) for the rows of `belt` with per-seed figures in results/<name>.json, in the
+    files' order (rows from before belts had names were on the standard belt; `--sim` probes left
+    out)."""
+    found = []
     for name in names:
         path = RESULTS_DIR / f"{name}.json"
         if not path.exists():
             raise SystemExit(f"{path}: no such results file (give names as in benchmarks/results, no .json)")
         for row in json.loads(path.read_text(encoding="utf-8")):
             if row.get("belt", "standard") == belt and not row.get("sim") and "per_seed" in row:
-                by_seed.setdefault(row["method"], {}).update(zip(row["seeds"], row["per_seed"], strict=True))
+                found.append((name, row))
+    return found
+
+
+def read_by_seed(names: list[str], belt: str) -> BySeed:
+    """Every method's per-seed figures on `belt` in results/<name>.json, later files winning a seed
+    both hold."""
+    by_seed: BySeed = {}
+    for _, row in belt_rows(names, belt):
+        by_seed.setdefault(row["method"], {}).update(zip(row["seeds"], row["per_seed"], strict=True))
     return by_seed
 
 

@@ -53,7 +53,7 @@ from benchmarks.common import (
     simulator_setting,
     write_results,
 )
-from benchmarks.paired import print_paired
+from benchmarks.paired import BySeed, print_paired
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
@@ -68,6 +68,10 @@ WHERE_WRONG = (  # trainer.evaluate's pixel shares: found, and called illegal wh
     "legal_elsewhere_called_illegal",
     "belt_called_illegal",
 )
+MEANS = (  # per-seed figures whose mean over the seeds a row carries
+    "miou_object_threshold", "threshold", "miou_objects", "objects_threshold", "miou_best_threshold",
+    "best_threshold", "object_threshold", "object_precision", "object_recall", *WHERE_WRONG,
+)  # fmt: skip
 PAPER = {"gradcam": 22.08, "f2f": 27.94, "cam": 24.08, "puzzlecam": 34.20, "temporal": 29.23, "ours": 37.84}
 
 
@@ -210,42 +214,53 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--out", default="segmentation", help="results/<OUT>.json (and <OUT>_run.json)")
     args = parser.parse_args()
-    per_seed: dict[str, list[dict]] = {}
+    by_seed: BySeed = {}
     speeds: dict[str, list[float]] = {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as folder:
             scores, speed = run_seed(seed, args, Path(folder))
         for name, figures in scores.items():
-            per_seed.setdefault(name, []).append(figures)
+            by_seed.setdefault(name, {})[seed] = figures
         for name, value in speed.items():
             speeds.setdefault(name, []).append(value)
-    order = [name for name in ["foreground", "f2f"] + [name for name, *_ in RUNS] if name in per_seed]
+    rows = summary_rows(by_seed, speeds, args.belt, dict(args.sim), args.image_size)
+    print_table(rows, f"{len(args.seeds)} seeds")
+    for figure in ("miou", "miou_best_threshold"):
+        print_paired(by_seed, figure)
+    write_results(args.out, rows_kept(args.out, args.belt, args.image_size, rows) + rows)
+    write_results(f"{args.out}_run", run_record(**vars(args)))
+
+
+def summary_rows(
+    by_seed: BySeed, speeds: dict[str, list[float]], belt: str, sim: dict, image_size: int
+) -> list[dict]:
+    """One row per method, in the benchmark's row order: the means over its seeds of each seed's
+    figures, the figures themselves kept beside them."""
+    order = [name for name in ["foreground", "f2f"] + [name for name, *_ in RUNS] if name in by_seed]
     rows = []
     for name in order:
-        mious = [f["miou"] for f in per_seed[name]]
+        seeds = sorted(by_seed[name])
+        figures = [by_seed[name][seed] for seed in seeds]
+        mious = [f["miou"] for f in figures]
         rows.append({
-            "belt": args.belt,
-            "sim": dict(args.sim),
-            "image_size": args.image_size,
+            "belt": belt,
+            "sim": sim,
+            "image_size": image_size,
             "method": name,
             "miou": round(statistics.mean(mious), 2),
             "miou_std": round(statistics.pstdev(mious), 2),
-            "miou_object_threshold": mean_known([f["miou_object_threshold"] for f in per_seed[name]]),
-            "threshold": mean_known([f["threshold"] for f in per_seed[name]]),
-            "miou_objects": mean_known([f["miou_objects"] for f in per_seed[name]]),
-            "objects_threshold": mean_known([f["objects_threshold"] for f in per_seed[name]]),
-            "miou_best_threshold": mean_known([f["miou_best_threshold"] for f in per_seed[name]]),
-            "best_threshold": mean_known([f["best_threshold"] for f in per_seed[name]]),
-            "object_threshold": mean_known([f["object_threshold"] for f in per_seed[name]]),
-            "object_precision": mean_known([f["object_precision"] for f in per_seed[name]]),
-            "object_recall": mean_known([f["object_recall"] for f in per_seed[name]]),
-            **{key: mean_known([f[key] for f in per_seed[name]]) for key in WHERE_WRONG},
-            "seeds": args.seeds,
-            "per_seed": per_seed[name],
+            **{key: mean_known([f.get(key) for f in figures]) for key in MEANS},
+            "seeds": seeds,
+            "per_seed": figures,
             "paper_seruso": PAPER.get(name),
-            "train_frames_per_s": round(statistics.mean(speeds[name]), 2) if name in speeds else None,
+            "train_frames_per_s": round(statistics.mean(speeds[name]), 2) if speeds.get(name) else None,
         })  # fmt: skip
-    print(f"\nsegmentation on the {args.belt} simulated belt ({describe_machine()}), {len(args.seeds)} seeds")
+    return rows
+
+
+def print_table(rows: list[dict], seeds: str) -> None:
+    """The rows' means, then where each method's pixels go wrong."""
+    print(f"\nsegmentation on the {rows[0]['belt']} simulated belt ({describe_machine()}), {seeds}")
     print(f"{'method':>14} {'mIoU':>7} {'std':>6} {'objects':>8} {'mIoU@obj':>9} {'thr':>5} {'obj thr':>8} "
           f"{'obj P':>6} {'obj R':>6} {'paper':>7} {'train fps':>10}")  # fmt: skip
     for row in rows:
@@ -258,11 +273,6 @@ def main() -> None:
               f"{row['threshold']:5.2f} {check[0]:8.2f} {check[1]:6.2f} {check[2]:6.2f} {paper:>7} "
               f"{fps:>10}")  # fmt: skip
     _print_where_wrong(rows)
-    by_seed = {name: dict(zip(args.seeds, figures, strict=True)) for name, figures in per_seed.items()}
-    for figure in ("miou", "miou_best_threshold"):
-        print_paired(by_seed, figure)
-    write_results(args.out, _rows_kept(args.out, args.belt, {row["method"] for row in rows}) + rows)
-    write_results(f"{args.out}_run", run_record(**vars(args)))
 
 
 def _print_where_wrong(rows: list[dict]) -> None:
@@ -276,15 +286,20 @@ def _print_where_wrong(rows: list[dict]) -> None:
         print(f"{row['method']:>14} {shares[0]:>14} {shares[1]:>19} {shares[2]:>16} {shares[3]:>6}")
 
 
-def _rows_kept(name: str, belt: str, methods: set[str]) -> list[dict]:
-    """The rows already in results/<name>.json that this run does not replace: other belts' rows,
-    and this belt's rows of methods not run now (an ablation run adds its rows beside the others';
-    rows from before belts had names were on the standard belt)."""
+def rows_kept(name: str, belt: str, image_size: int, rows: list[dict]) -> list[dict]:
+    """The rows already in results/<name>.json that `rows` do not replace: other belts' and input
+    scales' rows, and this belt's rows of methods not in `rows` (an ablation run adds its rows beside
+    the others'; rows from before belts had names were on the standard belt)."""
     path = RESULTS_DIR / f"{name}.json"
     if not path.exists():
         return []
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    return [row for row in rows if row.get("belt", "standard") != belt or row["method"] not in methods]
+    replaced = {(belt, image_size, row["method"]) for row in rows}
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    return [row for row in stored if _row_key(row) not in replaced]
+
+
+def _row_key(row: dict) -> tuple[str, int | None, str]:
+    return row.get("belt", "standard"), row.get("image_size"), row["method"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""The segmentation benchmark's rows from several runs (a seed or a few rows per run, as a 2-core
+machine runs them within a session) merged into one results file as if one run had made them: each
+method's seeds gathered over the files (later files win a seed both hold), the means recomputed, and
+the target file's other rows (other belts, other input scales, other methods) kept.
+
+    .venv/bin/python -m benchmarks.merge_seeds segmentation_hard_footage_seed0 \
+        segmentation_hard_footage_seed1 segmentation_hard_footage_seed2 --belt hard --into segmentation
+
+Training speeds are each run's own (a row's mean stands for each of its seeds): runs that shared the
+machine are not comparable by them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks.common import run_record, write_results
+from benchmarks.paired import BySeed, belt_rows, print_paired
+from benchmarks.segmentation import print_table, rows_kept, summary_rows
+
+
+def merge(names: list[str], belt: str) -> tuple[list[dict], BySeed]:
+    """The merged rows of `belt` in the files `names`, and each method's figures by seed."""
+    found = belt_rows(names, belt)
+    if not found:
+        raise SystemExit(f"no rows of the {belt} belt with per-seed figures in {', '.join(names)}")
+    scales = {row.get("image_size") for _, row in found}
+    if len(scales) > 1:
+        listed = ", ".join(sorted({f"{name} ({row.get('image_size')} px)" for name, row in found}))
+        raise SystemExit(f"the files hold more than one input scale, which cannot be merged: {listed}")
+    by_seed: BySeed = {}
+    speed_by_seed: dict[str, dict[int, float]] = {}
+    for _, row in found:
+        by_seed.setdefault(row["method"], {}).update(zip(row["seeds"], row["per_seed"], strict=True))
+        if (speed := row.get("train_frames_per_s")) is not None:
+            speed_by_seed.setdefault(row["method"], {}).update(dict.fromkeys(row["seeds"], speed))
+    speeds = {method: list(by.values()) for method, by in speed_by_seed.items()}
+    return summary_rows(by_seed, speeds, belt, {}, scales.pop()), by_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="+", help="results files (benchmarks/results/<NAME>.json), no .json")
+    parser.add_argument("--belt", default="standard")
+    parser.add_argument("--into", required=True, help="results/<INTO>.json: merged rows replace its own")
+    args = parser.parse_args()
+    rows, by_seed = merge(args.names, args.belt)
+    seeds = sorted({seed for by in by_seed.values() for seed in by})
+    print_table(rows, f"seeds {seeds} from {', '.join(args.names)}")
+    for figure in ("miou", "miou_best_threshold"):
+        print_paired(by_seed, figure)
+    write_results(args.into, rows_kept(args.into, args.belt, rows[0]["image_size"], rows) + rows)
+    write_results(f"{args.into}_merge_{args.belt}_{rows[0]['image_size']}px_run", run_record(**vars(args)))
+
+
+if __name__ == "__main__":
+    main()
