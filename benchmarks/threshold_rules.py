@@ -49,27 +49,34 @@ RULES: dict[str, tuple[str, Callable[[Curve], int]]] = {
 }
 
 
-def _per_seed_records(names: list[str]) -> list[tuple[str, str, dict]]:
-    """(file, method, one seed's figures) for every stored seed that has both curves."""
-    records = []
+def _per_seed_records(names: list[str]) -> list[tuple[str, dict]]:
+    """(method, one seed's figures) for every stored seed that has both curves, each once: a seed
+    merged into another file (benchmarks/merge_seeds.py) is the same record twice."""
+    records: dict[tuple, tuple[str, dict]] = {}
     for name in names:
         path = RESULTS_DIR / f"{name}.json"
         if not path.exists():
             raise SystemExit(f"{path}: no such results file (give names as in benchmarks/results, no .json)")
         rows = json.loads(path.read_text(encoding="utf-8"))
         for row in rows if isinstance(rows, list) else []:  # a dict: a probes summary, no seeds
-            for figures in row.get("per_seed", []):  # older files kept only each seed's mIoU
-                if not isinstance(figures, dict):
-                    continue
-                if figures.get("validation_iou_by_threshold") and figures.get("test_miou_by_threshold"):
-                    records.append((name, row["method"], figures))
-    return records
+            for figures in row.get("per_seed", []):
+                if curves := _curves(figures):
+                    records[(row["method"], *curves)] = (row["method"], figures)
+    return list(records.values())
+
+
+def _curves(figures: dict | float) -> tuple[tuple, tuple] | None:
+    """A seed's validation and test curves; None where it has none (older files kept a bare mIoU)."""
+    if not isinstance(figures, dict):
+        return None
+    validation, test = figures.get("validation_iou_by_threshold"), figures.get("test_miou_by_threshold")
+    return (tuple(validation), tuple(test)) if validation and test else None
 
 
 def measure(names: list[str]) -> list[dict]:
     """Per method and rule: the change of test mIoU against the current rule, over every stored seed."""
     changes: dict[tuple[str, str], list[float]] = {}
-    for _, method, figures in _per_seed_records(names):
+    for method, figures in _per_seed_records(names):
         test = figures["test_miou_by_threshold"]
         for rule, (curve, pick) in RULES.items():
             if figures.get(curve):

@@ -32,19 +32,22 @@ def results(tmp_path, monkeypatch):
     rows = [{"method": "ours", "seeds": [0, 1], "per_seed": [with_both, older]},
             {"method": "cam", "seeds": [0], "per_seed": [31.5]}]  # fmt: skip
     (tmp_path / "segmentation_x.json").write_text(json.dumps(rows))
+    (tmp_path / "segmentation_merged.json").write_text(json.dumps(rows[:1]))  # the same seeds again
     (tmp_path / "segmentation_probes.json").write_text(json.dumps({"summary": 1}))
     return tmp_path
 
 
 def test_each_rule_is_scored_on_the_test_curve_against_the_current_rule(results):
-    rows = {row["rule"]: row for row in threshold_rules.measure(["segmentation_x", "segmentation_probes"])}
+    names = ["segmentation_x", "segmentation_probes", "segmentation_merged"]
+    rows = {row["rule"]: row for row in threshold_rules.measure(names)}
     # the sequences' rule picks 0.4 where the pooled one picked 0.7: +30 on the one seed that has it
     assert rows["sequences"]["seeds"] == 1 and rows["sequences"]["change_mean"] == pytest.approx(30.0)
     assert rows["sequences"]["better"] == 1 and rows["sequences"]["worse"] == 0
     # 0.5 is 0.2 nearer the test peak than 0.7 on the first seed, 0.1 further from it on the second
     assert rows["fixed 0.5"]["seeds"] == 2
     assert rows["fixed 0.5"]["change_mean"] == pytest.approx((20 - 10) / 2)
-    # seeds stored as bare figures (older files) are left out, not misread
+    # a seed merged into another file counts once; seeds stored as bare figures (older files) are
+    # left out, not misread
     assert all(row["method"] == "ours" for row in rows.values())
 
 
