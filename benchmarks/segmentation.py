@@ -31,8 +31,9 @@ each foreground object, split where objects touch, gets one class from the maps 
         [--out NAME]
 
 `--belt hard` (edge/simulator/belts.py): one palette for both classes, told apart by shape and
-surface, a crowded belt, flickering lamps. Each row carries its `belt`; the results file keeps the
-rows of the other belts and of the methods not run, so one file holds both belts and every row.
+surface, a crowded belt, flickering lamps. Each row carries its `belt` and `image_size`; the results
+file keeps the rows of the other belts, other input scales and methods not run, so one file holds
+every belt, scale and row (`benchmarks/merge_seeds.py` adds runs made one seed or row at a time).
 `--sim` sets simulator fields over the belt's, to find which of the hard belt's features does what.
 """
 
