@@ -226,11 +226,14 @@ def test_local_imagenet_weights_are_loaded_and_bad_files_refused(tmp_path, monke
         CamClassifier("resnet18", 16, weights=garbage)
 
 
-def test_output_stride_16_dilates_the_last_stage_of_every_backbone():
+def test_output_strides_16_and_8_dilate_the_last_stages_of_every_backbone():
     for backbone in ("resnet18", "resnet50"):
         model = CamClassifier(backbone, 16, weights=None).eval()
         with torch.no_grad():
             assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 4, 4)
+        fine = CamClassifier(backbone, 8, weights=None).eval()
+        with torch.no_grad():
+            assert fine(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 8, 8)
         coarse = CamClassifier(backbone, 32, weights=None).eval()
         with torch.no_grad():
             assert coarse(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 2, 2)
