@@ -13,21 +13,22 @@ machine are not comparable by them.
 from __future__ import annotations
 
 import argparse
+import json
 
 from benchmarks.common import run_record, write_results
-from benchmarks.paired import BySeed, belt_rows, print_paired
+from benchmarks.paired import BySeed, belt_rows, one_scale, print_paired
 from benchmarks.segmentation import print_table, rows_kept, summary_rows
 
 
-def merge(names: list[str], belt: str) -> tuple[list[dict], BySeed]:
-    """The merged rows of `belt` in the files `names`, and each method's figures by seed."""
-    found = belt_rows(names, belt)
+def merge(names: list[str], belt: str, image_size: int | None = None) -> tuple[list[dict], BySeed]:
+    """The merged rows of `belt` (at `image_size`, where given) in the files `names`, and each
+    method's figures by seed."""
+    found = belt_rows(names, belt, image_size)
     if not found:
-        raise SystemExit(f"no rows of the {belt} belt with per-seed figures in {', '.join(names)}")
-    scales = {row.get("image_size") for _, row in found}
-    if len(scales) > 1:
-        listed = ", ".join(sorted({f"{name} ({row.get('image_size')} px)" for name, row in found}))
-        raise SystemExit(f"the files hold more than one input scale, which cannot be merged: {listed}")
+        scale = f" at {image_size} px" if image_size else ""
+        raise SystemExit(f"no rows of the {belt} belt{scale} with per-seed figures in {', '.join(names)}")
+    scale = one_scale(found, "merged")
+    run = _one_run(found)
     by_seed: BySeed = {}
     speed_by_seed: dict[str, dict[int, float]] = {}
     for _, row in found:
@@ -35,16 +36,29 @@ def merge(names: list[str], belt: str) -> tuple[list[dict], BySeed]:
         if (speed := row.get("train_frames_per_s")) is not None:
             speed_by_seed.setdefault(row["method"], {}).update(dict.fromkeys(row["seeds"], speed))
     speeds = {method: list(by.values()) for method, by in speed_by_seed.items()}
-    return summary_rows(by_seed, speeds, belt, {}, scales.pop()), by_seed
+    return summary_rows(by_seed, speeds, belt, {}, scale, run), by_seed
+
+
+def _one_run(found: list[tuple[str, dict]]) -> dict | None:
+    """The footage and budget all merged rows were made with: seeds trained on other footage or for
+    other epochs are other experiments. Rows from before rows recorded it merge as unknown (None)."""
+    runs = {json.dumps(row.get("run"), sort_keys=True): row.get("run") for _, row in found}
+    if len(runs) > 1:
+        listed = "; ".join(sorted({f"{name}: {json.dumps(row.get('run'))}" for name, row in found}))
+        raise SystemExit(
+            f"the rows were made by runs of different settings, which cannot be merged: {listed}"
+        )
+    return runs.popitem()[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", help="results files (benchmarks/results/<NAME>.json), no .json")
     parser.add_argument("--belt", default="standard")
+    parser.add_argument("--image-size", type=int, help="only the rows of this input scale (px)")
     parser.add_argument("--into", required=True, help="results/<INTO>.json: merged rows replace its own")
     args = parser.parse_args()
-    rows, by_seed = merge(args.names, args.belt)
+    rows, by_seed = merge(args.names, args.belt, args.image_size)
     seeds = sorted({seed for by in by_seed.values() for seed in by})
     print_table(rows, f"seeds {seeds} from {', '.join(args.names)}")
     for figure in ("miou", "miou_best_threshold"):

@@ -6,7 +6,7 @@ belt are merged over several files (e.g. seeds 0-2 from one run, 3-4 from anothe
 read on the seeds both of its methods have.
 
     .venv/bin/python -m benchmarks.paired segmentation_cpu_128px segmentation_cpu_128px_seeds34 \
-        --belt crowded [--figures miou miou_object_threshold miou_best_threshold]
+        --belt crowded [--image-size 128] [--figures miou miou_object_threshold miou_best_threshold]
 """
 
 from __future__ import annotations
@@ -50,26 +50,42 @@ def print_paired(by_seed: BySeed, figure: str) -> None:
         print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f}{error} (seeds {seeds}: {listed})")
 
 
-def belt_rows(names: list[str], belt: str) -> list[tuple[str, dict]]:
-    """(file name, row) for the rows of `belt` with per-seed figures in results/<name>.json, in the
-    files' order (rows from before belts had names were on the standard belt; `--sim` probes left
-    out)."""
+def belt_rows(names: list[str], belt: str, image_size: int | None = None) -> list[tuple[str, dict]]:
+    """(file name, row) for the rows of `belt` (and of `image_size`, where given) with per-seed
+    figures in results/<name>.json, in the files' order (rows from before belts had names were on
+    the standard belt; `--sim` probes left out)."""
     found = []
     for name in names:
         path = RESULTS_DIR / f"{name}.json"
         if not path.exists():
             raise SystemExit(f"{path}: no such results file (give names as in benchmarks/results, no .json)")
         for row in json.loads(path.read_text(encoding="utf-8")):
-            if row.get("belt", "standard") == belt and not row.get("sim") and "per_seed" in row:
+            wanted = image_size is None or row.get("image_size") == image_size
+            if row.get("belt", "standard") == belt and not row.get("sim") and "per_seed" in row and wanted:
                 found.append((name, row))
     return found
 
 
-def read_by_seed(names: list[str], belt: str) -> BySeed:
-    """Every method's per-seed figures on `belt` in results/<name>.json, later files winning a seed
-    both hold."""
+def one_scale(found: list[tuple[str, dict]], doing: str) -> int | None:
+    """The input scale all `found` rows share; a clear stop where they hold several, since a seed's
+    figures at 128 px and at 256 px are different experiments."""
+    scales = {row.get("image_size") for _, row in found}
+    if len(scales) > 1:
+        listed = ", ".join(sorted({f"{name} ({row.get('image_size')} px)" for name, row in found}))
+        raise SystemExit(
+            f"the rows hold more than one input scale, which cannot be {doing}: {listed}; "
+            "choose one with --image-size"
+        )
+    return scales.pop()
+
+
+def read_by_seed(names: list[str], belt: str, image_size: int | None = None) -> BySeed:
+    """Every method's per-seed figures on `belt` (at one input scale) in results/<name>.json, later
+    files winning a seed both hold."""
+    found = belt_rows(names, belt, image_size)
+    one_scale(found, "paired")
     by_seed: BySeed = {}
-    for _, row in belt_rows(names, belt):
+    for _, row in found:
         by_seed.setdefault(row["method"], {}).update(zip(row["seeds"], row["per_seed"], strict=True))
     return by_seed
 
@@ -78,11 +94,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", help="results files (benchmarks/results/<NAME>.json)")
     parser.add_argument("--belt", default="standard")
+    parser.add_argument("--image-size", type=int, help="only the rows of this input scale (px)")
     parser.add_argument("--figures", nargs="+", choices=list(FIGURES), default=list(FIGURES))
     args = parser.parse_args()
-    by_seed = read_by_seed(args.names, args.belt)
+    by_seed = read_by_seed(args.names, args.belt, args.image_size)
     if not by_seed:
-        raise SystemExit(f"no rows of the {args.belt} belt with per-seed figures in {', '.join(args.names)}")
+        scale = f" at {args.image_size} px" if args.image_size else ""
+        raise SystemExit(
+            f"no rows of the {args.belt} belt{scale} with per-seed figures in {', '.join(args.names)}"
+        )
     for figure in args.figures:
         print_paired(by_seed, figure)
 

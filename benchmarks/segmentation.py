@@ -46,6 +46,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from benchmarks.common import (
     RESULTS_DIR,
     describe_machine,
@@ -81,6 +83,19 @@ def _variant(name: str) -> tuple[str, str, str, bool, dict]:
     settings = variant_settings(name)
     return name, str(settings.pop("method")), "dis", False, settings
 
+
+# what each row records of the run that made it, beside belt and input scale
+RUN_FIELDS = (
+    "epochs",
+    "sequences",
+    "frames",
+    "frame_size",
+    "masked",
+    "holdout_s",
+    "backbone",
+    "batch_size",
+    "weights",
+)
 
 # (row name, method, flow, C1 foreground labelled {before, after}, other settings: ablations)
 RUNS = [
@@ -126,14 +141,10 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
     belt = load_manifest(manifest)[0].belt
     scores: dict[str, dict] = {}
     speed: dict[str, float] = {}
-    for name, method, flow, c1_also_after, ablation in RUNS:
+    for name, *_ in RUNS:
         if name not in args.rows:
             continue
-        settings = TrainSettings(
-            method=method, flow=flow, c1_also_after=c1_also_after, backbone=args.backbone,
-            image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-            weights=args.weights, **ablation,
-        )  # fmt: skip
+        settings = _settings(name, args, seed)
         started = time.monotonic()
         result = train(manifest, settings, folder / name, cache_dir=folder / "cache", progress=False)
         speed[name] = result.frames_per_s
@@ -144,12 +155,36 @@ def run_seed(seed: int, args: argparse.Namespace, folder: Path) -> tuple[dict[st
             loaded, base = load_manifest(manifest)
             shape = run_input_shape(folder / name)
             sequences = prepare_dataset(
-                loaded, base, shape, flow, settings.foreground, folder / "cache", False
+                loaded, base, shape, settings.flow, settings.foreground, folder / "cache", False
             )
             for kind in ("f2f", "foreground"):
                 scores[kind] = _figures(evaluate(model, sequences, kind, belt=belt))
                 _say(seed, kind, scores[kind], None)
     return scores, speed
+
+
+def _settings(row: str, args: argparse.Namespace, seed: int) -> TrainSettings:
+    """What the trainer is given for one row and seed."""
+    _, method, flow, c1_also_after, ablation = next(run for run in RUNS if run[0] == row)
+    return TrainSettings(
+        method=method, flow=flow, c1_also_after=c1_also_after, backbone=args.backbone,
+        image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+        weights=args.weights, **ablation,
+    )  # fmt: skip
+
+
+def _check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every row's settings checked before the first one trains for minutes: a bad option is a usage
+    error naming the option, not a traceback an hour into a run."""
+    for row in args.rows:
+        try:
+            settings = _settings(row, args, seed=0)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            option = "--" + str(problem["loc"][0]).replace("_", "-")
+            parser.error(f"{option}: {problem['msg']} (row {row})")
+        if not settings.granularity_ok():
+            parser.error(f"{settings.granularity_error()} (row {row})")
 
 
 def _figures(evaluation: EvaluationResult) -> dict:
@@ -217,8 +252,12 @@ def main() -> None:
         "--sim", nargs="+", type=simulator_setting, default=[], metavar="FIELD=VALUE",
         help="simulator settings over the belt's (one hard feature at a time: classes_differ_by=shape)",
     )  # fmt: skip
-    parser.add_argument("--out", default="segmentation", help="results/<OUT>.json (and <OUT>_run.json)")
+    parser.add_argument(
+        "--out", default="segmentation_latest",
+        help="results/<OUT>.json (and <OUT>_run.json); the curated rows are in segmentation.json",
+    )  # fmt: skip
     args = parser.parse_args()
+    _check_settings(parser, args)
     by_seed: BySeed = {}
     speeds: dict[str, list[float]] = {}
     for seed in args.seeds:
@@ -228,7 +267,8 @@ def main() -> None:
             by_seed.setdefault(name, {})[seed] = figures
         for name, value in speed.items():
             speeds.setdefault(name, []).append(value)
-    rows = summary_rows(by_seed, speeds, args.belt, dict(args.sim), args.image_size)
+    run = {field: getattr(args, field) for field in RUN_FIELDS}
+    rows = summary_rows(by_seed, speeds, args.belt, dict(args.sim), args.image_size, run)
     print_table(rows, f"{len(args.seeds)} seeds")
     for figure in ("miou", "miou_best_threshold"):
         print_paired(by_seed, figure)
@@ -237,10 +277,11 @@ def main() -> None:
 
 
 def summary_rows(
-    by_seed: BySeed, speeds: dict[str, list[float]], belt: str, sim: dict, image_size: int
+    by_seed: BySeed, speeds: dict[str, list[float]], belt: str, sim: dict, image_size: int, run: dict | None
 ) -> list[dict]:
     """One row per method, in the benchmark's row order: the means over its seeds of each seed's
-    figures, the figures themselves kept beside them."""
+    figures, the figures themselves kept beside them, and the run's footage and budget (`run`, None
+    where unknown), so rows of one file made by different runs can be told apart."""
     order = [name for name in ["foreground", "f2f"] + [name for name, *_ in RUNS] if name in by_seed]
     rows = []
     for name in order:
@@ -251,6 +292,7 @@ def summary_rows(
             "belt": belt,
             "sim": sim,
             "image_size": image_size,
+            "run": run,
             "method": name,
             "miou": round(statistics.mean(mious), 2),
             "miou_std": round(statistics.pstdev(mious), 2),

@@ -8,9 +8,9 @@ import pytest
 from benchmarks import merge_seeds, paired, segmentation
 
 
-def _row(method, seeds, mious, belt="hard", image_size=128, speed=10.0):
+def _row(method, seeds, mious, belt="hard", image_size=128, speed=10.0, run=None):
     per_seed = [{"miou": m, "threshold": 0.5, "miou_best_threshold": m + 1.0} for m in mious]
-    return {"belt": belt, "sim": {}, "image_size": image_size, "method": method,
+    return {"belt": belt, "sim": {}, "image_size": image_size, "run": run, "method": method,
             "miou": sum(mious) / len(mious), "seeds": seeds, "per_seed": per_seed,
             "train_frames_per_s": speed}  # fmt: skip
 
@@ -63,3 +63,40 @@ def test_files_of_different_input_scales_are_refused_by_name(results):
 def test_no_rows_of_the_belt_is_an_error_naming_the_files(results):
     with pytest.raises(SystemExit, match="no rows of the crowded belt with per-seed figures in seed0"):
         merge_seeds.merge(["seed0"], "crowded")
+
+
+def test_one_input_scale_is_chosen_from_a_file_holding_two(results):
+    rows, _ = merge_seeds.merge(["target"], "hard", image_size=256)
+    assert [(row["image_size"], row["miou"]) for row in rows] == [(256, 50.0)]
+    with pytest.raises(SystemExit, match=r"no rows of the hard belt at 96 px"):
+        merge_seeds.merge(["target"], "hard", image_size=96)
+
+
+def test_paired_refuses_to_mix_input_scales_and_reads_the_one_asked_for(results, monkeypatch, capsys):
+    (results / "both.json").write_text(json.dumps([
+        _row("cam", [0, 1], [30.0, 20.0]), _row("ours", [0, 1], [33.0, 24.0]),
+        _row("cam", [0, 1], [10.0, 10.0], image_size=256), _row("ours", [0, 1], [15.0, 13.0], image_size=256),
+    ]))  # fmt: skip
+    monkeypatch.setattr("sys.argv", ["paired", "both", "--belt", "hard", "--figures", "miou"])
+    with pytest.raises(SystemExit, match=r"more than one input scale.*choose one with --image-size"):
+        paired.main()
+    monkeypatch.setattr(
+        "sys.argv", ["paired", "both", "--belt", "hard", "--image-size", "256", "--figures", "miou"]
+    )
+    paired.main()
+    assert "ours - cam: mean +4.00 +- 1.00 (seeds [0, 1]: +5.00, +3.00)" in capsys.readouterr().out
+
+
+def test_the_run_settings_travel_with_the_rows_and_runs_of_other_settings_are_refused(results):
+    long_footage = {"epochs": 6, "sequences": 64}
+    for seed in (0, 1):
+        rows = [_row("ours", [seed], [30.0 + seed], run=long_footage)]
+        (results / f"long{seed}.json").write_text(json.dumps(rows))
+    rows, _ = merge_seeds.merge(["long0", "long1"], "hard")
+    assert rows[0]["run"] == long_footage and rows[0]["seeds"] == [0, 1]
+    short = [_row("ours", [2], [20.0], run={"epochs": 6, "sequences": 4})]
+    (results / "short.json").write_text(json.dumps(short))
+    with pytest.raises(
+        SystemExit, match=r"runs of different settings.*long0: .*\"sequences\": 64.*short: .*4"
+    ):
+        merge_seeds.merge(["long0", "short"], "hard")

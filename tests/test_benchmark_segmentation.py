@@ -1,0 +1,27 @@
+"""The segmentation benchmark refuses bad options before anything trains (a run lasts up to hours),
+naming the option and the row."""
+
+import re
+
+import pytest
+
+from benchmarks import segmentation
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--image-size", "100"], r"image size 100 .* must be a multiple of 32.*try 96 \(row cam\)"),
+        (["--image-size", "8"], r"--image-size: Input should be greater than or equal to 32 \(row cam\)"),
+        (["--epochs", "0"], r"--epochs: Input should be greater than or equal to 1 \(row cam\)"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_training(options, said, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(segmentation, "run_seed", lambda *a: trained.append(a))
+    monkeypatch.setattr("sys.argv", ["segmentation", "--seeds", "0", "--rows", "cam", *options])
+    with pytest.raises(SystemExit) as stopped:
+        segmentation.main()
+    assert stopped.value.code == 2 and not trained
+    assert "Traceback" not in (err := capsys.readouterr().err)
+    assert re.search(said, err)
