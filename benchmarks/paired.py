@@ -25,6 +25,8 @@ PAIRS = [
     ("ours_beltflow", "ours"), ("ours_beltflow", "puzzlecam"),
     ("cam_balanced", "cam"), ("puzzlecam_balanced", "puzzlecam"), ("ours_balanced", "ours"),
     ("ours_balanced", "cam_balanced"), ("puzzlecam_1x2", "puzzlecam"), ("puzzlecam_2x1", "puzzlecam"),
+    ("puzzlecam_os8", "cam_os8"), ("ours_os8", "cam_os8"), ("ours_os8", "puzzlecam_os8"),
+    ("cam_os8", "cam"), ("puzzlecam_os8", "puzzlecam"), ("ours_os8", "ours"), ("ours_os8", "puzzlecam"),
 ]  # fmt: skip
 FIGURES = {
     "miou": "masks' threshold",

@@ -237,11 +237,15 @@ def test_training_warns_when_every_nightly_method_is_temporal_on_coarse_class_ma
     default = doctor_checks._training(make_config())
     assert (default.status, default.seen) == ("pass", "ours at model.image_size 256")
     coarse = doctor_checks._training(make_config({"model": {"image_size": 128}}))
-    assert coarse.status == "warn" and "below 256 px" in coarse.seen
-    assert "model.image_size: 256" in coarse.fix and "puzzlecam" in coarse.fix
+    assert coarse.status == "warn" and "under 16 cells across (below 256 px" in coarse.seen
+    assert "model.image_size: 256" in coarse.fix and "puzzlecam" in coarse.fix and "ours_os8" in coarse.fix
     variant = make_config({"model": {"image_size": 128}, "schedule": {"method": "ours_meanfuse"}})
     assert doctor_checks._training(variant).status == "warn"  # a variant of ours has the term too
     offered = make_config({"model": {"image_size": 128}, "schedule": {"candidates": ["puzzlecam"]}})
     assert doctor_checks._training(offered).status == "pass"
+    fine_maps = make_config({"model": {"image_size": 128}, "schedule": {"method": "ours_os8"}})
+    assert doctor_checks._training(fine_maps).status == "pass"  # 16 cells across at stride 8
+    too_coarse = make_config({"model": {"image_size": 96}, "schedule": {"method": "ours_os8"}})
+    assert doctor_checks._training(too_coarse).status == "warn"  # 12 cells, even at stride 8
     spatial_only = make_config({"model": {"image_size": 96}, "schedule": {"method": "puzzlecam"}})
     assert doctor_checks._training(spatial_only).status == "pass"

@@ -214,6 +214,7 @@ def test_every_variant_a_site_may_train_is_a_valid_setting_of_its_method():
     assert TrainSettings(**variant_settings("ours")) == TrainSettings()  # a method is the paper's
     assert not TrainSettings(**variant_settings("ours_nopcls")).puzzle_classification
     assert TrainSettings(**variant_settings("ours_meanfuse")).temporal_fusion == "mean"
+    assert TrainSettings(**variant_settings("ours_os8")).output_stride == 8
     authors = TrainSettings(**variant_settings("ours_nopcls_present"))
     assert (authors.spatial_classes, authors.puzzle_classification) == ("present", False)
     assert TrainSettings().spatial_classes == "all"  # the paper's equation stays the default

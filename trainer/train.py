@@ -53,7 +53,7 @@ from trainer.manifest import Manifest, load_manifest, save_manifest
 from trainer.model import Backbone, CamClassifier, Classifier, GradCamClassifier, normalise
 from trainer.preprocess import ForegroundSettings
 from trainer.puzzle import merge, tile
-from trainer.variants import LOSS_TERMS
+from trainer.variants import DEFAULT_OUTPUT_STRIDE, LOSS_TERMS
 
 log = logging.getLogger(__name__)
 Method = Literal["cam", "puzzlecam", "temporal", "ours", "gradcam"]
@@ -65,7 +65,8 @@ class TrainSettings(BaseModel):
     method: Method = "ours"
     backbone: Backbone = "resnet50"
     output_stride: Literal[8, 16, 32] = Field(
-        default=16, description="the class maps' stride: 16 the paper's; 8 finer maps at a higher trunk cost"
+        default=DEFAULT_OUTPUT_STRIDE,
+        description="the class maps' stride: 16 the paper's; 8 finer maps at a higher trunk cost",
     )
     image_size: int = Field(default=256, ge=32, description="the network input's long side, pixels")
     keep_aspect: bool = Field(default=True, description="input with C1's aspect ratio (else square)")

@@ -10,6 +10,7 @@ own footage picks one: the nightly gate judges a variant's model exactly as it j
 from __future__ import annotations
 
 PAPER_METHODS = ("cam", "puzzlecam", "temporal", "ours")
+DEFAULT_OUTPUT_STRIDE = 16  # the paper's: no stride in the last ResNet stage
 LOSS_TERMS: dict[str, tuple[bool, bool]] = {  # (spatial module, temporal module)
     "gradcam": (False, False),
     "cam": (False, False),
@@ -27,6 +28,8 @@ CHANGES: dict[str, dict[str, object]] = {
     "ours_nopcls_present": {"method": "ours", "puzzle_classification": False, "spatial_classes": "present"},
     # the warped neighbours' CAMs fused by mean instead of maximum (less spill onto touching objects)
     "ours_meanfuse": {"method": "ours", "temporal_fusion": "mean"},
+    # class maps at stride 8: a 128 px input gets the 16 cells across the temporal term needs
+    "ours_os8": {"method": "ours", "output_stride": 8},
 }
 VARIANTS = PAPER_METHODS + tuple(CHANGES)  # what a site may train every night
 
@@ -38,5 +41,10 @@ def variant_settings(name: str) -> dict[str, object]:
 
 def uses_temporal_term(name: str) -> bool:
     """Whether a variant trains with L_temporal, which needs class maps fine enough for an object to
-    span several cells (benchmarks/README.md: below 256 px input it costs on a crowded belt)."""
+    span several cells (benchmarks/README.md: on maps 8 cells across it costs on a crowded belt)."""
     return LOSS_TERMS[str(variant_settings(name)["method"])][1]
+
+
+def class_map_cells(name: str, image_size: int) -> int:
+    """How many cells across the class maps of a variant trained at `image_size` have."""
+    return image_size // int(variant_settings(name).get("output_stride", DEFAULT_OUTPUT_STRIDE))

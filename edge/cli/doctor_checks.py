@@ -36,7 +36,7 @@ from edge.store.lock import DataDirLock
 from edge.store.models import Recording
 from edge.store.reconcile import check_store
 from edge.store.registry import live_model, models, rollback_target
-from trainer.variants import uses_temporal_term
+from trainer.variants import DEFAULT_OUTPUT_STRIDE, class_map_cells, uses_temporal_term
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 CAMERA_SAMPLE_S = 3.0
@@ -47,7 +47,8 @@ LOW_DISK_DAYS = 7.0
 LINK_WAIT_S = 5.0
 CALIBRATION_OLD_DAYS = 365
 PLANE_STEPS = ("belt_plane", "simulator")  # the steps that measure where a camera looks
-TEMPORAL_MIN_IMAGE_SIZE = 256  # below it the temporal term cost on a crowded belt (benchmarks/README.md)
+TEMPORAL_MIN_IMAGE_SIZE = 256  # below it, at the default stride, the temporal term cost on a crowded belt
+TEMPORAL_MIN_CELLS = TEMPORAL_MIN_IMAGE_SIZE // DEFAULT_OUTPUT_STRIDE  # class map cells across
 TRAIN_ONE = "train one (`beltcam nightly`; on the simulated belt `beltcam demo` trains a starter model)"
 
 
@@ -106,19 +107,21 @@ def run_checks(config_path: Path) -> Iterator[Check]:
 def _training(config: SiteConfig) -> Check:
     """Whether the nightly methods suit the input scale: the temporal term needs class maps of at
     least 16x12 cells; on coarser ones it spreads onto touching objects, and a site training only
-    temporal methods there would never be offered the better model."""
+    such methods would never be offered the better model."""
     schedule, size = config.schedule, config.model.image_size
     methods = [schedule.method, *schedule.candidates]
     seen = f"{', '.join(methods)} at model.image_size {size}"
-    if size >= TEMPORAL_MIN_IMAGE_SIZE or not all(map(uses_temporal_term, methods)):
+    coarse = [m for m in methods if uses_temporal_term(m) and class_map_cells(m, size) < TEMPORAL_MIN_CELLS]
+    if len(coarse) < len(methods):
         return Check("training", PASS, seen)
     return Check(
         "training",
         WARN,
-        f"{seen}: below {TEMPORAL_MIN_IMAGE_SIZE} px the temporal term spreads onto touching objects "
-        "(a point below puzzlecam on a crowded simulated belt)",
-        f"set model.image_size: {TEMPORAL_MIN_IMAGE_SIZE}, or add puzzlecam to schedule.candidates "
-        "so the site's footage decides",
+        f"{seen}: on class maps under {TEMPORAL_MIN_CELLS} cells across (below {TEMPORAL_MIN_IMAGE_SIZE} px "
+        "at the default stride) the temporal term spreads onto touching objects (a point below "
+        "puzzlecam on a crowded simulated belt)",
+        f"set model.image_size: {TEMPORAL_MIN_IMAGE_SIZE}, or add ours_os8 (finer class maps) or puzzlecam "
+        "to schedule.candidates so the site's footage decides",
     )
 
 
