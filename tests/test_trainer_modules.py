@@ -219,3 +219,18 @@ def test_every_variant_a_site_may_train_is_a_valid_setting_of_its_method():
     assert (authors.spatial_classes, authors.puzzle_classification) == ("present", False)
     assert TrainSettings().spatial_classes == "all"  # the paper's equation stays the default
     assert variant_settings("gradcam") == {"method": "gradcam"}  # a baseline `beltcam train` also runs
+
+
+def test_a_stride_8_model_exports_with_maps_an_eighth_of_its_input_and_says_so(tmp_path):
+    """`ours_os8`'s network goes live like any other: its ONNX file passes the parity check and
+    tells the live path its stride."""
+    import onnxruntime as ort
+
+    from trainer import export
+    from trainer.model import CamClassifier
+
+    target = tmp_path / "model.onnx"
+    export.export_onnx(CamClassifier("resnet18", 8, None).eval(), target, (64, 96), 0.5)
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[1:] == [3, 8, 12]
+    assert session.get_modelmeta().custom_metadata_map["output_stride"] == "8"
