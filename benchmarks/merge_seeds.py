@@ -24,9 +24,6 @@ def merge(names: list[str], belt: str, image_size: int | None = None) -> tuple[l
     """The merged rows of `belt` (at `image_size`, where given) in the files `names`, and each
     method's figures by seed."""
     found = belt_rows(names, belt, image_size)
-    if not found:
-        scale = f" at {image_size} px" if image_size else ""
-        raise SystemExit(f"no rows of the {belt} belt{scale} with per-seed figures in {', '.join(names)}")
     scale = one_scale(found, "merged")
     run = _one_run(found)
     by_seed: BySeed = {}

@@ -55,7 +55,7 @@ def print_paired(by_seed: BySeed, figure: str) -> None:
 def belt_rows(names: list[str], belt: str, image_size: int | None = None) -> list[tuple[str, dict]]:
     """(file name, row) for the rows of `belt` (and of `image_size`, where given) with per-seed
     figures in results/<name>.json, in the files' order (rows from before belts had names were on
-    the standard belt; `--sim` probes left out)."""
+    the standard belt; `--sim` probes left out); a clear stop where there are none."""
     found = []
     for name in names:
         path = RESULTS_DIR / f"{name}.json"
@@ -65,6 +65,9 @@ def belt_rows(names: list[str], belt: str, image_size: int | None = None) -> lis
             wanted = image_size is None or row.get("image_size") == image_size
             if row.get("belt", "standard") == belt and not row.get("sim") and "per_seed" in row and wanted:
                 found.append((name, row))
+    if not found:
+        scale = f" at {image_size} px" if image_size else ""
+        raise SystemExit(f"no rows of the {belt} belt{scale} with per-seed figures in {', '.join(names)}")
     return found
 
 
@@ -100,11 +103,6 @@ def main() -> None:
     parser.add_argument("--figures", nargs="+", choices=list(FIGURES), default=list(FIGURES))
     args = parser.parse_args()
     by_seed = read_by_seed(args.names, args.belt, args.image_size)
-    if not by_seed:
-        scale = f" at {args.image_size} px" if args.image_size else ""
-        raise SystemExit(
-            f"no rows of the {args.belt} belt{scale} with per-seed figures in {', '.join(args.names)}"
-        )
     for figure in args.figures:
         print_paired(by_seed, figure)
 
