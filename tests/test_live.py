@@ -84,6 +84,25 @@ def test_onnx_runtime_and_torch_give_the_same_masks_on_the_same_frames(live_mode
     assert agree / total >= 0.999
 
 
+def test_a_stride_8_model_goes_live_with_its_maps_at_the_input_size(tmp_path):
+    """`ours_os8` (class maps at 1/8 of the input, trainable and promotable by a site) must be read
+    like the default stride: its finer maps upsampled to the input, the same as PyTorch's."""
+    from trainer.export import export_onnx
+    from trainer.model import CamClassifier
+
+    model = CamClassifier("resnet18", 8, None).eval()
+    export_onnx(model, tmp_path / "model.onnx", (48, 64), 0.5)
+    segmenter = _segmenter(tmp_path / "model.onnx")
+    assert segmenter.session.get_outputs()[0].shape[2:] == [6, 8]
+    image, rule = _c1_frames(1)[0].image, segmenter.info.foreground
+    frame, foreground = model_input(image, median_background([image], rule), (48, 64), rule)
+    live = segmenter.maps(frame, foreground)
+    foreground_only, _ = split_foreground(frame, foreground)
+    reference = class_activation_maps(model, foreground_only[None])[0, [BEFORE, AFTER]]
+    assert live.shape == (2, 48, 64) and live.amax() > 0
+    assert torch.allclose(live, reference, atol=1e-3)
+
+
 def test_a_site_can_hold_the_live_model_to_fewer_cpu_threads_for_the_same_maps(live_model_file):
     default, held = _segmenter(live_model_file), _segmenter(live_model_file, threads=1)
     options = held.session.get_session_options()
