@@ -18,6 +18,7 @@ demo: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check edge trainer calibration firmware_bridge tests benchmarks scripts
+	$(BIN)/ruff format --check edge trainer calibration firmware_bridge tests benchmarks scripts
 	$(BIN)/lint-imports --no-cache
 
 # Debian packages the tests need: Chromium (the panel's browser tests, driven by Playwright),

@@ -48,4 +48,3 @@ def test_a_camera_clock_not_running_at_real_speed_never_drifts_away_from_arrival
     lags_s = [(arrival - estimate) / 1e9 for arrival, estimate in zip(arrivals, estimates, strict=True)]
     assert min(lags_s) >= 0  # never captured after it arrived
     assert max(lags_s) <= 2.0  # re-anchored once the gap exceeds any transport delay
-

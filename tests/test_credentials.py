@@ -17,7 +17,10 @@ SECRET = "s3cret-Pa55"
 
 
 def test_urls_lose_their_password_and_keep_everything_else():
-    assert redact_credentials(f"rtsp://admin:{SECRET}@10.0.0.7:554/stream1") == "rtsp://admin:***@10.0.0.7:554/stream1"
+    assert (
+        redact_credentials(f"rtsp://admin:{SECRET}@10.0.0.7:554/stream1")
+        == "rtsp://admin:***@10.0.0.7:554/stream1"
+    )
     assert (
         redact_credentials(f"cannot open postgresql+psycopg://beltcam:{SECRET}@plant/beltcam now")
         == "cannot open postgresql+psycopg://beltcam:***@plant/beltcam now"
@@ -53,7 +56,9 @@ def test_a_camera_url_with_a_password_is_never_stored_or_logged(write_config, ca
 
 
 def test_a_database_url_with_a_password_is_never_printed(write_config):
-    path = write_config({"storage": {"database_url": f"postgresql+psycopg://beltcam:{SECRET}@127.0.0.1:9/belt"}})
+    path = write_config(
+        {"storage": {"database_url": f"postgresql+psycopg://beltcam:{SECRET}@127.0.0.1:9/belt"}}
+    )
     result = subprocess.run(
         [sys.executable, "-m", "edge.cli", "db", "check", "--config", str(path)],
         capture_output=True,

@@ -52,7 +52,15 @@ def test_maintenance_refuses_while_the_recorder_owns_the_data_directory(write_co
         assert repair.returncode == 2
         assert repair.stderr.count("\n") == 1 and "in use by beltcam record (pid" in repair.stderr
         imported = _beltcam(
-            "import", "--config", str(path), "--camera", "c1", "--label", "unlabeled", "--fps", "5",
+            "import",
+            "--config",
+            str(path),
+            "--camera",
+            "c1",
+            "--label",
+            "unlabeled",
+            "--fps",
+            "5",
             str(images),
         )
         assert imported.returncode == 2 and "in use by beltcam record" in imported.stderr

@@ -44,7 +44,11 @@ def _lint_copy(tmp_path: Path, module: str, line: str) -> subprocess.CompletedPr
         ("edge/status_hub.py", "import edge.config", "not listed as layers:\n\n- edge.status_hub"),
     ],
     ids=[
-        "upwards", "between-middle-rooms", "bottom-to-capture", "library-to-edge", "library-to-library",
+        "upwards",
+        "between-middle-rooms",
+        "bottom-to-capture",
+        "library-to-edge",
+        "library-to-library",
         "room-outside-the-contract",
     ],
 )

@@ -22,11 +22,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     fire = steps.add_parser("test-fire", help="open one valve now (commissioning)")
     add_config(fire)
     fire.add_argument(
-        "--channel", type=number_type(0, low_allowed=True, integer=True), required=True,
+        "--channel",
+        type=number_type(0, low_allowed=True, integer=True),
+        required=True,
         help="nozzle number, 0 = first",
     )
     fire.add_argument(
-        "--pulse-ms", type=number_type(0, MAX_PULSE_US / 1000), default=20.0,
+        "--pulse-ms",
+        type=number_type(0, MAX_PULSE_US / 1000),
+        default=20.0,
         help=f"how long the valve opens (up to {MAX_PULSE_US // 1000} ms, as the device accepts)",
     )
     status = steps.add_parser("status", help="connect, show the link's health and the nozzle bank")

@@ -151,4 +151,3 @@ class SimulatedCamera(FrameSource):
 
     def close(self) -> None:
         self._open = False
-

@@ -125,7 +125,9 @@ def check_store(store: FrameStore) -> CheckReport:
         if r.status not in ("recording", IMPORTING) and r.frame_count != counts.get(i, 0)
     )
     orphans = {
-        FRAMES_DIR: report.orphan_frames, DEPTH_DIR: report.orphan_depth, MASKS_DIR: report.orphan_masks
+        FRAMES_DIR: report.orphan_frames,
+        DEPTH_DIR: report.orphan_depth,
+        MASKS_DIR: report.orphan_masks,
     }
     for top in (FRAMES_DIR, MASKS_DIR, DEPTH_DIR):
         root = store.data_dir / top

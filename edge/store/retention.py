@@ -117,7 +117,12 @@ class DiskQuota:
     def _evictable(self):
         query = (
             select(
-                Frame.id, Frame.path, Frame.bytes, Frame.depth_path, Frame.depth_bytes, Frame.recording_id,
+                Frame.id,
+                Frame.path,
+                Frame.bytes,
+                Frame.depth_path,
+                Frame.depth_bytes,
+                Frame.recording_id,
                 Frame.missing,
             )
             .join(Recording, Frame.recording_id == Recording.id)
