@@ -16,7 +16,7 @@ from pathlib import Path
 
 from scipy.stats import kendalltau, spearmanr
 
-from benchmarks.common import describe_machine, run_record, write_results
+from benchmarks.common import describe_machine, run_record, training_progress, write_results
 from edge.nightly.gate import held_out_evaluation
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.train import TrainSettings, train
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--masked", type=int, default=6, help="C1 sequences with masks (the truth)")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with training_progress(), tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = write_simulated_manifest(
             root / "frames", frames=16, size=(320, 240), sequences=4, masked_before=args.masked,

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import describe_machine, run_record, write_results
+from benchmarks.common import describe_machine, run_record, training_progress, write_results
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.train import TrainSettings, run_input_shape, train
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as temp:
+    with training_progress(), tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         manifest = write_simulated_manifest(
             folder / "data", frames=16, size=(640, 480), sequences=4, masked_before=3, seed=args.seed,

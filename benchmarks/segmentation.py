@@ -54,6 +54,7 @@ from benchmarks.common import (
     mean_known,
     run_record,
     simulator_setting,
+    training_progress,
     write_results,
 )
 from benchmarks.paired import BySeed, print_paired
@@ -261,7 +262,7 @@ def main() -> None:
     by_seed: BySeed = {}
     speeds: dict[str, list[float]] = {}
     for seed in args.seeds:
-        with tempfile.TemporaryDirectory() as folder:
+        with training_progress(), tempfile.TemporaryDirectory() as folder:
             scores, speed = run_seed(seed, args, Path(folder))
         for name, figures in scores.items():
             by_seed.setdefault(name, {})[seed] = figures

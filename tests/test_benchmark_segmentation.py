@@ -1,6 +1,7 @@
 """The segmentation benchmark refuses bad options before anything trains (a run lasts up to hours),
 naming the option and the row."""
 
+import logging
 import re
 
 import pytest
@@ -25,3 +26,23 @@ def test_bad_options_are_usage_errors_before_training(options, said, monkeypatch
     assert stopped.value.code == 2 and not trained
     assert "Traceback" not in (err := capsys.readouterr().err)
     assert re.search(said, err)
+
+
+def test_a_run_shows_the_trainers_epochs_while_it_trains(monkeypatch, capsys):
+    """A row trains for up to an hour without progress bars: the trainer's epoch lines are what says
+    it is alive, and they stop showing once the benchmark is done."""
+
+    class Trained(Exception):
+        pass
+
+    def one_epoch(*_):
+        logging.getLogger("trainer.train").info("epoch %s", {"epoch": 1, "seconds": 12.5})
+        raise Trained
+
+    monkeypatch.setattr(segmentation, "run_seed", one_epoch)
+    monkeypatch.setattr("sys.argv", ["segmentation", "--seeds", "0", "--rows", "cam"])
+    with pytest.raises(Trained):
+        segmentation.main()
+    assert re.search(r"\d\d:\d\d:\d\d epoch \{'epoch': 1, 'seconds': 12.5\}", capsys.readouterr().err)
+    logging.getLogger("trainer.train").info("epoch %s", {"epoch": 2})
+    assert "epoch" not in capsys.readouterr().err
