@@ -22,14 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import (
-    describe_machine,
-    mean_known,
-    run_record,
-    simulator_setting,
-    training_progress,
-    write_results,
-)
+from benchmarks.common import describe_machine, mean_known, run_record, simulator_setting, write_results
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.cams import input_batch
@@ -76,7 +69,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--out", default="class_cues", help="results/<OUT>.json")
     args = parser.parse_args()
-    with training_progress(), tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         manifest = write_simulated_manifest(
             folder / "data", frames=16, size=(160, 120), sequences=4, masked_before=3, seed=args.seed,
