@@ -1,5 +1,5 @@
 """The segmentation benchmark refuses bad options before anything trains (a run lasts up to hours),
-naming the option and the row."""
+naming the option and the row, and shows the trainer's epochs while it trains."""
 
 import logging
 import re
