@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.common import run_record, write_results
+from benchmarks.common import RESULTS_DIR, run_record, write_results
 from benchmarks.paired import BySeed, belt_rows, one_scale, print_paired
 from benchmarks.segmentation import print_table, rows_kept, summary_rows
 
@@ -61,7 +61,19 @@ def main() -> None:
     for figure in ("miou", "miou_best_threshold"):
         print_paired(by_seed, figure)
     write_results(args.into, rows_kept(args.into, args.belt, rows[0]["image_size"], rows) + rows)
-    write_results(f"{args.into}_merge_{args.belt}_{rows[0]['image_size']}px_run", run_record(**vars(args)))
+    log_merge(f"{args.into}_merge_{args.belt}_{rows[0]['image_size']}px_run", run_record(**vars(args)))
+
+
+def log_merge(name: str, record: dict) -> None:
+    """Add `record` to the merges listed in `results/<name>.json`: several merges fill one belt and
+    scale of a file (the stride-16 rows from one set of runs, the stride-8 rows from another), and
+    each must stay traceable. A merge of the same files again replaces its earlier record; a file
+    written before merges were listed holds one merge."""
+    path = RESULTS_DIR / f"{name}.json"
+    earlier = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"merges": []}
+    merges = earlier.get("merges", [earlier])
+    kept = [merge for merge in merges if merge["names"] != record["names"]]
+    write_results(name, {"merges": [*kept, record]})
 
 
 if __name__ == "__main__":

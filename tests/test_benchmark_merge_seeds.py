@@ -17,7 +17,7 @@ def _row(method, seeds, mious, belt="hard", image_size=128, speed=10.0, run=None
 
 @pytest.fixture
 def results(tmp_path, monkeypatch):
-    for module in (paired, segmentation):
+    for module in (paired, segmentation, merge_seeds):
         monkeypatch.setattr(module, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr("benchmarks.common.RESULTS_DIR", tmp_path)
     files = {
@@ -52,6 +52,16 @@ def test_merged_rows_replace_only_their_own_belt_scale_and_methods(results, monk
         ("hard", 128, "ours"): 28.5,  # replaced: the old 99.0 is gone
         ("hard", 128, "cam"): 25.0,
     }
+
+
+def test_each_merge_into_a_belt_and_scale_stays_on_record(results, monkeypatch):
+    log = results / "target_merge_hard_128px_run.json"
+    log.write_text(json.dumps({"names": ["older"], "belt": "hard"}))  # a record from before the list
+    for names in (["seed0", "seed1"], ["seed1"], ["seed0", "seed1"]):  # the first again last
+        monkeypatch.setattr("sys.argv", ["merge_seeds", *names, "--belt", "hard", "--into", "target"])
+        merge_seeds.main()
+    merges = json.loads(log.read_text())["merges"]
+    assert [merge["names"] for merge in merges] == [["older"], ["seed1"], ["seed0", "seed1"]]
 
 
 def test_files_of_different_input_scales_are_refused_by_name(results):
