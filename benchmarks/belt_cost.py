@@ -72,7 +72,9 @@ def one_belt(belt: str, frames: int, speed: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--speed", type=float, default=500.0, help="belt speed, mm/s")
     parser.add_argument("--belts", nargs="+", choices=list(BELTS), default=["standard", "hard"])

@@ -82,7 +82,9 @@ def measure(simulator, transport, commands: int, burst: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--commands", type=int, default=300)
     parser.add_argument("--burst", type=int, default=2000)
     args = parser.parse_args()

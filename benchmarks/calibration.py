@@ -102,7 +102,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--speeds", type=float, nargs="+", default=[150.0, 250.0, 500.0])
     parser.add_argument("--resolution", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))

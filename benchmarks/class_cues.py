@@ -61,7 +61,9 @@ def _sequence_cues(model: CamClassifier, sequence: PreparedSequence) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--belt", choices=list(BELTS), default="standard")
     parser.add_argument("--sim", nargs="+", type=simulator_setting, default=[], metavar="FIELD=VALUE")
     parser.add_argument("--seed", type=int, default=0)

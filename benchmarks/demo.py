@@ -63,7 +63,9 @@ def first(lines: list[tuple[float, str]], matches) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds the agent runs once live")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

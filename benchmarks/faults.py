@@ -287,7 +287,9 @@ def _worst(rows: list[dict], key: str) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--disks", type=int, default=10)
     parser.add_argument("--restarts", type=int, default=20)

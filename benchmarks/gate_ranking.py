@@ -23,7 +23,9 @@ from trainer.train import TrainSettings, train
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--methods", nargs="+", default=["cam", "ours"])
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--size", type=int, default=128, help="network input's long side")

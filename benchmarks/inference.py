@@ -172,7 +172,9 @@ def measure(backbone: str, runs: int, inputs, peak: float, folder: Path) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"])
     args = parser.parse_args()

@@ -49,11 +49,16 @@ def _one_run(found: list[tuple[str, dict]]) -> dict | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="+", help="results files (benchmarks/results/<NAME>.json), no .json")
     parser.add_argument("--belt", default="standard")
     parser.add_argument("--image-size", type=int, help="only the rows of this input scale (px)")
-    parser.add_argument("--into", required=True, help="results/<INTO>.json: merged rows replace its own")
+    parser.add_argument(
+        "--into", required=True,
+        help="results/<INTO>.json: the merged rows replace its rows of the same belt, scale and methods",
+    )  # fmt: skip
     args = parser.parse_args()
     rows, by_seed = merge(args.names, args.belt, args.image_size)
     seeds = sorted({seed for by in by_seed.values() for seed in by})

@@ -63,7 +63,9 @@ def agent(command: str, config: Path, seconds: float, report: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--record-s", type=float, default=60.0, help="footage the night learns from")
     parser.add_argument("--live-s", type=float, default=40.0, help="each live measurement")
     parser.add_argument("--epochs", type=int, default=3)

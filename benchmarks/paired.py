@@ -38,8 +38,9 @@ BySeed = dict[str, dict[int, dict]]  # method -> seed -> that seed's figures
 
 
 def print_paired(by_seed: BySeed, figure: str) -> None:
-    """Each pair's per-seed differences of `figure`, their mean and +- the standard error of it."""
-    print(f"\npaired per-seed differences of mIoU ({FIGURES[figure]})")
+    """Each pair's per-seed differences of `figure`, their mean and +- the standard error of it;
+    nothing where no pair has both methods (a run of one row)."""
+    lines = []
     for a, b in PAIRS:
         seeds = sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
         method = [by_seed[a][s].get(figure) for s in seeds]
@@ -49,7 +50,9 @@ def print_paired(by_seed: BySeed, figure: str) -> None:
         deltas = [x - y for x, y in zip(method, baseline, strict=True)]
         listed = ", ".join(f"{d:+.2f}" for d in deltas)
         error = f" +- {statistics.stdev(deltas) / len(deltas) ** 0.5:.2f}" if len(deltas) > 1 else ""
-        print(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f}{error} (seeds {seeds}: {listed})")
+        lines.append(f"  {a} - {b}: mean {statistics.mean(deltas):+.2f}{error} (seeds {seeds}: {listed})")
+    if lines:
+        print(f"\npaired per-seed differences of mIoU ({FIGURES[figure]})", *lines, sep="\n")
 
 
 def belt_rows(names: list[str], belt: str, image_size: int | None = None) -> list[tuple[str, dict]]:
@@ -96,7 +99,9 @@ def read_by_seed(names: list[str], belt: str, image_size: int | None = None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="+", help="results files (benchmarks/results/<NAME>.json)")
     parser.add_argument("--belt", default="standard")
     parser.add_argument("--image-size", type=int, help="only the rows of this input scale (px)")

@@ -126,7 +126,9 @@ def measure(config: Path, url: str, viewers: int, warmup_s: float, window_s: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--window-s", type=float, default=30.0, help="each measurement")
     parser.add_argument("--warmup-s", type=float, default=8.0)
     args = parser.parse_args()

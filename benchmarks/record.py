@@ -114,7 +114,9 @@ def highest_rate(pool, resolution, image_format: str, seconds: float, steps: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each trial")
     parser.add_argument("--quick", action="store_true", help="fewer bisection steps")
     args = parser.parse_args()

@@ -27,11 +27,14 @@ Every row is also scored with whole objects called (column `objects`, trainer/ob
 each foreground object, split where objects touch, gets one class from the maps inside it.
 
     .venv/bin/python -m benchmarks.segmentation [--seeds 0 1 2] [--epochs 8] [--image-size 128]
-        [--frame-size 160 120] [--masked 9] [--belt standard|hard] [--sim FIELD=VALUE ...] [--rows cam ...]
-        [--out NAME]
+        [--frame-size 160 120] [--masked 9] [--belt standard|crowded|hard] [--sim FIELD=VALUE ...]
+        [--rows cam ...] [--out NAME]
 
 `--belt hard` (edge/simulator/belts.py): one palette for both classes, told apart by shape and
-surface, a crowded belt, flickering lamps. Each row carries its `belt` and `image_size`; the results
+surface, a crowded belt, flickering lamps; its rows in segmentation.json were trained on
+`--sequences 64` (and `--frame-size 320 240` at `--image-size 256`): on the default 4 its classes
+are not learnable even with pixel labels (benchmarks/README.md). `--belt crowded`: the standard
+belt's colours with touching objects. Each row carries its `belt` and `image_size`; the results
 file keeps the rows of the other belts, other input scales and methods not run, so one file holds
 every belt, scale and row (`benchmarks/merge_seeds.py` adds runs made one seed or row at a time).
 `--sim` sets simulator fields over the belt's, to find which of the hard belt's features does what.
@@ -58,6 +61,8 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.paired import BySeed, print_paired
+from edge.cli.common import number_type, positive_int
+from edge.config import SimulatorConfig
 from edge.simulator.belts import BELTS, belt_settings
 from edge.simulator.dataset import write_simulated_manifest
 from trainer.dataset import prepare_dataset
@@ -174,9 +179,18 @@ def _settings(row: str, args: argparse.Namespace, seed: int) -> TrainSettings:
     )  # fmt: skip
 
 
+non_negative_int = number_type(0, low_allowed=True, integer=True)
+at_least_three = number_type(3, low_allowed=True, integer=True)  # whole sequences on both sides of the split
+
+
 def _check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Every row's settings checked before the first one trains for minutes: a bad option is a usage
     error naming the option, not a traceback an hour into a run."""
+    try:
+        SimulatorConfig.model_validate({**belt_settings(args.belt), **dict(args.sim)})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        parser.error(f"--sim {problem['loc'][0]}: {problem['msg']} (belt {args.belt})")
     for row in args.rows:
         try:
             settings = _settings(row, args, seed=0)
@@ -224,19 +238,27 @@ def _say(seed: int, name: str, figures: dict, seconds: float | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs of every row")
+    parser.add_argument("--image-size", type=int, default=128, help="the model's input, long side (px)")
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--frames", type=int, default=16, help="frames per sequence")
-    parser.add_argument("--frame-size", type=int, nargs=2, default=[160, 120], metavar=("W", "H"))
-    parser.add_argument("--sequences", type=int, default=4, help="training sequences per camera")
+    parser.add_argument("--frames", type=positive_int, default=16, help="frames per sequence")
     parser.add_argument(
-        "--masked", type=int, default=9,
-        help="held-out masked before sequences (a third choose the threshold, the rest are scored; with 3, "
-        "the evaluation alone moved methods' per-seed differences by several points)",
+        "--frame-size", type=positive_int, nargs=2, default=[160, 120], metavar=("W", "H"),
+        help="rendered frames (px)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sequences", type=positive_int, default=4,
+        help="training sequences per camera (the hard belt's rows in segmentation.json: 64)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--masked", type=at_least_three, default=9,
+        help="held-out masked before sequences, at least 3 (a third choose the threshold, the rest are "
+        "scored; with 3, the evaluation alone moved methods' per-seed differences by several points)",
     )  # fmt: skip
     parser.add_argument(
         "--holdout-s", type=float, default=20.0, help="held-out C1/C2 footage for the object check, seconds"
@@ -244,10 +266,15 @@ def main() -> None:
     parser.add_argument(
         "--weights", default="random", help="'imagenet' (torch hub cache only), a .pth, or random"
     )
-    parser.add_argument("--belt", choices=list(BELTS), default="standard", help="which simulated belt")
+    parser.add_argument(
+        "--belt",
+        choices=list(BELTS),
+        default="standard",
+        help="which simulated belt (edge/simulator/belts.py)",
+    )
     parser.add_argument(
         "--rows", nargs="+", choices=[name for name, *_ in RUNS], default=[name for name, *_ in RUNS],
-        help="trained rows to run (f2f and foreground come with cam)",
+        help="trained rows to run (f2f and foreground come with cam; what each is: above)",
     )  # fmt: skip
     parser.add_argument(
         "--sim", nargs="+", type=simulator_setting, default=[], metavar="FIELD=VALUE",

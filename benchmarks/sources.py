@@ -74,7 +74,9 @@ def _clock_us(calls: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=300, help="frames per timed run")
     args = parser.parse_args()
     simulator = SimulatorConfig(seed=0, realtime=False)

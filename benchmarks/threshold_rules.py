@@ -95,7 +95,9 @@ def _row(method: str, rule: str, deltas: list[float]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     default = sorted(
         path.stem for path in RESULTS_DIR.glob("segmentation*.json") if not path.stem.endswith("_run")
     )

@@ -98,7 +98,9 @@ def peak_rss_mb(args: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 5.0, 20.0])
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--method", default="ours")

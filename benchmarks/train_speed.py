@@ -25,7 +25,9 @@ METHODS = ("cam", "puzzlecam", "temporal", "ours")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--batch-size", type=int, default=16)

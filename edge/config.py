@@ -344,6 +344,15 @@ class ScheduleConfig(_Strict):
     nice: int = Field(default=10, ge=0, le=19, description="CPU priority lowered by this for training")
     gate: GateConfig = GateConfig()
 
+    @field_validator("candidates")
+    @classmethod
+    def _each_candidate_once(cls, value: list[str]) -> list[str]:
+        """A method listed twice would train again over its own run in the same night."""
+        twice = sorted({method for method in value if value.count(method) > 1})
+        if twice:
+            raise ValueError(f"listed more than once: {', '.join(twice)}")
+        return value
+
     @field_validator("nightly_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:

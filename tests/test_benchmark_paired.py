@@ -45,6 +45,14 @@ def test_a_figure_some_seeds_lack_is_not_paired(results, capsys):
     assert "ours - cam" not in capsys.readouterr().out
 
 
+def test_a_run_of_one_method_prints_no_empty_heading(results, capsys):
+    by_seed = paired.read_by_seed(["first"], "crowded")
+    paired.print_paired({"ours": by_seed["ours"]}, "miou")
+    assert capsys.readouterr().out == ""
+    paired.print_paired(by_seed, "miou")
+    assert "paired per-seed differences of mIoU" in capsys.readouterr().out
+
+
 def test_a_missing_results_file_is_named(results):
     with pytest.raises(SystemExit, match=r"nothing\.json: no such results file"):
         paired.read_by_seed(["nothing"], "crowded")

@@ -15,6 +15,13 @@ from benchmarks import segmentation
         (["--image-size", "100"], r"image size 100 .* must be a multiple of 32.*try 96 \(row cam\)"),
         (["--image-size", "8"], r"--image-size: Input should be greater than or equal to 32 \(row cam\)"),
         (["--epochs", "0"], r"--epochs: Input should be greater than or equal to 1 \(row cam\)"),
+        (
+            ["--sim", "classes_differ_by=bogus"],
+            r"--sim classes_differ_by: Input should be 'colour' or 'shape'",
+        ),
+        (["--sequences", "0"], r"--sequences: 0 is out of range: must be > 0"),
+        (["--frame-size", "0", "120"], r"--frame-size: 0 is out of range"),
+        (["--masked", "1"], r"--masked: 1 is out of range: must be >= 3"),  # no whole sequence to validate on
     ],
 )
 def test_bad_options_are_usage_errors_before_training(options, said, monkeypatch, capsys):

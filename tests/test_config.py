@@ -98,6 +98,12 @@ def test_cron_expressions_are_validated(write_config):
         load_config(path)
 
 
+def test_a_candidate_method_listed_twice_is_refused(write_config):
+    path = write_config({"schedule": {"candidates": ["ours_os8", "puzzlecam", "ours_os8"]}})
+    with pytest.raises(ConfigError, match=r"schedule.candidates: listed more than once: ours_os8"):
+        load_config(path)
+
+
 def test_panel_settings_are_checked_where_the_site_file_is_read(make_config):
     assert make_config({"panel": {"port": 0}}).panel.port == 0  # any free port
     assert make_config({}).panel.host == "127.0.0.1"  # loopback unless the site opens it

@@ -25,7 +25,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--method", choices=[*VARIANTS, "gradcam"], default="ours",
         help="gradcam: the paper's Grad-CAM baseline (evaluated, never exported); variants: *_nopcls without "
         "the tiles' classification loss, ours_meanfuse with mean fusion, *_present with L_spatial on the "
-        "image's own classes (docs/trainer.md)",
+        "image's own classes, ours_os8 with class maps at stride 8 (for inputs below 256 px: the temporal "
+        "term needs about 16 cells across) (docs/trainer.md)",
     )  # fmt: skip
     train.add_argument(
         "--backbone", choices=["resnet18", "resnet34", "resnet50"], help="default: model.backbone"
