@@ -173,6 +173,19 @@ def test_an_invalid_site_file_or_a_missing_data_folder_is_a_failed_item(write_co
     assert "`beltcam db upgrade`" in _items(capsys)["database"]["fix"]
 
 
+def test_the_site_file_alone_is_checked_without_opening_or_creating_anything(write_config, tmp_path, capsys):
+    """A technician editing the file away from the belt: no database appears where the file points."""
+    data_dir = tmp_path / "not-yet"
+    site = write_config({"storage": {"data_dir": str(data_dir)}, "model": {"image_size": 128}})
+    assert main(["doctor", "--config", str(site), "--json", "--site-file"]) == 0
+    items = _items(capsys)
+    assert list(items) == ["site file", "training"] and items["training"]["status"] == "warn"
+    assert not data_dir.exists()
+    twice = write_config({"schedule": {"candidates": ["puzzlecam", "puzzlecam"]}}, name="twice.yaml")
+    assert main(["doctor", "--config", str(twice), "--site-file"]) == 1
+    assert "schedule.candidates: listed more than once: puzzlecam" in capsys.readouterr().out
+
+
 def _calibration_item(config_path, capsys) -> dict:
     capsys.readouterr()
     main(["doctor", "--config", str(config_path), "--json"])

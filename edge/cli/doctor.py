@@ -1,6 +1,6 @@
-"""`beltcam doctor [--json]`: the pre-flight check a technician runs before starting the belt, and
-the first thing support asks for. Exit 0 when nothing fails (warnings allowed), 1 when an item
-fails (an invalid site file is a failed item too)."""
+"""`beltcam doctor [--json] [--site-file]`: the pre-flight check a technician runs before starting
+the belt, and the first thing support asks for. Exit 0 when nothing fails (warnings allowed), 1 when
+an item fails (an invalid site file is a failed item too)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                  description=" ".join(__doc__.split("\n\n")[0].split()))  # fmt: skip
     add_config(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object per item")
+    parser.add_argument(
+        "--site-file", action="store_true",
+        help="only the items judged from the site file itself: no database, camera or link is opened "
+        "or created",
+    )  # fmt: skip
 
 
 def run(_config: None, args: argparse.Namespace) -> int:
     """The site file is the first item (an invalid one fails there), so `main` hands no config."""
     checks: list[Check] = []
-    for check in run_checks(args.config if args.config is not None else args.default_config):
+    path = args.config if args.config is not None else args.default_config
+    for check in run_checks(path, site_file_only=args.site_file):
         checks.append(check)
         if args.json:
             print(json.dumps(check.as_json()), flush=True)
