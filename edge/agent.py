@@ -255,6 +255,7 @@ class Agent:
             "dropped_at_stop": self.dispatcher.dropped_at_stop,
             "late": self.late(),
             "late_at_link": self.dispatcher.late_at_link,
+            "dropped_at_link": self.dispatcher.dropped_at_link,
             "late_by_ms_max": max(self.planner.stats.late_margins_ms, default=None),
             "belt_speed_mm_s": round(self.live.tracker.speed_mm_s, 1),
             "spared": self.planner.stats.spared,

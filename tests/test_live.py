@@ -35,6 +35,8 @@ from edge.store.models import RemovalCommand as RemovalCommandRow
 from edge.store.registry import add_model, promote
 from firmware_bridge.dry_run import DryRunTransport
 from firmware_bridge.messages import BeltObject, CommandOutcome
+from firmware_bridge.modbus_simulator import ModbusValveSimulator
+from firmware_bridge.modbus_transport import ModbusTcpTransport
 from firmware_bridge.planner import EjectionPlanner, NozzleBank
 from trainer.cams import class_activation_maps, masks_from_maps
 from trainer.dataset import AFTER, BEFORE, model_input
@@ -415,6 +417,41 @@ def test_a_command_the_link_finds_late_is_counted_late(store):
     assert rows == [(9, "late")]
     assert (dispatcher.sent, dispatcher.late_at_link, planner.stats.late) == (1, 1, 0)
     assert dispatcher.unsettled() == 0
+
+
+def test_a_command_sent_while_the_link_is_down_is_counted_dropped(store):
+    """A valve box powered off: the command's deadline passes with no link, it never fires, and the
+    scoreboard counts it as the command log records it."""
+    simulator = ModbusValveSimulator(channels=16)
+    transport = ModbusTcpTransport("127.0.0.1", simulator.port, heartbeat_ms=50, watchdog_ms=200)
+    transport.start()
+    try:
+        assert transport.wait_connected(3.0)
+        simulator.power_off()
+        started = time.monotonic()
+        while transport.status().connected and time.monotonic() - started < 2.0:
+            time.sleep(0.002)
+        planner = EjectionPlanner(BANK)
+        planner.plan(BeltObject(object_id=5, cls="illegal", x_min_mm=1000.0, x_max_mm=1100.0, y_min_mm=50.0,
+                                y_max_mm=90.0, seen_ns=time.monotonic_ns(), speed_mm_s=2000.0,
+                                capture_ns=time.monotonic_ns()))  # fmt: skip
+        log = CommandLog(store)
+        dispatcher = Dispatcher(planner, threading.Lock(), transport, log, 0.005)
+        deadline = time.monotonic() + 3.0
+        while dispatcher.sent == 0 and time.monotonic() < deadline:
+            dispatcher.release()
+            time.sleep(0.005)
+        while dispatcher.unsettled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        log.close()
+    finally:
+        transport.close()
+        simulator.close()
+    with store.session() as session:
+        rows = session.execute(select(RemovalCommandRow.object_id, RemovalCommandRow.status)).all()
+    assert [tuple(row) for row in rows] == [(5, "dropped")]
+    assert (dispatcher.sent, dispatcher.dropped_at_link, dispatcher.late_at_link) == (1, 1, 0)
+    assert simulator.openings() == []
 
 
 def test_the_dispatcher_counts_commands_the_link_has_not_settled(store):

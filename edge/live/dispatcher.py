@@ -41,6 +41,7 @@ class Dispatcher:
         self.sent = 0
         self.dropped_at_stop = 0  # planned, but not yet due when the drain time ran out
         self.late_at_link = 0  # released in time, but the link found their fire time passed
+        self.dropped_at_link = 0  # sent, but their deadline passed while the link was down (or refused)
         self._count_lock = threading.Lock()  # outcomes resolve on the link's thread, or at its close
         self._unsettled: list[Future] = []  # sent, the link's answer not in yet
 
@@ -51,7 +52,7 @@ class Dispatcher:
         for command in due:
             outcome = self.transport.send(command)
             self.command_log.record(command, outcome)
-            outcome.add_done_callback(self._count_late_at_link)
+            outcome.add_done_callback(self._count_outcome)
             self._unsettled = [f for f in self._unsettled if not f.done()] + [outcome]
             self.sent += 1
         for command in late:
@@ -64,10 +65,14 @@ class Dispatcher:
         none (the command log would keep them `sent`), so the agent says so if there are."""
         return sum(not outcome.done() for outcome in self._unsettled)
 
-    def _count_late_at_link(self, outcome: Future[CommandOutcome]) -> None:
-        if outcome.result() == CommandOutcome.LATE:
-            with self._count_lock:
+    def _count_outcome(self, outcome: Future[CommandOutcome]) -> None:
+        """The link's verdicts that are faults, counted so the scoreboard's figures are the log's."""
+        result = outcome.result()
+        with self._count_lock:
+            if result == CommandOutcome.LATE:
                 self.late_at_link += 1
+            elif result == CommandOutcome.DROPPED:
+                self.dropped_at_link += 1
 
     def run(self, stop: threading.Event) -> None:
         """Release until `stop`; then, for up to `drain_s`, keep releasing what was planned, so the
